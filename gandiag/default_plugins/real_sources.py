@@ -1,0 +1,10 @@
+from ..hookspecs import hookimpl
+from ..realdata import DigitsSource, MixtureSource, PathSource
+
+
+@hookimpl(trylast=True)
+def register_real_sources(register):
+    register(DigitsSource())
+    register(MixtureSource("ring8"))
+    register(MixtureSource("grid25"))
+    register(PathSource())
