@@ -16,7 +16,8 @@ from . import MetricContext, finite_or_raise
 
 
 def _poly(a: torch.Tensor, b: torch.Tensor, d: int) -> torch.Tensor:
-    return (a @ b.T / d + 1.0) ** 3
+    k = a @ b.T  # in place from here: three m×m temporaries less per subset
+    return k.div_(d).add_(1.0).pow_(3)
 
 
 def mmd2_unbiased(x: torch.Tensor, y: torch.Tensor) -> float:
@@ -27,14 +28,15 @@ def mmd2_unbiased(x: torch.Tensor, y: torch.Tensor) -> float:
     return float((sum_xx + sum_yy) / (m * (m - 1)) - 2.0 * kxy.sum() / (m * m))
 
 
-def kid(real: torch.Tensor, fake: torch.Tensor, subsets: int, subset_size: int, seed: int, device: str = "cpu") -> dict:
-    n1, n2 = len(real), len(fake)
+def kid(fake, real, subsets: int, subset_size: int, seed: int, device: str = "cpu") -> dict:
+    """Subsets of the generated set are drawn first, as torch-fidelity draws input1 first."""
+    n1, n2 = len(fake), len(real)
     if min(n1, n2) < 2:
         raise ValueError("KID needs at least 2 samples per set")
     m = min(subset_size, n1, n2)
     rng = np.random.RandomState(seed)
-    x_all = torch.as_tensor(real, device=device).to(torch.float64)
-    y_all = torch.as_tensor(fake, device=device).to(torch.float64)
+    x_all = torch.as_tensor(fake, device=device).to(torch.float64)
+    y_all = torch.as_tensor(real, device=device).to(torch.float64)
     mmds = np.empty(subsets)
     for i in range(subsets):
         ix = torch.from_numpy(rng.choice(n1, m, replace=False)).to(device)
@@ -54,4 +56,4 @@ class KID:
         n = min(ctx.fake.n, ctx.real.n)
         if n < o.kid_subset_size:
             ctx.warnings.append(f"KID: subset size lowered from {o.kid_subset_size} to {n}, the smaller set's size")
-        return kid(ctx.real.features(self.role), ctx.fake.features(self.role), o.kid_subsets, o.kid_subset_size, o.seed, o.device)
+        return kid(ctx.fake.features(self.role), ctx.real.features(self.role), o.kid_subsets, o.kid_subset_size, o.seed, o.device)

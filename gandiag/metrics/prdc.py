@@ -22,8 +22,8 @@ BLOCK = 2048
 
 
 def _sqdist(a: torch.Tensor, b: torch.Tensor, b_sq: torch.Tensor) -> torch.Tensor:
-    d = (a * a).sum(1, keepdim=True) + b_sq[None, :] - 2.0 * a @ b.T
-    return d.clamp_min_(0)
+    d = a @ b.T
+    return d.mul_(-2.0).add_(b_sq[None, :]).add_((a * a).sum(1, keepdim=True)).clamp_min_(0)
 
 
 def kth_nn_radii(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -35,7 +35,7 @@ def kth_nn_radii(x: torch.Tensor, k: int) -> torch.Tensor:
     for i in range(0, x.shape[0], BLOCK):
         d = _sqdist(x[i : i + BLOCK], x, x_sq)
         # k+1 smallest includes the point itself at distance 0.
-        out[i : i + BLOCK] = d.kthvalue(k + 1, dim=1).values
+        out[i : i + BLOCK] = d.topk(k + 1, dim=1, largest=False).values[:, k]
     return out.sqrt()
 
 

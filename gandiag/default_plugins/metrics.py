@@ -1,0 +1,11 @@
+from ..hookspecs import hookimpl
+from ..metrics.fid import FID
+from ..metrics.inception_score import InceptionScore
+from ..metrics.kid import KID
+from ..metrics.prdc import Coverage, Density, Precision, Recall
+
+
+@hookimpl(trylast=True)
+def register_metrics(register):
+    for metric in (InceptionScore(), FID(), KID(), Precision(), Recall(), Density(), Coverage()):
+        register(metric)

@@ -1,0 +1,330 @@
+"""The evaluation pipeline, top to bottom.
+
+load generator → probe its output → sample once → extract features once per
+extractor (streaming, float64 statistics) → metrics on the shared features →
+diagnostics → :class:`Results`. The CLI's ``gandiag evaluate`` is a thin
+wrapper over :func:`evaluate`, which a notebook can call directly.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+from . import __version__, cache
+from .contract import GeneratorContract
+from .errors import DataError, GandiagError, GeneratorOutputError
+from .features import FeatureSet
+from .loading import LoadedGenerator, LoadOptions, load_generator
+from .metrics import MetricContext, MetricOptions
+from .plugins import plugin_versions, registry
+from .realdata import load_real, resolve_source
+from .results import Results, metric_label
+from .samples import open_samples
+from .sampling import probe, sample_batches
+
+DEFAULT_N_IMAGES = 10_000
+DEFAULT_N_POINTS = 2_500  # the mode-collapse protocol's sample count
+KEEP_SAMPLES = 64  # generated samples kept in memory for the report's grid
+MIN_SAMPLES = 10
+
+
+@dataclass
+class EvalContext:
+    """Everything diagnostics and report sections may read, built by one pass."""
+
+    generator: Optional[LoadedGenerator]
+    contract: Optional[GeneratorContract]
+    extractor: object
+    fake: FeatureSet
+    real: Optional[FeatureSet]
+    real_samples: object  # SampleSet / FolderSampleSet, or None
+    fake_kept: Optional[torch.Tensor]  # first KEEP_SAMPLES samples (all of them for points)
+    fake_labels: Optional[np.ndarray]
+    real_source: Optional[str]
+    options: MetricOptions
+    seed: int
+    device: str
+    metrics: dict = field(default_factory=dict)
+    warnings: list = field(default_factory=list)
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="img", disable=not enabled, file=sys.stderr, leave=False, dynamic_ncols=True)
+
+
+def extract(samples_iter, n: int, extractor, desc: str, progress: bool, keep: int = 0, timings: Optional[dict] = None):
+    """One streaming pass: batches → features; returns (FeatureSet, kept samples, labels)."""
+    fs, kept, labels = FeatureSet(), [], []
+    kept_n = 0
+    t_feat = 0.0
+    with _progress(n, desc, progress) as bar:
+        for item in samples_iter:
+            batch, lab = item if isinstance(item, tuple) else (item, None)
+            if keep and kept_n < keep:
+                kept.append(batch[: keep - kept_n].cpu())
+                kept_n += kept[-1].shape[0]
+            if lab is not None:
+                labels.append(np.asarray(lab.cpu()))
+            t0 = time.perf_counter()
+            feats = extractor(batch)
+            for role, x in feats.items():
+                if not torch.isfinite(x).all():
+                    raise GeneratorOutputError(f"{extractor.name} features of {desc} contain NaN/Inf")
+            fs.add(feats)
+            t_feat += time.perf_counter() - t0
+            bar.update(batch.shape[0])
+    if timings is not None:
+        timings["features"] = timings.get("features", 0.0) + t_feat
+    if labels:
+        fs.labels = np.concatenate(labels)
+    return fs, (torch.cat(kept) if kept else None), fs.labels
+
+
+def _choose_extractor(name: Optional[str], kind: str, real_source: Optional[str]):
+    reg = registry("feature extractor")
+    if name:
+        spec = reg[name]
+        if kind not in spec.kinds:
+            raise GandiagError(f"feature extractor {name!r} takes {', '.join(spec.kinds)}, but the samples are {kind}")
+        return spec
+    for spec in reg.values():
+        if real_source and real_source in spec.default_for and kind in spec.kinds:
+            return spec
+    for spec in reg.values():
+        if kind in spec.kinds:
+            return spec
+    raise GandiagError(f"no feature extractor takes {kind}")
+
+
+def _choose_metrics(names: Optional[Sequence[str]], roles: list, have_real: bool):
+    reg = registry("metric")
+    if names:
+        chosen = [reg[n] for n in names]
+        for m in chosen:
+            if m.role not in roles:
+                raise GandiagError(f"metric {m.name!r} needs {m.role!r} features, which this feature extractor does not give")
+            if m.needs_real and not have_real:
+                raise GandiagError(f"metric {m.name!r} needs real data: pass --real")
+        return chosen
+    return [m for m in reg.values() if m.role in roles and (have_real or not m.needs_real)]
+
+
+def _real_features(real_samples, spec_str, extractor, use_cache, progress, batch_size, timings):
+    key = None
+    if use_cache and extractor.weights_sha256:
+        key = cache.feature_key(real_samples.content_hash(), extractor.name, extractor.weights_sha256)
+        hit = cache.load(key)
+        if hit is not None and hit.n == real_samples.n:
+            timings["real_features_cached"] = True
+            if hit.labels is None and real_samples.labels is not None:
+                hit.labels = np.asarray(real_samples.labels)
+            return hit
+    fs, _, _ = extract(((b, None) for b in real_samples.batches(batch_size)), real_samples.n, extractor,
+                       f"features of real {spec_str}", progress)
+    if real_samples.labels is not None:
+        fs.labels = np.asarray(real_samples.labels)
+    if key:
+        cache.store(key, fs)
+    return fs
+
+
+def evaluate(
+    target: Union[str, Path],
+    real: Optional[str] = None,
+    *,
+    metrics: Optional[Sequence[str]] = None,
+    num_samples: Optional[int] = None,
+    batch_size: int = 64,
+    seed: int = 2020,
+    device: Optional[str] = None,
+    feature_extractor: Optional[str] = None,
+    feature_weights: Optional[str] = None,
+    trust_checkpoint: bool = False,
+    generator_class: Optional[str] = None,
+    latent_dim: Optional[int] = None,
+    latent_dist: Optional[str] = None,
+    num_classes: Optional[int] = None,
+    layout: Optional[str] = None,
+    output_range: Optional[str] = None,
+    is_splits: int = 10,
+    kid_subsets: int = 100,
+    kid_subset_size: int = 1000,
+    bootstrap: int = 0,
+    use_cache: bool = True,
+    diagnostics: Union[bool, Sequence[str]] = True,
+    progress: bool = False,
+    use_ema: bool = True,
+) -> Results:
+    """Evaluate a generator checkpoint, or a folder/.npz of generated samples, against real data."""
+    device = device or default_device()
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise GandiagError("--device cuda asked for, but no CUDA GPU is available")
+    if batch_size < 1:
+        raise GandiagError("--batch-size must be at least 1")
+    if num_samples is not None and num_samples < MIN_SAMPLES:
+        raise GandiagError(f"--num-samples {num_samples} is too few; at least {MIN_SAMPLES} are needed")
+    timings: dict = {}
+    t0 = time.perf_counter()
+    target = Path(target)
+    gen, contract, fake_set = None, None, None
+    if target.is_dir() or target.suffix == ".npz":
+        fake_set = open_samples(str(target))
+        kind = fake_set.kind
+        generator_info = {"path": str(target), "format": "samples", "n": fake_set.n}
+    else:
+        gen = load_generator(target, LoadOptions(device, trust_checkpoint, generator_class, use_ema))
+        contract = _resolve_contract(gen, latent_dim, latent_dist, num_classes, layout, output_range)
+        timings["load"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        contract = probe(gen, contract, seed, device)
+        timings["probe"] = time.perf_counter() - t1
+        kind = contract.kind
+        generator_info = {"path": str(target), "format": gen.format, "loader": gen.loader, **gen.meta}
+    if fake_set is not None:
+        n = fake_set.n if num_samples is None else min(num_samples, fake_set.n)
+    else:
+        n = num_samples or (DEFAULT_N_POINTS if kind == "points" else DEFAULT_N_IMAGES)
+    if n < MIN_SAMPLES:
+        raise DataError(f"only {n} generated samples; at least {MIN_SAMPLES} are needed")
+    real = real or (gen.real_source if gen else None)
+    real_samples = None
+    if real:
+        t1 = time.perf_counter()
+        real_samples = load_real(real, n, seed)  # n: points drawn from a mixture
+        if real_samples.kind != kind:
+            raise DataError(f"real data {real!r} holds {real_samples.kind} but the generator produces {kind}")
+        timings["load_real"] = time.perf_counter() - t1
+    source_name = real if real and resolve_source(real).name != "path" else None
+    spec = _choose_extractor(feature_extractor, kind, source_name)
+    t1 = time.perf_counter()
+    extractor = spec.build(feature_weights, device)
+    timings["build_extractor"] = time.perf_counter() - t1
+    roles = list(extractor.roles)
+    chosen = _choose_metrics(metrics, roles, real_samples is not None)
+
+    # Real features: cached when possible.
+    real_fs = None
+    if real_samples is not None:
+        t1 = time.perf_counter()
+        real_fs = _real_features(real_samples, real, extractor, use_cache, progress, batch_size, timings)
+        timings["real_features"] = time.perf_counter() - t1
+
+    # One sampling pass, one feature pass.
+    if fake_set is not None:
+        stream = ((b, None) for b in _limit(fake_set.batches(batch_size), n))
+    else:
+        stream = _timed(sample_batches(gen, contract, n, seed, batch_size, device), timings, "sampling")
+    t1 = time.perf_counter()
+    keep = n if kind == "points" else KEEP_SAMPLES
+    fake_fs, kept, fake_labels = extract(stream, n, extractor, "sampling + features", progress, keep, timings)
+    timings["sample_and_extract"] = time.perf_counter() - t1
+
+    options = MetricOptions(seed=seed, is_splits=is_splits, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size,
+                            bootstrap=bootstrap, device=device)
+    mctx = MetricContext(fake_fs, real_fs, options)
+    out_metrics = {}
+    t1 = time.perf_counter()
+    for m in chosen:
+        tm = time.perf_counter()
+        value = m.compute(mctx)
+        value.update({"label": metric_label(m.label, extractor.name), "features": extractor.name,
+                      "higher_is_better": m.higher_is_better, "seconds": round(time.perf_counter() - tm, 4)})
+        out_metrics[m.name] = value
+    timings["metrics"] = time.perf_counter() - t1
+
+    ctx = EvalContext(gen, contract, extractor, fake_fs, real_fs, real_samples, kept, fake_labels, source_name,
+                      options, seed, device, out_metrics, list(mctx.warnings))
+    diag_out = {}
+    if diagnostics:
+        t1 = time.perf_counter()
+        wanted = None if diagnostics is True else set(diagnostics)
+        for d in registry("diagnostic").values():
+            if (wanted is None or d.name in wanted) and d.applies(ctx):
+                diag_out[d.name] = d.run(ctx)
+        timings["diagnostics"] = time.perf_counter() - t1
+    timings["total"] = time.perf_counter() - t0
+
+    results = Results(
+        metrics=out_metrics,
+        generator=generator_info,
+        contract=contract.to_json() if contract else None,
+        real=({"source": real, "n": real_samples.n, "description": getattr(real_samples, "description", real)}
+              if real_samples is not None else None),
+        provenance=_provenance(seed, device, n, extractor, timings, batch_size),
+        diagnostics=diag_out,
+        warnings=ctx.warnings,
+    )
+    results.extras.update(context=ctx)
+    return results
+
+
+def _limit(batches, n):
+    seen = 0
+    for b in batches:
+        if seen >= n:
+            return
+        b = b[: n - seen]
+        seen += b.shape[0]
+        yield b
+
+
+def _timed(it, timings, key):
+    while True:
+        t0 = time.perf_counter()
+        try:
+            item = next(it)
+        except StopIteration:
+            return
+        finally:
+            timings[key] = timings.get(key, 0.0) + time.perf_counter() - t0
+        yield item
+
+
+def _resolve_contract(gen: LoadedGenerator, latent_dim, latent_dist, num_classes, layout, output_range) -> GeneratorContract:
+    base = gen.contract
+    if base is None:
+        if latent_dim is None:
+            raise GandiagError(
+                f"{gen.path} ({gen.format}) does not say its latent size: pass --latent-dim "
+                "(and --num-classes for a conditional generator)"
+            )
+        base = GeneratorContract(latent_dim=latent_dim)
+    return base.merged(latent_dim=latent_dim, latent_dist=latent_dist, num_classes=num_classes, layout=layout,
+                       output_range=output_range)
+
+
+def _provenance(seed, device, n, extractor, timings, batch_size) -> dict:
+    import datetime
+
+    dev = device
+    if device.startswith("cuda"):
+        dev = f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
+    return {
+        "gandiag_version": __version__,
+        "torch_version": torch.__version__,
+        "numpy_version": np.__version__,
+        "python_version": platform.python_version(),
+        "plugins": plugin_versions(),
+        "device": dev,
+        "seed": seed,
+        "num_samples": n,
+        "batch_size": batch_size,
+        "extractor": {"name": extractor.name, "weights_sha256": extractor.weights_sha256,
+                      "preprocessing": extractor.preprocessing},
+        "timings_s": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in timings.items()},
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }

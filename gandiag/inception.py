@@ -1,0 +1,113 @@
+"""Inception-v3 features through torch-fidelity's TF-1.x-compatible port.
+
+Using the very network torch-fidelity uses (including its TF-compatible
+bilinear resize to 299×299) is what makes our FID/KID/IS equal the published
+protocol's numbers to float precision. The weights come, in order, from
+``--feature-weights PATH``, ``$GANDIAG_INCEPTION_WEIGHTS``, or the torch hub
+cache (where torch-fidelity keeps them); only if none exists is a download
+tried, and with ``GANDIAG_OFFLINE=1`` (or no network) gandiag stops with one
+line naming the file and where to put it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from .errors import FeatureExtractorError
+from .features import ExtractorSpec, sha256_file, to_rgb
+
+WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
+WEIGHTS_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/" + WEIGHTS_FILE
+ENV_WEIGHTS = "GANDIAG_INCEPTION_WEIGHTS"
+
+
+def hub_weights_path() -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints" / WEIGHTS_FILE
+
+
+def resolve_weights(weights_path: Optional[str]) -> Path:
+    for candidate in (weights_path, os.environ.get(ENV_WEIGHTS)):
+        if candidate:
+            p = Path(candidate).expanduser()
+            if not p.is_file():
+                raise FeatureExtractorError(f"Inception weights file {p} does not exist")
+            return p
+    hub = hub_weights_path()
+    if hub.is_file():
+        return hub
+    if os.environ.get("GANDIAG_OFFLINE", "").strip() not in ("", "0"):
+        raise FeatureExtractorError(_missing_message(hub))
+    try:
+        torch.hub.download_url_to_file(WEIGHTS_URL, str(hub), progress=True)
+    except Exception:
+        raise FeatureExtractorError(_missing_message(hub)) from None
+    return hub
+
+
+def _missing_message(hub: Path) -> str:
+    return (
+        f"Inception-v3 weights not found and cannot be downloaded: put {WEIGHTS_FILE} "
+        f"(from {WEIGHTS_URL}) at {hub}, or pass --feature-weights PATH, or set {ENV_WEIGHTS}"
+    )
+
+
+class InceptionExtractor:
+    name = "inception-v3"
+    roles = {"pool": 2048, "logits": 1008}
+    kinds = ("images",)
+    preprocessing = "uint8 RGB (grey repeated), TF-1.x-compatible bilinear resize to 299x299 (torch-fidelity)"
+
+    def __init__(self, weights_path: Optional[str] = None, device: str = "cpu"):
+        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+        path = resolve_weights(weights_path)
+        try:  # refuse files that would run code; torch-fidelity itself loads with weights_only=False
+            torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise FeatureExtractorError(f"cannot read Inception weights {path}: {str(exc).splitlines()[0][:200]}") from None
+        try:
+            self.net = FeatureExtractorInceptionV3(self.name, ["2048", "logits_unbiased"], feature_extractor_weights_path=str(path))
+        except RuntimeError as exc:
+            raise FeatureExtractorError(f"{path} does not hold Inception-v3 weights: {str(exc).splitlines()[0][:200]}") from None
+        self.device = device
+        self.net.to(device).eval()
+        self.weights_path = str(path)
+        self.weights_sha256 = sha256_file(path)
+
+    @torch.no_grad()
+    def __call__(self, batch: torch.Tensor) -> dict:
+        pool, logits = self.net(to_rgb(batch.to(self.device)))
+        return {"pool": pool, "logits": logits}
+
+
+class PointsExtractor:
+    """2D (or any low-dimensional) points are their own features."""
+
+    name = "points"
+    roles = {"pool": None}
+    kinds = ("points",)
+    preprocessing = "identity (raw coordinates)"
+    weights_sha256 = None
+
+    def __init__(self, weights_path=None, device: str = "cpu"):
+        self.device = device
+
+    def __call__(self, batch: torch.Tensor) -> dict:
+        return {"pool": batch.to(self.device, torch.float32)}
+
+
+INCEPTION = ExtractorSpec(
+    "inception-v3",
+    "Inception-v3 pool3 (2048-d) and 1008-way logits, torch-fidelity's TF-compatible port",
+    ("images",),
+    lambda weights_path=None, device="cpu": InceptionExtractor(weights_path, device),
+)
+POINTS = ExtractorSpec(
+    "points", "raw coordinates of low-dimensional samples (2D mixtures)", ("points",),
+    lambda weights_path=None, device="cpu": PointsExtractor(weights_path, device),
+    default_for=("ring8", "grid25"),
+)

@@ -1,0 +1,63 @@
+"""Checkpoint loading through loader plugins.
+
+Every loader gets a cheap ``sniff(path)`` and the first that says yes (in
+plugin order: third-party before built-in) loads the file. What comes back is
+a :class:`LoadedGenerator`: a plain callable ``forward(z, labels) -> output``
+on the chosen device plus what the file says about the generator contract.
+gandiag never needs to know which framework made the generator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import torch
+
+from .contract import GeneratorContract
+from .errors import CheckpointError
+
+
+@dataclass
+class LoadOptions:
+    device: str = "cpu"
+    trust_checkpoint: bool = False
+    generator_class: Optional[str] = None  # "module:Class" for bare state dicts (needs trust)
+    use_ema: bool = True  # gandiag checkpoints: evaluate the EMA generator when present
+
+
+@dataclass
+class LoadedGenerator:
+    forward: Callable[[torch.Tensor, Optional[torch.Tensor]], Any]
+    contract: Optional[GeneratorContract]  # what the file says; None or partial when it says nothing
+    format: str
+    path: str
+    loader: str = ""
+    module: Optional[torch.nn.Module] = None  # for gradient diagnostics (torch formats only)
+    checkpoint: Optional[dict] = None  # the whole gandiag checkpoint, when it is one
+    real_source: Optional[str] = None  # the data it was trained on, when known
+    meta: dict = field(default_factory=dict)
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such file or directory")
+    if path.is_file() and path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: file is empty")
+
+
+def load_generator(path, options: Optional[LoadOptions] = None) -> LoadedGenerator:
+    from .plugins import registry
+
+    path = Path(path)
+    options = options or LoadOptions()
+    _check_file(path)
+    loaders = registry("loader").values()
+    for loader in loaders:
+        if loader.sniff(path):
+            loaded = loader.load(path, options)
+            loaded.loader = loaded.loader or loader.name
+            return loaded
+    tried = ", ".join(f"{l.name} ({l.description})" for l in loaders) or "none installed"
+    raise CheckpointError(f"{path}: no loader can read this file; tried: {tried}")
