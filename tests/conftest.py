@@ -1,0 +1,70 @@
+"""Shared fixtures. Nothing here touches the network: Inception weights are a
+randomly initialised network saved to a file, which torch-fidelity accepts
+as well, so parity tests compare both tools on identical weights."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+os.environ["GANDIAG_OFFLINE"] = "1"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("GANDIAG_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.setenv("GANDIAG_OFFLINE", "1")
+
+
+def _random_inception_state(seed: int = 0) -> dict:
+    """A random Inception-v3 with activations of order 1 (fan-in init), so features are not ~0."""
+    from torch_fidelity import feature_extractor_inceptionv3 as fe
+
+    orig_load, orig_url = fe.FeatureExtractorInceptionV3.load_state_dict, fe.load_state_dict_from_url
+    fe.FeatureExtractorInceptionV3.load_state_dict = lambda self, sd: None
+    fe.load_state_dict_from_url = lambda *a, **k: {}
+    try:
+        torch.manual_seed(seed)
+        net = fe.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    finally:
+        fe.FeatureExtractorInceptionV3.load_state_dict, fe.load_state_dict_from_url = orig_load, orig_url
+    for m in net.modules():
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+            torch.nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            if m.bias is not None:
+                torch.nn.init.zeros_(m.bias)
+    return {k: v.float() for k, v in net.state_dict().items()}
+
+
+@pytest.fixture(scope="session")
+def inception_weights(tmp_path_factory):
+    path = tmp_path_factory.mktemp("weights") / "random-inception.pth"
+    torch.save(_random_inception_state(), path)
+    return str(path)
+
+
+def write_pngs(folder, images: np.ndarray) -> str:
+    """images: (N, H, W, C) or (N, H, W) uint8 → PNG files."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, im in enumerate(images):
+        Image.fromarray(im.squeeze()).save(folder / f"{i:04d}.png")
+    return str(folder)
+
+
+def colour_digits(n: int, seed: int, size: int = 32, shift: float = 0.0) -> np.ndarray:
+    """RGB images made from the bundled digits: upscaled, tinted, with noise (NHWC uint8)."""
+    from sklearn.datasets import load_digits
+
+    rng = np.random.default_rng(seed)
+    d = load_digits().images
+    idx = rng.choice(len(d), n, replace=False)
+    t = torch.from_numpy(d[idx] / 16.0).float()[:, None]
+    t = torch.nn.functional.interpolate(t, size=(size, size), mode="bilinear", align_corners=False)[:, 0].numpy()
+    tint = rng.uniform(0.3, 1.0, size=(n, 1, 1, 3))
+    img = t[..., None] * tint + shift + rng.normal(0, 0.05, size=(n, size, size, 3))
+    return np.clip(img * 255, 0, 255).astype(np.uint8)
