@@ -37,7 +37,10 @@ def trace_sqrt_product(sigma1, sigma2, device: str = "cpu") -> float:
     A = _sqrt_factor(s1)
     M = A.T @ s2 @ A
     lam = torch.linalg.eigvalsh((M + M.T) / 2)
-    return float(lam.clamp_min(0).sqrt().sum())
+    # Eigenvalues below the rounding level of the largest one are zeros of a
+    # rank-deficient product; their square roots (~1e-8·√λmax each) would add up.
+    noise = lam.abs().max() * lam.shape[0] * torch.finfo(torch.float64).eps
+    return float(torch.where(lam > noise, lam, torch.zeros_like(lam)).sqrt().sum())
 
 
 def trace_sqrt_product_lowrank(x1, x2, device: str = "cpu") -> float:
