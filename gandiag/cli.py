@@ -15,7 +15,7 @@ import traceback
 import click
 
 from . import __version__
-from .errors import EXIT_BAD_INPUT, EXIT_INTERNAL, GandiagError
+from .errors import EXIT_BAD_INPUT, EXIT_GATE_FAILED, EXIT_INTERNAL, GandiagError
 
 EPILOG = "Exit codes: 0 ok, 1 quality gate failed, 2 bad usage or input, 3 internal error."
 
@@ -125,21 +125,45 @@ def run_evaluation(target, kw, **extra):
 @click.option("--kid-subset-size", type=int, default=1000, show_default=True)
 @click.option("--bootstrap", type=int, default=0, show_default=True, help="Bootstrap resamples for confidence intervals.")
 @click.option("--no-diagnostics", is_flag=True, help="Skip mode-collapse and gradient-health diagnostics.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), help="Write a self-contained HTML report here.")
+@click.option("--gate", "gate_path", type=click.Path(dir_okay=False), help="Quality gates (TOML); exit 1 when one fails.")
+@click.option("--junit", "junit_path", type=click.Path(dir_okay=False), help="With --gate: write JUnit XML, one test case per gate.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 def evaluate(target, metrics, isc, fid, kid, prc, is_splits, kid_subsets, kid_subset_size, bootstrap, no_diagnostics,
-             quiet, **kw):
+             report_path, gate_path, junit_path, quiet, **kw):
     """Evaluate a generator checkpoint (or a folder/.npz of samples) against real data."""
     names = list(metrics or [])
     for flag, add in ((isc, ["is"]), (fid, ["fid"]), (kid, ["kid"]), (prc, ["precision", "recall"])):
         if flag:
             names += [a for a in add if a not in names]
     json_path = kw.pop("json_path")
+    if junit_path and not gate_path:
+        raise click.UsageError("--junit needs --gate")
+    gates = None
+    if gate_path:  # read the gates first: a bad gate file should fail before minutes of sampling
+        from .gates import load_gates
+
+        gates = load_gates(gate_path)
     results = run_evaluation(target, kw, metrics=names or None, is_splits=is_splits, kid_subsets=kid_subsets,
                              kid_subset_size=kid_subset_size, bootstrap=bootstrap, diagnostics=not no_diagnostics)
     if json_path:
         results.save(json_path)
+    if report_path:
+        from .report import render_report
+
+        render_report([results], report_path)
     if not quiet:
         click.echo(results.summary())
+        if report_path:
+            click.echo(f"  report: {report_path}")
+    if gates is not None:
+        from .gates import check_gates
+
+        outcome = check_gates(results, gates, junit_path=junit_path)
+        if not quiet:
+            click.echo(outcome.summary())
+        if not outcome.passed:
+            raise click.exceptions.Exit(EXIT_GATE_FAILED)
 
 
 @cli.command("plugins")

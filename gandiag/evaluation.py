@@ -244,6 +244,10 @@ def evaluate(
         value.update({"label": metric_label(m.label, extractor.name), "features": extractor.name,
                       "higher_is_better": m.higher_is_better, "seconds": round(time.perf_counter() - tm, 4)})
         out_metrics[m.name] = value
+    if bootstrap:
+        from .bootstrap import add_confidence_intervals
+
+        add_confidence_intervals(out_metrics, chosen, mctx, bootstrap)
     timings["metrics"] = time.perf_counter() - t1
 
     ctx = EvalContext(gen, contract, extractor, fake_fs, real_fs, real_samples, kept, fake_labels, source_name,
