@@ -24,6 +24,7 @@ DEFAULT_PLUGINS = (
     "gandiag.default_plugins.architectures",
     "gandiag.default_plugins.diagnostics",
     "gandiag.default_plugins.report_sections",
+    "gandiag.default_plugins.train_command",
 )
 
 pm = pluggy.PluginManager("gandiag")

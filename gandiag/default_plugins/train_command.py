@@ -1,0 +1,76 @@
+"""``gandiag train VARIANT --data SOURCE --out DIR``: the bundled reference trainer.
+
+A thin click layer over :func:`gandiag.training.train`; docs/training.md
+documents the variants and options, docs/training-log.md the log.
+"""
+
+from __future__ import annotations
+
+import click
+
+from ..hookspecs import hookimpl
+
+
+def _classes(ctx, param, value):
+    if not value:
+        return []
+    try:
+        return [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated class numbers such as 7,8,9, got {value!r}") from None
+
+
+@hookimpl(trylast=True)
+def register_commands(cli):
+    from ..training.variants import LOSSES, SCHEDULES, VARIANTS
+
+    @cli.command()
+    @click.argument("variant", type=click.Choice(list(VARIANTS)))
+    @click.option("--data", required=True, metavar="SOURCE", help="digits, ring8, grid25, an image folder or a .npz.")
+    @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder: checkpoint.pt and log.jsonl.")
+    @click.option("--steps", type=int, help="Generator updates [default: 3000].")
+    @click.option("--seed", type=int, default=0, show_default=True)
+    @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
+    @click.option("--overwrite", is_flag=True, help="Start afresh even if --out holds a checkpoint.")
+    @click.option("--pack", type=int, default=1, show_default=True, help="PacGAN: D judges N samples at once.")
+    @click.option("--batch-size", type=int, help="D decisions (packed groups) per step [default: 128 points, 64 images].")
+    @click.option("--loss", type=click.Choice(LOSSES), help="Override the variant's loss (gan: ns or minimax).")
+    @click.option("--lr", type=float, help="Learning rate of both G and D.")
+    @click.option("--lr-g", type=float, help="Generator learning rate [default: the variant's].")
+    @click.option("--lr-d", type=float, help="Discriminator learning rate [default: the variant's].")
+    @click.option("--lr-schedule", type=click.Choice(SCHEDULES), default="constant", show_default=True)
+    @click.option("--lr-step-every", type=int, help="Step schedule: decay every N steps [default: steps/3].")
+    @click.option("--lr-step-gamma", type=float, default=0.5, show_default=True)
+    @click.option("--n-critic", type=int, help="D updates per G update [default: the variant's].")
+    @click.option("--label-smoothing", type=float, default=0.0, show_default=True, help="One-sided: real target 1-s.")
+    @click.option("--instance-noise", type=float, default=0.0, show_default=True,
+                  help="Std of Gaussian noise on D's inputs, annealed to 0.")
+    @click.option("--grad-clip", type=float, default=0.0, show_default=True, help="Max gradient norm (0: off).")
+    @click.option("--ema", type=float, default=0.0, show_default=True, help="EMA decay of G's weights, e.g. 0.999 (0: off).")
+    @click.option("--latent-dim", type=int, help="[default: 8 points, 64 images]")
+    @click.option("--width", type=int, help="Hidden units (MLP) or base channels (conv) [default: 128 / 64].")
+    @click.option("--depth", type=int, default=3, show_default=True, help="MLP hidden layers.")
+    @click.option("--exclude-classes", callback=_classes, metavar="LIST", help="Drop these classes from the data, e.g. 7,8,9.")
+    @click.option("--log-every", type=int, default=50, show_default=True)
+    @click.option("--eval-every", type=int, help="Periodic evaluation interval [default: steps/10].")
+    @click.option("--eval-samples", type=int, help="[default: 2500 points, 1000 images]")
+    @click.option("--eval-extractor", metavar="NAME", help="Feature extractor for FID during training [default: the data's].")
+    @click.option("--ckpt-every", type=int, default=500, show_default=True)
+    @click.option("--threads", type=int, default=1, show_default=True, help="torch CPU threads.")
+    @click.option("--device", default="cpu", show_default=True)
+    @click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
+    def train(variant, data, out, steps, seed, resume, overwrite, progress, eval_extractor, lr, **options):
+        """Train a reference GAN; OUT/checkpoint.pt is ready for `gandiag evaluate`.
+
+        VARIANT: gan, dcgan, cgan, wgan, wgan-gp, lsgan, hinge-sn (docs/training.md).
+        """
+        from ..training import train as run
+
+        if lr is not None:
+            options["lr_g"] = options["lr_g"] if options["lr_g"] is not None else lr
+            options["lr_d"] = options["lr_d"] if options["lr_d"] is not None else lr
+        if resume:  # the checkpoint's configuration wins
+            options = {}
+        path = run(variant, data, out, steps=steps, seed=seed, resume=resume, overwrite=overwrite,
+                   progress=progress, eval_extractor=eval_extractor, **options)
+        click.echo(str(path))

@@ -1,0 +1,123 @@
+"""The named training configurations: data, not copies of the loop.
+
+A variant fixes the loss, the optimiser and its settings, how many critic
+steps precede each generator step, and the Lipschitz device (weight clipping,
+gradient penalty, spectral norm). Everything a variant sets can be overridden
+by an option (``--lr-g``, ``--n-critic``, ``--loss``...); the resolved
+configuration, not the variant name alone, is what a checkpoint records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Optional
+
+from ..errors import GandiagError, UnknownNameError
+
+LOSSES = ("ns", "minimax", "wasserstein", "ls", "hinge")
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    description: str
+    loss: str  # one of LOSSES
+    optimizer: str = "adam"  # adam | rmsprop
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas: tuple = (0.5, 0.999)
+    n_critic: int = 1
+    weight_clip: Optional[float] = None  # WGAN: clamp D weights to ±c after each step
+    gp_weight: float = 0.0  # WGAN-GP: λ of the gradient penalty on interpolates
+    spectral_norm: bool = False
+    conditional: bool = False
+    images_only: bool = False
+    reference: str = ""
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["betas"] = list(self.betas)
+        return d
+
+
+VARIANTS = {v.name: v for v in [
+    Variant("gan", "non-saturating GAN (Goodfellow et al. 2014); --loss minimax for the original objective; "
+            "MLPs for points, DCGAN-style nets for images", "ns",
+            reference="Goodfellow et al., Generative Adversarial Nets, 2014"),
+    Variant("dcgan", "DCGAN: conv nets with batch norm in G, Adam(2e-4, β1=0.5), non-saturating loss (images only)",
+            "ns", images_only=True, reference="Radford et al., DCGAN, 2016"),
+    Variant("cgan", "class-conditional GAN: labels (one-hot) into G and D, non-saturating loss; on a 2D "
+            "mixture the classes are its modes", "ns", conditional=True, reference="Mirza & Osindero, 2014"),
+    Variant("wgan", "Wasserstein GAN: critic weights clipped to ±0.01, RMSprop 5e-5, 5 critic steps", "wasserstein",
+            optimizer="rmsprop", lr_g=5e-5, lr_d=5e-5, n_critic=5, weight_clip=0.01, reference="Arjovsky et al., 2017"),
+    Variant("wgan-gp", "WGAN with gradient penalty λ=10 on interpolates, 5 critic steps, Adam(1e-4, β=(0.5, 0.9))",
+            "wasserstein", lr_g=1e-4, lr_d=1e-4, betas=(0.5, 0.9), n_critic=5, gp_weight=10.0,
+            reference="Gulrajani et al., Improved Training of Wasserstein GANs, 2017"),
+    Variant("lsgan", "least-squares GAN (targets a=0, b=c=1)", "ls", reference="Mao et al., LSGAN, 2017"),
+    Variant("hinge-sn", "hinge loss with spectral normalisation in D (SN-GAN setting B: Adam(2e-4, β=(0.5, 0.999)), "
+            "1 critic step)", "hinge", spectral_norm=True, reference="Miyato et al., SN-GAN, 2018"),
+]}
+
+
+@dataclass
+class Options:
+    """Everything besides the variant: data size, tricks, schedule, bookkeeping. None = variant/data default."""
+
+    steps: Optional[int] = None  # generator updates
+    seed: int = 0
+    batch_size: Optional[int] = None  # discriminator decisions per step (groups); samples = batch_size * pack
+    pack: int = 1
+    latent_dim: Optional[int] = None
+    width: Optional[int] = None
+    depth: int = 3  # MLP hidden layers
+    d_input_scale: Optional[float] = None  # points: D's input multiplier (default: mixture mode std -> 0.1)
+    loss: Optional[str] = None
+    lr_g: Optional[float] = None
+    lr_d: Optional[float] = None
+    n_critic: Optional[int] = None
+    label_smoothing: float = 0.0  # one-sided: real target 1-s (ns, minimax, ls)
+    instance_noise: float = 0.0  # std of Gaussian noise on D inputs, annealed linearly to 0
+    lr_schedule: str = "constant"  # constant | step | cosine
+    lr_step_every: Optional[int] = None  # step schedule: halve every this many steps (default steps//3)
+    lr_step_gamma: float = 0.5
+    grad_clip: float = 0.0  # max global gradient norm for G and D (0 = off)
+    ema: float = 0.0  # decay of the EMA of G's weights (0 = off; 0.999 typical)
+    log_every: int = 50
+    eval_every: Optional[int] = None  # default: steps // 10
+    eval_samples: Optional[int] = None  # default: 2500 points / 1000 images
+    ckpt_every: int = 500
+    exclude_classes: list = field(default_factory=list)  # drop these labels from the training data
+    device: str = "cpu"
+    threads: int = 1  # torch CPU threads; small nets train fastest on one, and a shared CPU stays usable
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+SCHEDULES = ("constant", "step", "cosine")
+
+
+def get_variant(name: str) -> Variant:
+    if name not in VARIANTS:
+        raise UnknownNameError("training variant", name, list(VARIANTS))
+    return VARIANTS[name]
+
+
+def check_options(o: Options) -> None:
+    if o.pack < 1:
+        raise GandiagError(f"--pack must be 1 or more, got {o.pack}")
+    if o.loss is not None and o.loss not in LOSSES:
+        raise GandiagError(f"--loss {o.loss!r} is not one of {', '.join(LOSSES)}")
+    if o.lr_schedule not in SCHEDULES:
+        raise GandiagError(f"--lr-schedule {o.lr_schedule!r} is not one of {', '.join(SCHEDULES)}")
+    if not 0 <= o.label_smoothing < 1:
+        raise GandiagError(f"--label-smoothing must be in [0, 1), got {o.label_smoothing}")
+    if not 0 <= o.ema < 1:
+        raise GandiagError(f"--ema must be a decay in [0, 1), got {o.ema}")
+    for name in ("log_every", "ckpt_every", "threads"):
+        if getattr(o, name) < 1:
+            raise GandiagError(f"--{name.replace('_', '-')} must be positive, got {getattr(o, name)}")
+    if o.batch_size is not None and o.batch_size < 1:
+        raise GandiagError(f"--batch-size must be positive, got {o.batch_size}")
+    if o.steps is not None and o.steps < 1:
+        raise GandiagError(f"--steps must be positive, got {o.steps}")
