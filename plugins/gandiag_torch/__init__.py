@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 import json
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -115,7 +116,9 @@ class TorchLoader:
     def _load_torchscript(self, path, options) -> LoadedGenerator:
         extra = {CONTRACT_FILE: ""}
         try:
-            module = torch.jit.load(str(path), map_location=options.device, _extra_files=extra)
+            with warnings.catch_warnings():  # deprecated in torch 2.14, still read for existing files
+                warnings.simplefilter("ignore", FutureWarning)
+                module = torch.jit.load(str(path), map_location=options.device, _extra_files=extra)
         except Exception as exc:
             raise CheckpointError(f"{path}: corrupt TorchScript archive ({_first_line(exc)})") from None
         module.eval()

@@ -1,0 +1,128 @@
+"""The PyTorch loader plugin: every format it reads, and every file it must refuse."""
+
+from __future__ import annotations
+
+import pickle
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import gandiag
+from gandiag.errors import CheckpointError, GandiagError, GeneratorOutputError
+from gandiag.loading import LoadOptions, load_generator
+from tiny_models import NaNGenerator, PointsGenerator, TinyImageGenerator, TinyNHWCGenerator, WrongShapeGenerator
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+def _script(module, path):
+    torch.jit.save(torch.jit.script(module), str(path))
+    return str(path)
+
+
+def test_torchscript_with_latent_dim_flag(tmp_path):
+    path = _script(TinyImageGenerator(), tmp_path / "g.pt")
+    r = gandiag.evaluate(path, "digits", latent_dim=16, num_samples=200, device="cpu", diagnostics=False,
+                         metrics=["fid", "is"])
+    assert r.generator["format"] == "torchscript"
+    assert r.contract["output_range"] == "-1,1" and r.contract["layout"] == "NCHW"
+    assert set(r.contract["detected"]) >= {"kind", "layout", "output_range"}
+    assert r.metrics["fid"]["label"] == "FID [digits]"
+
+
+def test_torchscript_without_latent_dim_asks_for_it(tmp_path):
+    path = _script(TinyImageGenerator(), tmp_path / "g.pt")
+    with pytest.raises(GandiagError, match="--latent-dim"):
+        gandiag.evaluate(path, "digits", num_samples=50, device="cpu")
+
+
+def test_torch_export_program_knows_its_latent_size(tmp_path):
+    g = TinyNHWCGenerator().eval()
+    batch = torch.export.Dim("batch", min=1)
+    ep = torch.export.export(g, (torch.randn(4, 16),), dynamic_shapes={"z": {0: batch}})
+    path = tmp_path / "g.pt2"
+    torch.export.save(ep, str(path))
+    r = gandiag.evaluate(str(path), "digits", num_samples=100, device="cpu", diagnostics=False, metrics=["fid"])
+    assert r.generator["format"] == "torch.export"
+    assert r.contract["latent_dim"] == 16
+    assert r.contract["layout"] == "NHWC" and r.contract["output_range"] == "0,1"
+
+
+def test_pickled_module_refused_without_trust(tmp_path):
+    path = tmp_path / "whole.pt"
+    torch.save(TinyImageGenerator(), path)
+    with pytest.raises(CheckpointError, match="--trust-checkpoint"):
+        load_generator(path)
+    loaded = load_generator(path, LoadOptions(trust_checkpoint=True))
+    assert loaded.format == "pickled-module" and loaded.contract.latent_dim == 16
+
+
+def test_state_dict_needs_class_and_trust(tmp_path):
+    path = tmp_path / "sd.pt"
+    torch.save(TinyImageGenerator().state_dict(), path)
+    with pytest.raises(CheckpointError, match="--generator-class"):
+        load_generator(path)
+    with pytest.raises(CheckpointError, match="--trust-checkpoint"):
+        load_generator(path, LoadOptions(generator_class="tiny_models:TinyImageGenerator"))
+    loaded = load_generator(path, LoadOptions(trust_checkpoint=True, generator_class="tiny_models:TinyImageGenerator"))
+    assert loaded.format == "state_dict"
+
+
+@pytest.mark.parametrize("content, match", [
+    (b"", "empty"),
+    (b"PK\x03\x04 truncated zip", "corrupt|truncated"),
+    (b"\x80\x02 not really a pickle", "corrupt|truncated|pickled"),
+])
+def test_broken_files_get_one_clear_error(tmp_path, content, match):
+    path = tmp_path / "bad.pt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=match):
+        load_generator(path)
+
+
+def test_truncated_torchscript(tmp_path):
+    path = Path(_script(TinyImageGenerator(), tmp_path / "g.pt"))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError):
+        load_generator(path)
+
+
+def test_unknown_format_names_loaders_tried(tmp_path):
+    path = tmp_path / "model.xyz"
+    path.write_text("hello")
+    with pytest.raises(CheckpointError, match="tried: .*torch"):
+        load_generator(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(CheckpointError, match="no such file"):
+        load_generator(tmp_path / "nope.pt")
+
+
+def test_nan_output_is_refused(tmp_path):
+    path = _script(NaNGenerator(), tmp_path / "nan.pt")
+    with pytest.raises(GeneratorOutputError, match="NaN"):
+        gandiag.evaluate(path, "digits", latent_dim=16, num_samples=50, device="cpu")
+
+
+def test_wrong_output_shape_is_refused(tmp_path):
+    path = _script(WrongShapeGenerator(), tmp_path / "w.pt")
+    with pytest.raises(GeneratorOutputError, match="layout|channels"):
+        gandiag.evaluate(path, "digits", latent_dim=16, num_samples=50, device="cpu")
+
+
+def test_points_generator_against_ring8(tmp_path):
+    path = _script(PointsGenerator(), tmp_path / "p.pt")
+    r = gandiag.evaluate(path, "ring8", latent_dim=2, num_samples=500, device="cpu", diagnostics=False)
+    assert r.contract["kind"] == "points"
+    assert "is" not in r.metrics  # points have no class logits
+    assert r.metrics["fid"]["features"] == "points"
+
+
+def test_real_data_kind_must_match(tmp_path):
+    path = _script(PointsGenerator(), tmp_path / "p.pt")
+    with pytest.raises(GandiagError, match="points"):
+        gandiag.evaluate(path, "digits", latent_dim=2, num_samples=50, device="cpu")
