@@ -28,8 +28,13 @@ from .data import TrainingData
 from .variants import Options, Variant, check_options, get_variant
 
 # Defaults that depend on the data rather than the variant.
-POINT_DEFAULTS = {"latent_dim": 8, "width": 128, "batch_size": 128, "steps": 3000, "eval_samples": 2500}
-IMAGE_DEFAULTS = {"latent_dim": 64, "width": 64, "batch_size": 64, "steps": 3000, "eval_samples": 1000}
+POINT_DEFAULTS = {"latent_dim": 8, "width": 128, "batch_size": 64, "steps": 8000, "eval_samples": 2500,
+                  "adam_lr": 1e-3, "lr_schedule": "cosine"}
+IMAGE_DEFAULTS = {"latent_dim": 32, "width": 32, "batch_size": 64, "steps": 1500, "eval_samples": 1000,
+                  "adam_lr": None, "lr_schedule": "constant"}
+# On points, variants whose published setting is Adam at 2e-4 (gan, cgan, lsgan, hinge-sn) train at 1e-3
+# with a cosine decay instead: the 2D mixtures' 0.01-wide modes are only reached within a CPU budget that way.
+# wgan and wgan-gp keep their published learning rates everywhere.
 
 
 @dataclass
@@ -37,6 +42,7 @@ class Resolved:
     """The settings actually used: variant defaults, data defaults, then the user's options."""
 
     loss: str
+    lr_schedule: str
     lr_g: float
     lr_d: float
     n_critic: int
@@ -58,8 +64,11 @@ def resolve(v: Variant, o: Options, data: TrainingData) -> Resolved:
     d = POINT_DEFAULTS if data.kind == "points" else IMAGE_DEFAULTS
     steps = o.steps or d["steps"]
     pick = lambda mine, default: default if mine is None else mine  # noqa: E731
+    fast = d["adam_lr"] is not None and v.optimizer == "adam" and v.lr_g == v.lr_d == 2e-4
+    lr_g, lr_d = (d["adam_lr"], d["adam_lr"]) if fast else (v.lr_g, v.lr_d)
     return Resolved(
-        loss=pick(o.loss, v.loss), lr_g=pick(o.lr_g, v.lr_g), lr_d=pick(o.lr_d, v.lr_d),
+        loss=pick(o.loss, v.loss), lr_g=pick(o.lr_g, lr_g), lr_d=pick(o.lr_d, lr_d),
+        lr_schedule=pick(o.lr_schedule, d["lr_schedule"]),
         n_critic=pick(o.n_critic, v.n_critic), steps=steps, batch_size=pick(o.batch_size, d["batch_size"]),
         latent_dim=pick(o.latent_dim, d["latent_dim"]), width=pick(o.width, d["width"]),
         eval_every=pick(o.eval_every, max(steps // 10, 1)), eval_samples=pick(o.eval_samples, d["eval_samples"]),
@@ -88,10 +97,10 @@ def build_nets(v: Variant, o: Options, r: Resolved, data: TrainingData):
 
 
 def learning_rate(base: float, step: int, r: Resolved, o: Options) -> float:
-    if o.lr_schedule == "step":
+    if r.lr_schedule == "step":
         every = o.lr_step_every or max(r.steps // 3, 1)
         return base * o.lr_step_gamma ** ((step - 1) // every)
-    if o.lr_schedule == "cosine":
+    if r.lr_schedule == "cosine":
         return base * 0.5 * (1 + math.cos(math.pi * (step - 1) / r.steps))
     return base
 

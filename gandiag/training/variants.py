@@ -77,7 +77,7 @@ class Options:
     n_critic: Optional[int] = None
     label_smoothing: float = 0.0  # one-sided: real target 1-s (ns, minimax, ls)
     instance_noise: float = 0.0  # std of Gaussian noise on D inputs, annealed linearly to 0
-    lr_schedule: str = "constant"  # constant | step | cosine
+    lr_schedule: Optional[str] = None  # constant | step | cosine (default: cosine for points, constant for images)
     lr_step_every: Optional[int] = None  # step schedule: halve every this many steps (default steps//3)
     lr_step_gamma: float = 0.5
     grad_clip: float = 0.0  # max global gradient norm for G and D (0 = off)
@@ -108,7 +108,7 @@ def check_options(o: Options) -> None:
         raise GandiagError(f"--pack must be 1 or more, got {o.pack}")
     if o.loss is not None and o.loss not in LOSSES:
         raise GandiagError(f"--loss {o.loss!r} is not one of {', '.join(LOSSES)}")
-    if o.lr_schedule not in SCHEDULES:
+    if o.lr_schedule is not None and o.lr_schedule not in SCHEDULES:
         raise GandiagError(f"--lr-schedule {o.lr_schedule!r} is not one of {', '.join(SCHEDULES)}")
     if not 0 <= o.label_smoothing < 1:
         raise GandiagError(f"--label-smoothing must be in [0, 1), got {o.label_smoothing}")
