@@ -14,7 +14,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from .errors import DataError, UnknownNameError
+from .errors import DataError
 from .mixtures import MIXTURES
 from .samples import SampleSet, open_samples
 
@@ -82,7 +82,8 @@ def resolve_source(spec: str):
     for src in reg.values():
         if src.matches(spec):
             return src
-    raise UnknownNameError("real data source", spec, reg.names() + ["<image folder>", "<file.npz>"])
+    named = ", ".join(sorted(n for n in reg.names() if n != PathSource.name))
+    raise DataError(f"unknown real data source {spec!r} (and no such file or folder); valid: {named}, an image folder or a .npz file")
 
 
 def load_real(spec: str, n: Optional[int] = None, seed: int = 0):

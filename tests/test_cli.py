@@ -1,0 +1,123 @@
+"""The command line as a user meets it: exit codes, one-line errors, JSON output."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from gandiag.mixtures import MIXTURES
+
+GANDIAG = [sys.executable, "-m", "gandiag.cli"]
+
+
+def run(*args, cwd=None):
+    return subprocess.run(GANDIAG + [str(a) for a in args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def ring_npz(tmp_path_factory):
+    p = tmp_path_factory.mktemp("pts") / "ring.npz"
+    pts, _ = MIXTURES["ring8"].sample(600, 3)
+    np.savez(p, points=pts)
+    return p
+
+
+def _one_line_error(res, match):
+    assert res.returncode == 2, res.stderr
+    lines = [l for l in res.stderr.strip().splitlines() if l.strip()]
+    assert len(lines) == 1, res.stderr
+    assert "Traceback" not in res.stderr
+    assert match in lines[0], lines[0]
+
+
+def test_evaluate_writes_versioned_json(tmp_path, ring_npz):
+    out = tmp_path / "r.json"
+    res = run("evaluate", ring_npz, "--real", "ring8", "--json", out, "--no-progress")
+    assert res.returncode == 0, res.stderr
+    assert "FID [points]" in res.stdout
+    d = json.loads(out.read_text())
+    assert d["schema"] == "gandiag.results" and d["schema_version"] == 1
+    assert set(d["metrics"]) >= {"fid", "kid", "precision", "recall", "density", "coverage"}
+    assert d["metrics"]["kid"]["std"] >= 0
+    prov = d["provenance"]
+    for key in ("gandiag_version", "torch_version", "plugins", "device", "seed", "num_samples", "extractor", "timings_s"):
+        assert key in prov
+    assert prov["plugins"]["torch"]
+
+
+def test_same_seed_same_numbers(tmp_path, ring_npz):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    for out in (a, b):
+        assert run("evaluate", ring_npz, "--real", "ring8", "--json", out, "--metrics", "fid,kid", "--no-progress").returncode == 0
+    assert json.loads(a.read_text())["metrics"]["kid"] == json.loads(b.read_text())["metrics"]["kid"] or \
+        json.loads(a.read_text())["metrics"]["kid"]["value"] == json.loads(b.read_text())["metrics"]["kid"]["value"]
+
+
+@pytest.mark.parametrize("args, match", [
+    (["evaluate", "missing.pt"], "no such file"),
+    (["evaluate", "RING", "--real", "nowhere"], "valid: digits, grid25, ring8, an image folder or a .npz file"),
+    (["evaluate", "RING", "--real", "ring8", "--metrics", "fid,bogus"], "unknown metric 'bogus'"),
+    (["evaluate", "RING", "--real", "ring8", "--metrics", "is"], "needs 'logits' features"),
+    (["evaluate", "RING", "--real", "ring8", "--num-samples", "3"], "too few"),
+    (["evaluate", "RING", "--real", "ring8", "--feature-extractor", "inception-v3"], "takes images"),
+    (["evaluate", "RING", "--real", "digits"], "holds images but the generator produces points"),
+])
+def test_bad_input_one_line_exit_2_no_result_file(tmp_path, ring_npz, args, match):
+    out = tmp_path / "never.json"
+    args = [str(ring_npz) if a == "RING" else a for a in args]
+    res = run(*args, "--json", out, cwd=tmp_path)
+    _one_line_error(res, match)
+    assert not out.exists()
+
+
+def test_empty_checkpoint(tmp_path):
+    p = tmp_path / "empty.pt"
+    p.write_bytes(b"")
+    _one_line_error(run("evaluate", p), "empty")
+
+
+def test_mixed_size_folder(tmp_path):
+    from PIL import Image
+
+    (tmp_path / "imgs").mkdir()
+    Image.new("L", (8, 8)).save(tmp_path / "imgs" / "a.png")
+    Image.new("L", (16, 16)).save(tmp_path / "imgs" / "b.png")
+    _one_line_error(run("evaluate", tmp_path / "imgs", "--real", "digits"), "differ in size")
+
+
+def test_inception_weights_missing_offline_is_one_line(tmp_path):
+    from PIL import Image
+
+    (tmp_path / "imgs").mkdir()
+    for i in range(12):
+        Image.new("RGB", (8, 8), (i * 20, 0, 0)).save(tmp_path / "imgs" / f"{i}.png")
+    env_home = tmp_path / "torchhome"
+    res = subprocess.run(GANDIAG + ["evaluate", str(tmp_path / "imgs"), "--real", str(tmp_path / "imgs"),
+                                    "--feature-extractor", "inception-v3"],
+                         capture_output=True, text=True, timeout=300,
+                         env={**__import__("os").environ, "TORCH_HOME": str(env_home), "GANDIAG_OFFLINE": "1"})
+    _one_line_error(res, "--feature-weights")
+    assert str(env_home) in res.stderr
+
+
+def test_unusable_output_range_flag(tmp_path, ring_npz):
+    _one_line_error(run("evaluate", ring_npz, "--real", "ring8", "--output-range", "0-7"), "output range")
+
+
+def test_plugins_lists_json():
+    res = run("plugins")
+    assert res.returncode == 0
+    names = {p["name"]: p for p in json.loads(res.stdout)}
+    assert names["torch"]["builtin"] is False and names["torch"]["provides"]["loader"] == ["torch"]
+    assert "fid" in names["metrics"]["provides"]["metric"]
+
+
+def test_help_documents_exit_codes():
+    res = run("--help")
+    assert "Exit codes: 0 ok, 1 quality gate failed, 2 bad usage or input, 3 internal error" in " ".join(res.stdout.split())
