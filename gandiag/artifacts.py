@@ -1,0 +1,200 @@
+"""The report's pictures of an evaluation, saved beside its results JSON.
+
+The results JSON holds numbers only. A report made later from a saved file
+(``gandiag report out.json``) also wants a few samples and a picture of the
+feature space, so ``evaluate --json out.json`` writes a small sidecar
+``out.artifacts.npz`` (plain arrays, no pickles) and records it in the JSON
+under ``provenance.artifacts`` as ``{"path": <relative to the JSON>,
+"sha256": ...}``. A report checks the hash and, when the file is missing or
+differs, says so instead of showing pictures of another run.
+
+Arrays (any may be absent):
+
+- ``kind``: "images" or "points";
+- ``fake_samples`` / ``fake_labels``: kept generated samples (≤ 64 images,
+  uint8 NCHW, or ≤ 2,000 points) and their class (the conditional label, else
+  the classifier's prediction where the extractor classifies);
+- ``real_samples``: a few real samples (same caps);
+- ``pca_real`` / ``pca_fake`` / ``pca_explained``: a 2-D PCA of the ``pool``
+  features, fitted on the real set, ≤ 2,000 points per set;
+- ``nn_fake_index`` / ``nn_real_samples`` / ``nn_distance`` / ``nn_real_scale``:
+  for the first 16 kept generated images, their nearest real image in feature
+  space, the distance, and the median nearest-neighbour distance among real
+  features (the scale against which "very close" is judged);
+- ``class_counts_fake`` / ``class_counts_real``: class histograms.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from .atomic import write_bytes
+
+PCA_CAP = 2000
+POINTS_CAP = 2000
+IMAGES_CAP = 64
+NN_PAIRS = 16
+SUFFIX = ".artifacts.npz"
+
+
+def artifacts_path(json_path) -> Path:
+    p = Path(json_path)
+    return p.with_name((p.name[: -len(".json")] if p.name.endswith(".json") else p.name) + SUFFIX)
+
+
+def _cap_rows(x: np.ndarray, cap: int, seed: int) -> np.ndarray:
+    if len(x) <= cap:
+        return np.arange(len(x))
+    return np.sort(np.random.default_rng(seed).choice(len(x), cap, replace=False))
+
+
+def _real_rows(real_samples, index: np.ndarray) -> Optional[np.ndarray]:
+    """Rows of a real sample set (in memory or a folder) as a numpy array."""
+    data = getattr(real_samples, "data", None)
+    if data is not None:
+        return np.asarray(data[torch.as_tensor(index)])
+    paths = getattr(real_samples, "paths", None)
+    if paths is not None:
+        from .samples import _read_image
+
+        ch = real_samples.sample_shape[0]
+        return np.stack([_read_image(paths[int(i)], ch) for i in index])
+    return None
+
+
+def _pca(real: torch.Tensor, fake: torch.Tensor, seed: int) -> dict:
+    r = real.double()[_cap_rows(real, PCA_CAP, seed)]
+    f = fake.double()[_cap_rows(fake, PCA_CAP, seed + 1)]
+    mu = r.mean(0)
+    if r.shape[1] <= 2:  # already 2-D (mixtures): the coordinates themselves
+        pr, pf = (r - mu), (f - mu)
+        explained = np.array([1.0, 1.0][: r.shape[1]])
+    else:
+        _, s, vt = torch.linalg.svd(r - mu, full_matrices=False)
+        comp = vt[:2].T
+        pr, pf = (r - mu) @ comp, (f - mu) @ comp
+        var = s**2
+        explained = (var[:2] / var.sum()).numpy()
+    return {"pca_real": pr.float().numpy(), "pca_fake": pf.float().numpy(), "pca_explained": np.asarray(explained)}
+
+
+def _predicted(fs, n: Optional[int] = None) -> Optional[np.ndarray]:
+    if "logits" not in fs.roles:
+        return None
+    lg = fs.features("logits")
+    return lg[:n].argmax(1).numpy() if n is not None else lg.argmax(1).numpy()
+
+
+def collect(results) -> dict:
+    """The artifact arrays of an in-process evaluation (``results.extras["context"]``); {} without one."""
+    ctx = results.extras.get("context")
+    if ctx is None:
+        return {}
+    out: dict = {}
+    kind = "points" if ctx.fake_kept is not None and ctx.fake_kept.dim() == 2 else "images"
+    out["kind"] = np.array(kind)
+    seed = int(ctx.seed)
+    if ctx.fake_kept is not None:
+        kept = ctx.fake_kept.cpu()
+        cap = POINTS_CAP if kind == "points" else IMAGES_CAP
+        idx = np.arange(min(cap, kept.shape[0])) if kind == "images" else _cap_rows(kept.numpy(), cap, seed)
+        out["fake_samples"] = kept.numpy()[idx]
+        labels = None
+        if ctx.fake_labels is not None and len(ctx.fake_labels) >= kept.shape[0]:
+            labels = np.asarray(ctx.fake_labels)[: kept.shape[0]][idx]
+        elif kind == "images":
+            pred = _predicted(ctx.fake, kept.shape[0])
+            labels = pred[idx] if pred is not None else None
+        if labels is not None:
+            out["fake_labels"] = labels.astype(np.int64)
+    rs = ctx.real_samples
+    if rs is not None and rs.n:
+        cap = POINTS_CAP if kind == "points" else IMAGES_CAP
+        ridx = _cap_rows(np.empty(rs.n), cap, seed + 2)
+        rows = _real_rows(rs, ridx)
+        if rows is not None:
+            out["real_samples"] = rows
+    if ctx.real is not None and "pool" in ctx.real.roles and "pool" in ctx.fake.roles:
+        out.update(_pca(ctx.real.features("pool"), ctx.fake.features("pool"), seed))
+        if kind == "images" and "fake_samples" in out and rs is not None:
+            out.update(_nearest_real(ctx, len(out["fake_samples"]), seed))
+    # Class histograms: conditional labels, else the classifier's predictions.
+    k = None
+    fake_cls = ctx.fake_labels if ctx.fake_labels is not None else _predicted(ctx.fake)
+    real_cls = None
+    if ctx.real is not None:
+        real_cls = _predicted(ctx.real) if "logits" in ctx.real.roles else ctx.real.labels
+    if fake_cls is not None or real_cls is not None:
+        k = int(max([np.max(c) for c in (fake_cls, real_cls) if c is not None and len(c)] + [0])) + 1
+        if fake_cls is not None:
+            out["class_counts_fake"] = np.bincount(np.asarray(fake_cls, dtype=np.int64), minlength=k)
+        if real_cls is not None:
+            out["class_counts_real"] = np.bincount(np.asarray(real_cls, dtype=np.int64), minlength=k)
+    return out
+
+
+def _nearest_real(ctx, n_kept: int, seed: int) -> dict:
+    from .metrics.prdc import _sqdist, kth_nn_radii
+
+    real = ctx.real.features("pool").double()
+    fake = ctx.fake.features("pool")[: min(NN_PAIRS, n_kept)].double()
+    d2 = _sqdist(fake, real, (real * real).sum(1))
+    dist, idx = d2.min(1)
+    sub = real[_cap_rows(real, PCA_CAP, seed + 3)]
+    scale = float(kth_nn_radii(sub, 1).median()) if sub.shape[0] > 1 else float("nan")
+    rows = _real_rows(ctx.real_samples, idx.numpy())
+    if rows is None:
+        return {}
+    return {"nn_fake_index": np.arange(fake.shape[0]), "nn_real_samples": rows,
+            "nn_distance": dist.sqrt().numpy(), "nn_real_scale": np.array(scale)}
+
+
+def _npz_bytes(arrays: dict) -> bytes:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return buf.getvalue()
+
+
+def save_artifacts(results, json_path) -> Optional[Path]:
+    """Write ``<json>.artifacts.npz`` and record it in ``results.provenance["artifacts"]``.
+
+    Call before ``results.save(json_path)`` so the JSON names the file. Does
+    nothing (returns None) for results without an in-process context.
+    """
+    arrays = collect(results)
+    if not arrays:
+        return None
+    path = artifacts_path(json_path)
+    data = _npz_bytes(arrays)
+    write_bytes(path, data)
+    results.provenance["artifacts"] = {"path": path.name, "sha256": hashlib.sha256(data).hexdigest(),
+                                       "arrays": sorted(arrays)}
+    return path
+
+
+def load_artifacts(json_path, results_json: dict) -> tuple[dict, Optional[str]]:
+    """(arrays, None) for the sidecar a results JSON names, or ({}, why not)."""
+    ref = (results_json.get("provenance") or {}).get("artifacts")
+    if not isinstance(ref, dict) or not isinstance(ref.get("path"), str):
+        return {}, "these results name no artifacts file (evaluate with --json to write one)"
+    rel = Path(ref["path"])
+    if rel.is_absolute() or ".." in rel.parts:
+        return {}, f"artifacts path {ref['path']!r} is not a file beside the results; ignored"
+    path = Path(json_path).parent / rel
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return {}, f"artifacts file {path.name} is missing (it should sit beside the results JSON)"
+    if hashlib.sha256(data).hexdigest() != ref.get("sha256"):
+        return {}, f"artifacts file {path.name} does not match these results (sha256 differs); not shown"
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}, None
+    except Exception as exc:  # a damaged file is reported, never trusted
+        return {}, f"artifacts file {path.name} cannot be read ({exc})"

@@ -1,0 +1,319 @@
+"""Quality gates: a yes/no for CI that does not flip on noise.
+
+A gates file is TOML (docs/gates.md)::
+
+    baseline = "main.json"          # optional; relative to this file
+
+    [gates]
+    fid = { max = 40.0, max_increase = 0.05 }   # ≤ 40, and ≤ 5% worse than the baseline
+    recall = { min = 0.5 }
+    mode_collapse = { allow = ["none"] }         # a diagnostic's verdict
+    mode_collapse.modes_captured = { min = 8 }   # a number inside a diagnostic
+
+Every gate *fails closed*: a metric or verdict that is missing, null, NaN or
+that came from a crashed computation fails its gate with a message saying so.
+A regression against the baseline counts only when it is larger than the
+allowed tolerance plus the noise of the two measurements (their 95%
+interval half-widths added in quadrature), so a bootstrap interval keeps
+noise from failing a build.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from .atomic import write_text
+from .errors import GandiagError
+from .results import Results
+
+THRESHOLDS = ("min", "max")
+REGRESSIONS = ("max_increase", "max_decrease", "max_increase_abs", "max_decrease_abs")
+NUMERIC_KEYS = THRESHOLDS + REGRESSIONS
+VERDICT_KEYS = ("allow", "deny")
+
+
+class GateFileError(GandiagError):
+    """A gates file that cannot be read or says something gandiag cannot check."""
+
+
+@dataclass
+class Gate:
+    target: str  # "fid", "mode_collapse", "mode_collapse.modes_captured"
+    kind: str  # one of NUMERIC_KEYS, or "allow" / "deny"
+    limit: object  # a number, or a list of verdicts
+    scope: str = "metric"  # "metric" or "diagnostic"
+
+    @property
+    def name(self) -> str:
+        return f"{self.target} {self.kind}"
+
+
+@dataclass
+class Gates:
+    gates: list
+    path: Optional[Path] = None
+    baseline: Optional[Results] = None
+    baseline_path: Optional[Path] = None
+
+
+@dataclass
+class GateCase:
+    gate: Gate
+    passed: bool
+    message: str
+    value: Optional[float] = None
+
+    @property
+    def name(self) -> str:
+        return self.gate.name
+
+
+@dataclass
+class GateOutcome:
+    cases: list = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.cases) and all(c.passed for c in self.cases)
+
+    @property
+    def failures(self) -> list:
+        return [c for c in self.cases if not c.passed]
+
+    def summary(self) -> str:
+        n_ok = sum(c.passed for c in self.cases)
+        head = f"gates: {'PASSED' if self.passed else 'FAILED'} ({n_ok}/{len(self.cases)} hold)"
+        return "\n".join([head] + [f"  {'ok  ' if c.passed else 'FAIL'} {c.name}: {c.message}" for c in self.cases])
+
+    def to_json(self) -> dict:
+        return {"passed": self.passed, "cases": [
+            {"name": c.name, "passed": c.passed, "message": c.message, "value": c.value} for c in self.cases]}
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def _known_names() -> tuple[set, set]:
+    from .plugins import registry
+
+    return set(registry("metric").names()), set(registry("diagnostic").names())
+
+
+def _number(where: str, v) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise GateFileError(f"{where} must be a finite number, got {v!r}")
+    return float(v)
+
+
+def _numeric_specs(where: str, target: str, spec: dict, allow_regression: bool) -> list:
+    scope = "metric" if allow_regression else "diagnostic"
+    out = []
+    for key, v in spec.items():
+        if key not in NUMERIC_KEYS:
+            raise GateFileError(f"{where}: unknown gate {key!r}; valid: {', '.join(NUMERIC_KEYS)}")
+        if key in REGRESSIONS and not allow_regression:
+            raise GateFileError(f"{where}: {key} compares metrics with a baseline; it applies to metrics only")
+        limit = _number(f"{where}.{key}", v)
+        if key in REGRESSIONS and limit < 0:
+            raise GateFileError(f"{where}.{key} must be ≥ 0, got {v!r}")
+        out.append(Gate(target, key, limit, scope))
+    if "min" in spec and "max" in spec and spec["min"] > spec["max"]:
+        raise GateFileError(f"{where}: min {spec['min']} is above max {spec['max']}; no value could pass")
+    return out
+
+
+def parse_gates(doc: dict, where: str = "gates file", metric_names: Optional[set] = None,
+                diagnostic_names: Optional[set] = None) -> list:
+    if metric_names is None or diagnostic_names is None:
+        metric_names, diagnostic_names = _known_names()
+    table = doc.get("gates")
+    if not isinstance(table, dict):
+        raise GateFileError(f"{where}: no [gates] table (see docs/gates.md)")
+    gates = []
+    for name, spec in table.items():
+        if name == "baseline":
+            continue
+        w = f"{where}: gates.{name}"
+        if not isinstance(spec, dict) or not spec:
+            raise GateFileError(f"{w} must be a table such as {{ max = 40.0 }}, got {spec!r}")
+        if name in metric_names:
+            gates += _numeric_specs(w, name, spec, allow_regression=True)
+        elif name in diagnostic_names:
+            for key, v in spec.items():
+                if key in VERDICT_KEYS:
+                    if not isinstance(v, list) or not v or not all(isinstance(s, str) for s in v):
+                        raise GateFileError(f"{w}.{key} must be a non-empty list of verdicts, e.g. [\"none\"]")
+                    gates.append(Gate(name, key, list(v), "diagnostic"))
+                elif isinstance(v, dict):
+                    gates += _numeric_specs(f"{w}.{key}", f"{name}.{key}", v, allow_regression=False)
+                else:
+                    raise GateFileError(f"{w}: {key!r} is neither allow/deny (a list of verdicts) nor a number "
+                                        f"inside the diagnostic with {{ min = ..., max = ... }}")
+        else:
+            valid = sorted(metric_names) + sorted(diagnostic_names)
+            raise GateFileError(f"{w}: unknown metric or diagnostic {name!r}; valid: {', '.join(valid)}")
+    if not gates:
+        raise GateFileError(f"{where}: the [gates] table names no gate")
+    return gates
+
+
+def load_gates(path) -> Gates:
+    """Read and check a gates file; any problem is a :class:`GateFileError` (exit 2)."""
+    path = Path(path)
+    try:
+        doc = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise GateFileError(f"{path}: no such gates file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise GateFileError(f"{path}: not valid TOML ({exc})") from None
+    unknown = set(doc) - {"gates", "baseline"}
+    if unknown:
+        raise GateFileError(f"{path}: unknown top-level key(s) {', '.join(sorted(unknown))}; expected [gates] and baseline")
+    gates = parse_gates(doc, str(path))
+    baseline_spec = doc.get("baseline", doc["gates"].get("baseline"))
+    needs_baseline = any(g.kind in REGRESSIONS for g in gates)
+    out = Gates(gates, path)
+    if baseline_spec is not None:
+        if not isinstance(baseline_spec, str) or not baseline_spec:
+            raise GateFileError(f"{path}: baseline must be the path of a results JSON file")
+        bpath = Path(baseline_spec)
+        if not bpath.is_absolute():
+            bpath = path.parent / bpath
+        try:
+            out.baseline = Results.load(bpath)
+        except GandiagError as exc:
+            raise GateFileError(f"{path}: baseline: {exc}") from None
+        out.baseline_path = bpath
+    elif needs_baseline:
+        names = ", ".join(g.name for g in gates if g.kind in REGRESSIONS)
+        raise GateFileError(f"{path}: {names} compare with a baseline, but no baseline = \"results.json\" is given")
+    return out
+
+
+# ----------------------------------------------------------------------------- checking
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _metric_value(results: Results, name: str):
+    """(value, metric dict) or (None, reason) when the metric cannot be trusted."""
+    m = results.metrics.get(name)
+    if not isinstance(m, dict):
+        return None, "missing from the results (not computed, or its computation failed)"
+    if m.get("error"):
+        return None, f"its computation failed: {m['error']}"
+    v = m.get("value")
+    if not _finite(v):
+        return None, f"value is {'null' if v is None else v} (NaN, Inf or not computed)"
+    return float(v), m
+
+
+def _half_width(m: dict) -> Optional[float]:
+    ci = m.get("ci95")
+    if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(_finite(c) for c in ci):
+        return abs(ci[1] - ci[0]) / 2
+    if _finite(m.get("std")):
+        return 1.96 * m["std"]
+    return None
+
+
+def _fmt(v) -> str:
+    return f"{v:.6g}" if isinstance(v, (int, float)) else str(v)
+
+
+def _check_threshold(gate: Gate, v: float) -> tuple[bool, str]:
+    if gate.kind == "min":
+        return v >= gate.limit, f"{_fmt(v)} {'≥' if v >= gate.limit else '<'} min {_fmt(gate.limit)}"
+    return v <= gate.limit, f"{_fmt(v)} {'≤' if v <= gate.limit else '>'} max {_fmt(gate.limit)}"
+
+
+def _check_regression(gate: Gate, v: float, m: dict, baseline: Results) -> tuple[bool, str]:
+    b, bm = _metric_value(baseline, gate.target)
+    if b is None:
+        return False, f"baseline {gate.target} {bm}; cannot check a regression (fails closed)"
+    worse_up = gate.kind.startswith("max_increase")
+    tol = gate.limit if gate.kind.endswith("_abs") else gate.limit * abs(b)
+    worsening = (v - b) if worse_up else (b - v)
+    hw_cur, hw_base = _half_width(m), _half_width(bm)
+    noise = math.sqrt((hw_cur or 0.0) ** 2 + (hw_base or 0.0) ** 2)
+    allowed = tol + noise
+    verb = "rose" if worse_up else "fell"
+    tol_text = f"{gate.limit:.3g} of baseline" if not gate.kind.endswith("_abs") else f"{gate.limit:.3g}"
+    change = f"{verb} by {_fmt(max(worsening, 0.0))}" if worsening > 0 else "did not get worse"
+    msg = f"{_fmt(v)} vs baseline {_fmt(b)}: {change}; allowed {_fmt(tol)} ({tol_text})"
+    if noise > 0:
+        msg += f" + noise {_fmt(noise)} (95% intervals)"
+    elif worsening > tol:
+        msg += "; no confidence interval on either run (use --bootstrap N), compared exactly"
+    return worsening <= allowed, msg
+
+
+def _check_diagnostic(gate: Gate, results: Results) -> tuple[bool, str, Optional[float]]:
+    diag_name, _, field_name = gate.target.partition(".")
+    d = results.diagnostics.get(diag_name)
+    if not isinstance(d, dict):
+        return False, f"diagnostic {diag_name!r} is missing from the results (not run, or it failed)", None
+    if gate.kind in VERDICT_KEYS:
+        verdict = d.get("verdict")
+        if not isinstance(verdict, str) or not verdict:
+            return False, f"diagnostic {diag_name!r} gave no verdict", None
+        ok = (verdict in gate.limit) if gate.kind == "allow" else (verdict not in gate.limit)
+        reasons = "; ".join(r if isinstance(r, str) else str(r.get("message", r)) for r in (d.get("reasons") or [])[:2])
+        word = "allowed" if ok else "not allowed"
+        return ok, f"verdict {verdict!r} {word} ({gate.kind} {gate.limit})" + (f" — {reasons}" if reasons and not ok else ""), None
+    v = d.get(field_name)
+    if not _finite(v):
+        return False, f"{gate.target} is {'missing' if field_name not in d else repr(v)} (fails closed)", None
+    ok, msg = _check_threshold(gate, float(v))
+    return ok, msg, float(v)
+
+
+def check_gates(results: Results, gates: Gates, junit_path=None) -> GateOutcome:
+    """Check every gate; write JUnit XML to ``junit_path`` when given."""
+    outcome = GateOutcome()
+    for gate in gates.gates:
+        value = None
+        try:
+            if gate.scope == "metric":
+                value, m = _metric_value(results, gate.target)
+                if value is None:
+                    ok, msg = False, f"{gate.target} {m} (fails closed)"
+                elif gate.kind in THRESHOLDS:
+                    ok, msg = _check_threshold(gate, value)
+                else:
+                    ok, msg = _check_regression(gate, value, m, gates.baseline)
+            else:
+                ok, msg, value = _check_diagnostic(gate, results)
+        except Exception as exc:  # a malformed results file must fail the gate, never pass it
+            ok, msg = False, f"could not be checked ({type(exc).__name__}: {exc}); fails closed"
+        outcome.cases.append(GateCase(gate, bool(ok), msg, value))
+    if junit_path:
+        write_junit(outcome, junit_path, results)
+    return outcome
+
+
+def write_junit(outcome: GateOutcome, path, results: Optional[Results] = None) -> None:
+    """JUnit XML, one ``<testcase>`` per gate, as CI systems read it."""
+    suite_name = "gandiag gates"
+    if results is not None and results.generator.get("path"):
+        suite_name += f": {results.generator['path']}"
+    root = ET.Element("testsuites", name="gandiag", tests=str(len(outcome.cases)),
+                      failures=str(len(outcome.failures)), errors="0")
+    suite = ET.SubElement(root, "testsuite", name=suite_name, tests=str(len(outcome.cases)),
+                          failures=str(len(outcome.failures)), errors="0", skipped="0", time="0")
+    for c in outcome.cases:
+        tc = ET.SubElement(suite, "testcase", classname="gandiag.gates", name=c.name, time="0")
+        if c.passed:
+            ET.SubElement(tc, "system-out").text = c.message
+        else:
+            f = ET.SubElement(tc, "failure", message=c.message, type="GateFailed")
+            f.text = c.message
+    ET.indent(root)
+    write_text(Path(path), ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n")
