@@ -33,7 +33,7 @@ FIXTURES = {
     "ring8_gan_pack4": ("gan", "ring8", {"pack": 4, **SMALL_POINTS}, "healthy: PacGAN4 on ring8", [0], None),
     "ring8_gan_collapsed": ("gan", "ring8", {"steps": 800, **SMALL_POINTS}, "collapsed: plain GAN on ring8 that drops modes",
                             list(range(10)), lambda r: r["modes_captured"] <= 6),
-    "ring8_wgan_gp": ("wgan-gp", "ring8", {"steps": 1000, **SMALL_POINTS}, "WGAN-GP on ring8 (covers, blurs)", [0], None),
+    "ring8_wgan_gp": ("wgan-gp", "ring8", {"steps": 1000, **SMALL_POINTS}, "WGAN-GP on ring8, 1000 steps at the published lr 1e-4: under-trained", [0], None),
     "ring8_gan_lr1": ("gan", "ring8", {"steps": 300, "lr_g": 1.0, "lr_d": 1.0, **SMALL_POINTS},
                       "broken learning rate (1.0): diverged or saturated D", [0], None),
     "digits_dcgan": ("dcgan", "digits", {"steps": 2000, **SMALL_IMAGES}, "healthy DCGAN on digits", [0], None),
@@ -67,19 +67,59 @@ def make(name: str) -> dict:
             "diverged": ckpt["config"].get("diverged", False), "bytes": path.stat().st_size, **result}
 
 
+README_HEAD = """# Trained-generator fixtures
+
+Small generators trained by gandiag's own trainer (`gandiag train`), healthy and
+broken, so the tests of the evaluation, diagnostics and report use real models.
+Remake them all with `PYTHONPATH=.:plugins python scripts/make_fixtures.py`
+(one with `--only NAME`); the numbers below are rewritten from `fixtures.json`.
+
+Each folder holds `checkpoint.pt` (gandiag checkpoint format, loads with
+`weights_only=True`, data source recorded so `gandiag evaluate DIR/checkpoint.pt`
+needs no flag; optimizer states dropped to keep them small, so they cannot be
+resumed) and the run's `log.jsonl` (docs/training-log.md). Nets are smaller than
+the trainer's defaults (points: width 64; digits: width 32, latent 32).
+
+Measured on the final generator: 2D mixtures with the PacGAN protocol (2,500
+samples, 3σ); digits with 2,000 samples through the digits classifier (classes
+covered = classes with ≥ 10% of their uniform share; FID on its 64-d features
+against the 1,797 digits).
+
+"""
+
+
+def write_readme(records: list) -> None:
+    lines = ["| fixture | what it is | how it was made | measured | train s | size |", "|---|---|---|---|---|---|"]
+    for r in records:
+        if r.get("diverged"):
+            m = "diverged (NaN)"
+        elif "modes_captured" in r:
+            rkl = "n/a" if r["reverse_kl"] is None else f"{r['reverse_kl']:.3f}"
+            m = (f"{r['modes_captured']}/{r['modes_total']} modes, {100 * r['high_quality_fraction']:.1f}% HQ, "
+                 f"rev-KL {rkl}; missing {r['missing_modes'] or 'none'}")
+        else:
+            m = f"{r['classes_covered']}/10 classes, FID {r['fid_digits']:.2f}; counts {r['class_counts']}"
+        lines.append(f"| `{r['name']}` | {r['purpose']} | `{r['command']}` | {m} | {r['seconds']} | {r['bytes'] // 1024} KiB |")
+    (OUT / "README.md").write_text(README_HEAD + "\n".join(lines) + "\n")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", help="comma-separated fixture names")
+    ap.add_argument("--readme-only", action="store_true", help="rewrite README.md from fixtures.json")
     args = ap.parse_args()
     names = args.only.split(",") if args.only else list(FIXTURES)
     OUT.mkdir(parents=True, exist_ok=True)
     index = OUT / "fixtures.json"
     known = {r["name"]: r for r in json.loads(index.read_text())} if index.exists() else {}
+    if args.readme_only:
+        return write_readme([known[n] for n in FIXTURES if n in known])
     for name in names:
         r = make(name)
         known[name] = r
         print(json.dumps(r), flush=True)
         index.write_text(json.dumps([known[n] for n in FIXTURES if n in known], indent=1) + "\n")
+    write_readme([known[n] for n in FIXTURES if n in known])
 
 
 if __name__ == "__main__":

@@ -148,3 +148,21 @@ def test_cli_train_and_error_exit(tmp_path):
     r = runner.invoke(cli, ["train", "gan", "--data", "ring8", "--out", str(out), "--steps", "5", "--resume", "--no-progress"])
     assert r.exit_code == 0, r.output
     assert read_checkpoint(out / "checkpoint.pt")["step"] == 5
+
+
+FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures" / "models"
+
+
+@pytest.mark.skipif(not (FIXTURES / "fixtures.json").exists(), reason="fixtures not made (scripts/make_fixtures.py)")
+def test_fixture_models_load_safely_and_sample():
+    index = json.loads((FIXTURES / "fixtures.json").read_text())
+    assert {r["name"] for r in index} >= {"ring8_gan_pack4", "ring8_gan_collapsed", "digits_dcgan"}
+    for r in index:
+        raw = torch.load(FIXTURES / r["name"] / "checkpoint.pt", map_location="cpu", weights_only=True)
+        assert (FIXTURES / r["name"] / "log.jsonl").exists()
+        c = raw["contract"]
+        G = build_network(raw["generator"]).eval()
+        z = torch.randn(4, c["latent_dim"])
+        with torch.no_grad():
+            x = G(z, torch.arange(4) % c["num_classes"]) if c["num_classes"] else G(z)
+        assert tuple(x.shape[1:]) == tuple(c["sample_shape"])
