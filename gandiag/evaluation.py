@@ -181,7 +181,8 @@ def evaluate(
     t0 = time.perf_counter()
     target = Path(target)
     gen, contract, fake_set = None, None, None
-    if target.is_dir() or target.suffix == ".npz":
+    model_dir = target.is_dir() and any(l.sniff(target) for l in registry("loader").values())  # a SavedModel
+    if (target.is_dir() and not model_dir) or target.suffix == ".npz":
         fake_set = open_samples(str(target))
         kind = fake_set.kind
         generator_info = {"path": str(target), "format": "samples", "n": fake_set.n}

@@ -24,7 +24,9 @@ DEFAULT_PLUGINS = (
     "gandiag.default_plugins.architectures",
     "gandiag.default_plugins.diagnostics",
     "gandiag.default_plugins.report_sections",
+    "gandiag.default_plugins.report_commands",
     "gandiag.default_plugins.train_command",
+    "gandiag.default_plugins.export_command",
 )
 
 pm = pluggy.PluginManager("gandiag")

@@ -1,0 +1,187 @@
+"""Export a gandiag checkpoint's generator to the formats teams ship.
+
+``export_checkpoint(ckpt, to, out)`` with ``to`` one of:
+
+- ``onnx``: ``torch.onnx.export`` (the torch.export-based exporter, which
+  needs onnxscript), dynamic batch axis;
+- ``savedmodel``: a TensorFlow SavedModel rebuilt natively from the weights
+  (:mod:`gandiag.export_tf`), images NHWC;
+- ``export``: a ``torch.export`` program (``.pt2``), dynamic batch;
+- ``torchscript``: a traced TorchScript archive (deprecated by PyTorch, kept
+  for runtimes that still need it).
+
+Each export stores the generator contract (latent size and distribution,
+classes, output kind, layout and range) in the file, so the loaders need no
+flags: ONNX ``metadata_props["gandiag.contract"]``, the ``gandiag/contract.json``
+extra file of TorchScript and ``.pt2`` archives, and
+``assets.extra/gandiag_contract.json`` in a SavedModel. Every export is run
+once against the PyTorch generator before it is written, and refused if the
+outputs differ. Files are written atomically; a SavedModel directory appears
+whole or not at all.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from dataclasses import replace
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from .atomic import write_bytes
+from .checkpoint import build_network, read_checkpoint
+from .contract import GeneratorContract
+from .errors import GandiagError
+
+TARGETS = ("onnx", "savedmodel", "export", "torchscript")
+SUFFIX = {"onnx": ".onnx", "savedmodel": "", "export": ".pt2", "torchscript": ".pt"}
+CONTRACT_KEY = "gandiag.contract"  # ONNX metadata_props
+CONTRACT_FILE = "gandiag/contract.json"  # TorchScript / torch.export extra file
+SAVEDMODEL_CONTRACT = "assets.extra/gandiag_contract.json"
+TOLERANCE = 1e-4  # max abs difference from PyTorch on the check batch (outputs are O(1))
+
+
+def _missing(package: str, extra: str, target: str) -> GandiagError:
+    return GandiagError(f"--to {target} needs {package}: pip install 'gandiag[{extra}]'")
+
+
+def export_checkpoint(ckpt_path, to: str, out_path, *, use_ema: bool = True, overwrite: bool = False) -> Path:
+    """Write the generator of gandiag checkpoint ``ckpt_path`` as ``to``; returns ``out_path``."""
+    if to not in TARGETS:
+        raise GandiagError(f"unknown export target {to!r}; valid: {', '.join(TARGETS)}")
+    out = Path(out_path)
+    if out.exists() and not overwrite:
+        raise GandiagError(f"{out} already exists; choose another -o or pass --force")
+    ckpt = read_checkpoint(ckpt_path)
+    spec = dict(ckpt["generator"])
+    if use_ema and ckpt.get("ema_generator"):
+        spec["state_dict"] = ckpt["ema_generator"]
+    net = build_network(spec).eval()
+    contract = GeneratorContract.from_json(ckpt["contract"])
+    z = torch.randn(3, contract.latent_dim, generator=torch.Generator().manual_seed(0))
+    labels = torch.arange(3) % contract.num_classes if contract.num_classes else None
+    args = (z,) if labels is None else (z, labels)
+    with torch.no_grad():
+        expected = net(*args)
+    writer = {"onnx": _onnx, "savedmodel": _savedmodel, "export": _torch_export, "torchscript": _torchscript}[to]
+    writer(net, spec["arch"], contract, args, expected, out)
+    return out
+
+
+def _contract_json(contract: GeneratorContract, **changes) -> str:
+    return json.dumps(replace(contract, detected=[], **changes).to_json(), sort_keys=True)
+
+
+def _names(contract: GeneratorContract):
+    inputs = ["z"] + (["labels"] if contract.num_classes else [])
+    return inputs, ("points" if contract.kind == "points" else "images")
+
+
+def _check(target: str, got, expected: torch.Tensor) -> None:
+    got = got.detach().cpu() if torch.is_tensor(got) else torch.as_tensor(np.asarray(got))
+    if got.shape != expected.shape:
+        raise GandiagError(f"--to {target}: the exported generator returns shape {tuple(got.shape)}, "
+                           f"PyTorch {tuple(expected.shape)}; nothing written")
+    diff = (got.float() - expected.float()).abs().max().item()
+    if not diff <= TOLERANCE:
+        raise GandiagError(f"--to {target}: the exported generator differs from PyTorch by {diff:.3g}; nothing written")
+
+
+def _dynamic_shapes(contract):
+    batch = torch.export.Dim("batch", min=1, max=1 << 20)
+    shapes = {"z": {0: batch}}
+    if contract.num_classes:
+        shapes["labels"] = {0: batch}
+    return shapes
+
+
+def _onnx(net, arch, contract, args, expected, out: Path) -> None:
+    try:
+        import onnx
+        import onnxruntime as ort
+        import onnxscript  # noqa: F401  (torch.onnx's exporter needs it)
+    except ImportError as exc:
+        raise _missing(exc.name or "onnx", "onnx", "onnx") from None
+    inputs, output = _names(contract)
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tmp_file = Path(tmp) / "g.onnx"
+        torch.onnx.export(net, args, str(tmp_file), input_names=inputs, output_names=[output], dynamo=True,
+                          dynamic_shapes=_dynamic_shapes(contract), external_data=False, verbose=False,
+                          report=False)
+        model = onnx.load(str(tmp_file))
+    model.doc_string = f"gandiag generator ({arch})"
+    entry = model.metadata_props.add()
+    entry.key, entry.value = CONTRACT_KEY, _contract_json(contract)
+    data = model.SerializeToString()
+    sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    feed = {name: a.numpy() for name, a in zip(inputs, args)}
+    _check("onnx", sess.run([output], feed)[0], expected)
+    write_bytes(out, data)
+
+
+def _torch_export(net, arch, contract, args, expected, out: Path) -> None:
+    inputs, _ = _names(contract)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.export.export(net, args, dynamic_shapes=_dynamic_shapes(contract))
+    got = program.module()(*args)
+    _check("export", got, expected)
+    buf = io.BytesIO()
+    torch.export.save(program, buf, extra_files={CONTRACT_FILE: _contract_json(contract)})
+    write_bytes(out, buf.getvalue())
+
+
+def _torchscript(net, arch, contract, args, expected, out: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(net, args, check_trace=False)
+    # A traced graph keeps the example's batch size only where the code reads it; check another size.
+    _check("torchscript", traced(*args), expected)
+    more = tuple(torch.cat([a, a]) for a in args)
+    with torch.no_grad():
+        _check("torchscript", traced(*more), net(*more))
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.save(traced, buf, _extra_files={CONTRACT_FILE: _contract_json(contract)})
+    write_bytes(out, buf.getvalue())
+
+
+def _savedmodel(net, arch, contract, args, expected, out: Path) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        import tensorflow as tf
+    except ImportError:
+        raise _missing("tensorflow", "tensorflow", "savedmodel") from None
+    from .export_tf import build_tf_module
+
+    module = build_tf_module(arch, net)
+    tf_args = [tf.constant(a.numpy()) for a in args]
+    got = module.serve(*tf_args)
+    _, output = _names(contract)
+    got = got[output].numpy()
+    if got.ndim == 4:
+        got = got.transpose(0, 3, 1, 2)  # compare in PyTorch's layout
+    _check("savedmodel", got, expected)
+    layout = "NHWC" if contract.kind == "images" else contract.layout
+    parent = out.absolute().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
+    try:
+        tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve})
+        (tmp / "assets.extra").mkdir(exist_ok=True)
+        (tmp / SAVEDMODEL_CONTRACT).write_text(_contract_json(contract, layout=layout))
+        if out.exists():
+            shutil.rmtree(out) if out.is_dir() else out.unlink()
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

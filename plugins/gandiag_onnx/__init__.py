@@ -1,0 +1,119 @@
+"""ONNX generator loader for gandiag, an ordinary entry-point plugin.
+
+Runs ``.onnx`` generators with onnxruntime: the CPU provider always, CUDA
+first when onnxruntime has it and ``--device cuda`` is asked for. Inputs and
+outputs are read from the graph: the float input is the latent (its second
+dimension the latent size), an integer input the class labels, and the
+output's static shape tells points from images and, where unambiguous, the
+layout. A contract stored by ``gandiag export`` (metadata key
+``gandiag.contract``) gives everything else; flags override both. A graph
+exported with a fixed batch size is run in chunks of that size.
+
+onnxruntime is imported only when an ``.onnx`` file is loaded, so gandiag
+works without it and says what to install when one is given.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gandiag.contract import GeneratorContract
+from gandiag.errors import CheckpointError, GandiagError
+from gandiag.hookspecs import hookimpl
+from gandiag.loading import LoadedGenerator, LoadOptions
+from gandiag.signature import TensorInfo, call_batched, read_signature
+
+__version__ = "0.1.0"
+CONTRACT_KEY = "gandiag.contract"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:240]
+
+
+def _kind(onnx_type: str) -> str:
+    if onnx_type in ("tensor(float)", "tensor(double)", "tensor(float16)", "tensor(bfloat16)"):
+        return "float"
+    if onnx_type.startswith("tensor(int") or onnx_type.startswith("tensor(uint"):
+        return "int"
+    return "other"
+
+
+_NUMPY = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
+          "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int16)": np.int16, "tensor(int8)": np.int8,
+          "tensor(uint8)": np.uint8}
+
+
+def _info(arg) -> TensorInfo:
+    shape = tuple(d if isinstance(d, int) and d > 0 else None for d in arg.shape) if arg.shape is not None else None
+    return TensorInfo(arg.name, shape, _kind(arg.type))
+
+
+class OnnxLoader:
+    name = "onnx"
+    description = "ONNX graphs (.onnx) through onnxruntime"
+
+    def sniff(self, path: Path) -> bool:
+        return path.suffix.lower() == ".onnx" and not path.is_dir()
+
+    def load(self, path: Path, options: LoadOptions) -> LoadedGenerator:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise CheckpointError(f"{path}: reading ONNX models needs onnxruntime: pip install 'gandiag[onnx]'") from None
+        providers = ["CPUExecutionProvider"]
+        if options.device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, ("CUDAExecutionProvider", {"device_id": int(options.device.partition(":")[2] or 0)}))
+        so = ort.SessionOptions()
+        so.log_severity_level = 3  # errors only: warnings would interleave with gandiag's output
+        try:
+            sess = ort.InferenceSession(str(path), sess_options=so, providers=providers)
+        except Exception as exc:
+            raise CheckpointError(f"{path}: not a readable ONNX model, truncated or corrupt? ({_first_line(exc)})") from None
+        sig = read_signature(str(path), [_info(a) for a in sess.get_inputs()], [_info(a) for a in sess.get_outputs()],
+                             default_layout=None)
+        stored = sess.get_modelmeta().custom_metadata_map.get(CONTRACT_KEY)
+        contract = _read_contract(path, stored) if stored else sig.contract
+        types = {a.name: a.type for a in sess.get_inputs()}
+        z_type = _NUMPY.get(types[sig.latent.name], np.float32)
+        lab_type = _NUMPY.get(types[sig.labels.name], np.int64) if sig.labels else None
+        lab_2d = bool(sig.labels and sig.labels.shape and len(sig.labels.shape) == 2)
+        out_name, device = sig.output.name, options.device
+
+        def run(z: np.ndarray, labels):
+            feed = {sig.latent.name: z}
+            if sig.labels is not None:
+                feed[sig.labels.name] = labels
+            return sess.run([out_name], feed)[0]
+
+        def forward(z: torch.Tensor, labels=None) -> torch.Tensor:
+            if sig.labels is not None and labels is None:
+                raise GandiagError(f"{path} takes class labels (input {sig.labels.name!r}): pass --num-classes")
+            zn = z.detach().cpu().numpy().astype(z_type, copy=False)
+            ln = None
+            if sig.labels is not None:
+                ln = labels.detach().cpu().numpy().astype(lab_type)
+                ln = ln[:, None] if lab_2d else ln
+            out = call_batched(run, zn, ln, sig.fixed_batch)
+            return torch.from_numpy(np.ascontiguousarray(out)).to(device)
+
+        return LoadedGenerator(forward, contract, "onnx", str(path),
+                               meta={"providers": sess.get_providers(), "inputs": [a.name for a in sess.get_inputs()],
+                                     "output": out_name, "contract_stored": bool(stored)})
+
+
+def _read_contract(path, text: str) -> GeneratorContract:
+    try:
+        return GeneratorContract.from_json(json.loads(text))
+    except Exception as exc:
+        raise CheckpointError(f"{path}: stored generator contract is unreadable: {_first_line(exc)}") from None
+
+
+@hookimpl(trylast=True)
+def register_loaders(register):
+    register(OnnxLoader())

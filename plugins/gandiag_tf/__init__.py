@@ -1,0 +1,130 @@
+"""TensorFlow SavedModel generator loader for gandiag, an ordinary entry-point plugin.
+
+A SavedModel is a directory holding ``saved_model.pb``. The generator is
+called through a serving signature (``serving_default``, or the only one
+there is): its float input is the latent, an integer input the class labels,
+and its output's static shape tells points from images. Images are taken to
+be NHWC, TensorFlow's layout, unless the shape says otherwise; the range is
+detected from a probe batch. A contract stored by ``gandiag export``
+(``assets.extra/gandiag_contract.json``) gives everything; flags override.
+A signature with a fixed batch size is run in chunks of that size.
+
+TensorFlow is imported only when a SavedModel is loaded, so gandiag works
+without it and says what to install when one is given.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gandiag.contract import GeneratorContract
+from gandiag.errors import CheckpointError, GandiagError
+from gandiag.hookspecs import hookimpl
+from gandiag.loading import LoadedGenerator, LoadOptions
+from gandiag.signature import TensorInfo, call_batched, read_signature
+
+__version__ = "0.1.0"
+CONTRACT_FILE = "assets.extra/gandiag_contract.json"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:240]
+
+
+def _import_tf(path):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off the terminal
+    try:
+        import tensorflow as tf
+    except ImportError:
+        raise CheckpointError(f"{path}: reading TensorFlow SavedModels needs tensorflow: "
+                              "pip install 'gandiag[tensorflow]'") from None
+    return tf
+
+
+def _info(tf, name: str, spec) -> TensorInfo:
+    shape = tuple(spec.shape.as_list()) if spec.shape.rank is not None else None
+    dtype = spec.dtype
+    kind = "float" if dtype.is_floating else "int" if dtype.is_integer else "other"
+    return TensorInfo(name, shape, kind)
+
+
+class SavedModelLoader:
+    name = "tensorflow"
+    description = "TensorFlow SavedModel directories (saved_model.pb) through a serving signature"
+
+    def sniff(self, path: Path) -> bool:
+        return path.is_dir() and ((path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file())
+
+    def load(self, path: Path, options: LoadOptions) -> LoadedGenerator:
+        tf = _import_tf(path)
+        try:
+            loaded = tf.saved_model.load(str(path))
+        except Exception as exc:
+            raise CheckpointError(f"{path}: not a readable SavedModel ({_first_line(exc)})") from None
+        sigs = dict(getattr(loaded, "signatures", {}) or {})
+        if not sigs:
+            raise CheckpointError(f"{path}: the SavedModel has no serving signature; save it with "
+                                  "tf.saved_model.save(module, dir, signatures=...) or use gandiag export")
+        if "serving_default" in sigs:
+            sig_name = "serving_default"
+        elif len(sigs) == 1:
+            sig_name = next(iter(sigs))
+        else:
+            raise CheckpointError(f"{path}: {len(sigs)} signatures ({', '.join(sorted(sigs))}) and no serving_default")
+        fn = sigs[sig_name]
+        in_specs = fn.structured_input_signature[1]  # signatures take keyword arguments only
+        outputs = fn.structured_outputs
+        if not isinstance(outputs, dict):
+            raise CheckpointError(f"{path}: signature {sig_name!r} returns no named outputs")
+        sig = read_signature(f"{path} (signature {sig_name})",
+                             [_info(tf, k, v) for k, v in in_specs.items()],
+                             [_info(tf, k, v) for k, v in outputs.items()], default_layout="NHWC")
+        contract = self._stored_contract(path) or sig.contract
+        z_dtype = in_specs[sig.latent.name].dtype
+        lab_dtype = in_specs[sig.labels.name].dtype if sig.labels else None
+        lab_2d = bool(sig.labels and sig.labels.shape and len(sig.labels.shape) == 2)
+        out_name, device = sig.output.name, options.device
+        tf_device = "/CPU:0" if device == "cpu" else "/GPU:" + (device.partition(":")[2] or "0")
+
+        def run(z: np.ndarray, labels):
+            feed = {sig.latent.name: tf.constant(z, dtype=z_dtype)}
+            if sig.labels is not None:
+                feed[sig.labels.name] = tf.constant(labels, dtype=lab_dtype)
+            with tf.device(tf_device):
+                return fn(**feed)[out_name].numpy()
+
+        def forward(z: torch.Tensor, labels=None) -> torch.Tensor:
+            if sig.labels is not None and labels is None:
+                raise GandiagError(f"{path} takes class labels (input {sig.labels.name!r}): pass --num-classes")
+            zn = z.detach().cpu().numpy()
+            ln = None
+            if sig.labels is not None:
+                ln = labels.detach().cpu().numpy()
+                ln = ln[:, None] if lab_2d else ln
+            out = call_batched(run, zn, ln, sig.fixed_batch)
+            return torch.from_numpy(np.ascontiguousarray(out)).to(device)
+
+        return LoadedGenerator(forward, contract, "savedmodel", str(path),
+                               meta={"signature": sig_name, "inputs": list(in_specs), "output": out_name,
+                                     "contract_stored": (path / CONTRACT_FILE).is_file(),
+                                     "tensorflow_version": tf.__version__})
+
+    def _stored_contract(self, path: Path):
+        f = path / CONTRACT_FILE
+        if not f.is_file():
+            return None
+        try:
+            return GeneratorContract.from_json(json.loads(f.read_text()))
+        except Exception as exc:
+            raise CheckpointError(f"{f}: stored generator contract is unreadable: {_first_line(exc)}") from None
+
+
+@hookimpl(trylast=True)
+def register_loaders(register):
+    register(SavedModelLoader())
