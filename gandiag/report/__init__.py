@@ -1,0 +1,187 @@
+"""A self-contained HTML report of one evaluation, or of several side by side.
+
+The page is assembled from *report sections*, which are plugins
+(``register_report_sections``): an object with ``name``, ``title``,
+``order``, optionally ``scope`` (``"run"``, the default: rendered once per
+evaluated checkpoint; ``"comparison"``: once, only when several runs are
+compared) and ``render(view)``, returning an HTML fragment, or ``None`` when
+it has nothing to show (the report then says so in one line). Built-in
+sections render through Jinja2 with autoescaping, since checkpoint names and
+metadata are untrusted; a plugin's fragment is inserted as it is, so a
+plugin must escape what it did not write (``view.render(template, ...)``
+does it for them).
+
+Figures are PNG ``data:`` URIs, the CSS is inline and the page carries a
+Content-Security-Policy that allows nothing else, so the file opens from a
+CI artifact with no network access and runs no script.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+from markupsafe import Markup
+
+from ..atomic import write_text
+
+DEFAULT_DIR = "reports"
+
+
+@dataclass
+class RunView:
+    """What a section sees of one run: results, artifacts and helpers."""
+
+    results: object  # gandiag.results.Results
+    label: str
+    index: int = 0
+    artifacts: dict = field(default_factory=dict)
+    artifacts_note: Optional[str] = None  # why there are no artifacts, when there are none
+    json_path: Optional[Path] = None
+
+    @property
+    def context(self):
+        """The in-process EvalContext, or None for results read from JSON."""
+        return self.results.extras.get("context")
+
+    def diagnostic(self, name: str) -> Optional[dict]:
+        d = self.results.diagnostics.get(name) if isinstance(self.results.diagnostics, dict) else None
+        return d if isinstance(d, dict) else None
+
+    def render(self, template: str, **values) -> Markup:
+        return render_fragment(template, view=self, **values)
+
+    def empty(self, reason: str) -> Markup:
+        return render_fragment('{{ note(reason) }}', reason=reason)
+
+
+@dataclass
+class ComparisonView:
+    runs: list
+
+    def render(self, template: str, **values) -> Markup:
+        return render_fragment(template, view=self, **values)
+
+    def empty(self, reason: str) -> Markup:
+        return render_fragment('{{ note(reason) }}', reason=reason)
+
+
+_env = None
+
+
+def environment():
+    global _env
+    if _env is None:
+        import jinja2
+
+        _env = jinja2.Environment(loader=jinja2.PackageLoader("gandiag.report", "templates"), autoescape=True,
+                                  undefined=jinja2.ChainableUndefined, trim_blocks=True, lstrip_blocks=True)
+    return _env
+
+
+def render_fragment(template: str, **values) -> Markup:
+    """Render a template string with the shared macros (note, figure, table, kv_table, verdict, badge) imported."""
+    env = environment()
+    src = '{% from "parts.html" import note, figure, table, kv_table, verdict, badge %}' + template
+    return Markup(env.from_string(src).render(**values))
+
+
+def run_label(results, index: Optional[int] = None) -> str:
+    g = results.generator or {}
+    name = Path(str(g.get("path", "?"))).name or str(g.get("path", "?"))
+    if g.get("step") is not None:
+        name += f" (step {g['step']})"
+    return f"{index + 1}. {name}" if index is not None else name
+
+
+def _artifacts_for(results) -> tuple[dict, Optional[str]]:
+    from ..artifacts import collect, load_artifacts
+
+    if "artifacts" in results.extras:
+        return results.extras["artifacts"], results.extras.get("artifacts_note")
+    if results.extras.get("context") is not None:
+        return collect(results), None
+    jp = results.extras.get("json_path")
+    if jp:
+        return load_artifacts(jp, results.to_json())
+    return {}, "no samples or features at hand (results read without their artifacts file)"
+
+
+def _sections():
+    from ..plugins import registry
+
+    return sorted(registry("report section").values(), key=lambda s: (getattr(s, "order", 500), s.name))
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "section"
+
+
+def _render_section(section, view) -> Markup:
+    try:
+        html = section.render(view)
+    except Exception as exc:  # a broken section must not take the report down with it
+        return render_fragment('<p class="error">This section failed: {{ e }}</p>', e=f"{type(exc).__name__}: {exc}")
+    if html is None or (isinstance(html, str) and not html.strip()):
+        return view.empty(f"Nothing to show for {section.title.lower()} in these results.")
+    return Markup(html)
+
+
+def build_views(results_list: Sequence) -> list:
+    views = []
+    many = len(results_list) > 1
+    for i, r in enumerate(results_list):
+        arts, note = _artifacts_for(r)
+        jp = r.extras.get("json_path")
+        views.append(RunView(r, run_label(r, i if many else None), i, arts, note, Path(jp) if jp else None))
+    return views
+
+
+def render_html(results_list: Sequence, title: Optional[str] = None) -> str:
+    from .. import __version__
+
+    if not results_list:
+        raise ValueError("render_report needs at least one result")
+    views = build_views(results_list)
+    sections = _sections()
+    blocks = []
+    if len(views) > 1:
+        cview = ComparisonView(views)
+        for s in sections:
+            if getattr(s, "scope", "run") == "comparison":
+                blocks.append({"id": _slug(s.name), "title": s.title, "html": _render_section(s, cview)})
+        runs = []
+        for v in views:
+            runs.append({"label": v.label, "open": v is views[-1], "sections": [
+                {"id": f"run{v.index + 1}-{_slug(s.name)}", "title": s.title, "html": _render_section(s, v)}
+                for s in sections if getattr(s, "scope", "run") == "run"]})
+        blocks.append({"id": "runs", "title": "Each run", "runs": runs})
+        title = title or f"gandiag comparison of {len(views)} runs"
+        subtitle = " → ".join(v.label for v in views)
+    else:
+        v = views[0]
+        for s in sections:
+            if getattr(s, "scope", "run") == "run":
+                blocks.append({"id": _slug(s.name), "title": s.title, "html": _render_section(s, v)})
+        title = title or f"gandiag report: {v.label}"
+        real = (v.results.real or {}).get("source")
+        subtitle = f"vs {real}" if real else ""
+    created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return environment().get_template("report.html").render(
+        title=title, subtitle=subtitle, blocks=blocks, version=__version__, created=created)
+
+
+def default_report_path(results) -> Path:
+    stem = Path(str((results.generator or {}).get("path", "report"))).stem or "report"
+    return Path(DEFAULT_DIR) / f"{_slug(stem)}.html"
+
+
+def render_report(results_list: Sequence, path=None, title: Optional[str] = None) -> Path:
+    """Write the HTML report of one run (a single report) or several (a comparison); returns its path."""
+    results_list = list(results_list)
+    path = Path(path) if path else default_report_path(results_list[-1])
+    write_text(path, render_html(results_list, title))
+    return path
