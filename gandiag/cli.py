@@ -147,6 +147,9 @@ def evaluate(target, metrics, isc, fid, kid, prc, is_splits, kid_subsets, kid_su
     results = run_evaluation(target, kw, metrics=names or None, is_splits=is_splits, kid_subsets=kid_subsets,
                              kid_subset_size=kid_subset_size, bootstrap=bootstrap, diagnostics=not no_diagnostics)
     if json_path:
+        from .artifacts import save_artifacts
+
+        save_artifacts(results, json_path)  # the report's samples and projections, beside the JSON
         results.save(json_path)
     if report_path:
         from .report import render_report
