@@ -81,3 +81,17 @@ def test_inline_plugin_overrides_builtin():
         plugins.pm.unregister(plugin)
         plugins.reset()
     assert plugins.registry("metric")["fid"].label == "FID"
+
+
+def test_every_hook_is_documented_and_the_example_is_the_tested_plugin():
+    import re
+
+    from gandiag import hookspecs
+
+    doc = (HERE.parent / "docs" / "plugins.md").read_text()
+    hooks = [n for n in dir(hookspecs) if n.startswith("register_")]
+    assert len(hooks) == 8
+    for name in hooks:
+        assert f"`{name}(" in doc, f"{name} is not documented in docs/plugins.md"
+    example = re.search(r"```python\n(.*?)```", doc, re.S).group(1)
+    assert example == (HERE / "plugins" / "fake_gandiag_plugin.py").read_text()
