@@ -18,7 +18,7 @@ import numpy as np
 from . import figures
 
 GOOD_VERDICTS = {"none", "ok", "healthy", "pass", "passed", "good", "no_collapse", "no-collapse", "fine"}
-BAD_WORDS = ("severe", "collapse", "diverg", "fail", "memoris", "memoriz", "vanish", "explod", "dead", "nan")
+BAD_WORDS = ("severe", "unhealthy", "collapse", "diverg", "fail", "memoris", "memoriz", "vanish", "explod", "dead", "nan")
 
 
 def tone(verdict) -> str:
@@ -62,20 +62,32 @@ def first(d: Optional[dict], *keys):
 
 
 def scalars(d: dict, skip: Iterable = ()) -> list:
-    """(key, formatted value) for the plain numbers and strings of a dict."""
+    """(key, formatted value) for the numbers, strings and short lists of numbers of a dict."""
     skip = set(skip) | {"verdict", "reasons"}
-    return [(k, fmt(v)) for k, v in d.items()
-            if k not in skip and (isinstance(v, (int, float, str, np.number)) or v is None)]
+    out = []
+    for k, v in d.items():
+        if k in skip:
+            continue
+        if isinstance(v, (int, float, str, np.number)) or v is None:
+            out.append((k, fmt(v)))
+        elif isinstance(v, (list, tuple)) and len(v) <= 25 and all(
+                isinstance(x, (int, float, str)) or x is None for x in v):
+            out.append((k, ", ".join(fmt(x) for x in v) or "none"))
+    return out
 
 
 def find_diag(view, name: str) -> Optional[dict]:
-    """``diagnostics[name]``, or ``diagnostics[*][name]`` (e.g. NDB inside mode_collapse)."""
+    """``diagnostics[name]``, else ``diagnostics[*][name]`` or ``diagnostics[*]["signals"][name]``
+    (NDB and duplicates are signals inside ``mode_collapse``)."""
     d = view.diagnostic(name)
     if d is not None:
         return d
     for other in (view.results.diagnostics or {}).values():
-        if isinstance(other, dict) and isinstance(other.get(name), dict):
-            return other[name]
+        if not isinstance(other, dict):
+            continue
+        for holder in (other, other.get("signals")):
+            if isinstance(holder, dict) and isinstance(holder.get(name), dict):
+                return holder[name]
     return None
 
 
@@ -217,7 +229,8 @@ class Modes(Section):
             from ..mixture_protocol import HQ_SIGMAS, mixture_mode_stats
 
             stats = mixture_mode_stats(a["fake_samples"], mixture)
-            counts = number_list(first(d, "counts", "counts_per_mode", "mode_counts")) if d else None
+            sig = find_diag(view, "mixture") or d
+            counts = number_list(first(sig, "counts", "counts_per_mode", "mode_counts"))
             if counts is None or len(counts) != mixture.num_modes:
                 counts = np.asarray(stats["counts"], float)
             captured = counts > 0
@@ -232,10 +245,14 @@ class Modes(Section):
                            f"{100 * stats['high_quality_fraction']:.1f}% high quality (kept samples).",
                 u2=hist, c2="High-quality generated samples per mode (PacGAN/VEEGAN protocol)."))
         else:
-            shares_f = number_list(first(d, "class_shares", "shares", "per_class_shares", "shares_per_class")) if d else None
+            cls = find_diag(view, "classes") or d
+            shares_f = number_list(first(cls, "share", "class_shares", "shares", "per_class_shares"))
+            shares_r = number_list(first(cls, "real_share", "real_class_shares", "real_shares"))
             cf, cr = a.get("class_counts_fake"), a.get("class_counts_real")
             groups = {}
-            if cr is not None and np.sum(cr) > 0:
+            if shares_r is not None:
+                groups["real"] = shares_r
+            elif cr is not None and np.sum(cr) > 0:
                 groups["real"] = np.asarray(cr, float) / np.sum(cr)
             if shares_f is not None:
                 groups["generated"] = shares_f
@@ -264,30 +281,46 @@ class NDBBins(Section):
         d = find_diag(view, "ndb")
         if d is None:
             return view.empty("No NDB diagnostic in these results.")
-        p_real = number_list(first(d, "proportions_real", "real_proportions", "p_real", "real_bins", "bin_proportions_real"))
-        p_fake = number_list(first(d, "proportions_fake", "fake_proportions", "p_fake", "fake_bins", "bin_proportions_fake"))
-        diff = first(d, "different_bins", "differing_bins", "bins_that_differ", "significant", "different", "bins_differ")
         parts = []
         if "verdict" in d:
             parts.append(view.render("{{ verdict('NDB', dd, t) }}", dd={"verdict": d["verdict"], "reasons": reasons(d)},
                                      t=tone(d["verdict"])))
+        elif reasons(d):
+            parts.append(view.render('<ul class="reasons">{% for r in rs %}<li>{{ r }}</li>{% endfor %}</ul>', rs=reasons(d)))
         parts.append(view.render("{{ kv_table(rows) }}", rows=scalars(d)))
-        k = len(p_real) if p_real is not None else len(p_fake) if p_fake is not None else None
-        marks = None
-        if isinstance(diff, (list, tuple)) and k:
-            if all(isinstance(x, bool) for x in diff) and len(diff) == k:
-                marks = np.asarray(diff, bool)
-            elif all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in diff):
-                marks = np.zeros(k, bool)
-                marks[[int(i) for i in diff if 0 <= int(i) < k]] = True
-        if p_real is not None or p_fake is not None:
-            groups = {n: v for n, v in (("real", p_real), ("generated", p_fake)) if v is not None}
-            uri = figures.bars(groups, [str(i) for i in range(k)], "Bin proportions (k-means on real samples)",
-                               "share", highlight=marks, highlight_label="differs (p < 0.05)")
+        # Full bin proportions when given; else the list of bins that differ (dicts with real_share/fake_share).
+        p_real = number_list(first(d, "proportions_real", "real_proportions", "p_real", "real_shares"))
+        p_fake = number_list(first(d, "proportions_fake", "fake_proportions", "p_fake", "fake_shares"))
+        diff = first(d, "different_bins", "differing_bins", "bins_that_differ", "significant")
+        if p_real is not None and p_fake is not None and len(p_real) == len(p_fake):
+            k = len(p_real)
+            marks = np.zeros(k, bool)
+            for b in diff if isinstance(diff, list) else []:
+                i = b.get("bin") if isinstance(b, dict) else b
+                if isinstance(i, (int, np.integer)) and not isinstance(i, bool) and 0 <= i < k:
+                    marks[int(i)] = True
+            uri = figures.bars({"real": p_real, "generated": p_fake}, [str(i) for i in range(k)],
+                               "Bin proportions (k-means cells of the real data)", "share", highlight=marks,
+                               highlight_label="differs (p < alpha)")
             parts.append(view.render("{{ figure(uri, cap, 'NDB bins') }}", uri=uri,
                                      cap="Each bin is a k-means cell of the real data; marked bins differ by a two-proportion z-test."))
-        elif isinstance(diff, (list, tuple)):
-            parts.append(view.render("<p>Bins that differ: {{ b }}</p>", b=", ".join(map(str, diff)) or "none"))
+        bins = [b for b in diff if isinstance(b, dict)] if isinstance(diff, list) else []
+        if bins:
+            if p_real is None:
+                labels = [str(b.get("bin", "?")) for b in bins]
+                uri = figures.bars({"real": [float(b.get("real_share") or 0) for b in bins],
+                                    "generated": [float(b.get("fake_share") or 0) for b in bins]},
+                                   labels, "Bins that differ most (by p-value)", "share")
+                parts.append(view.render("{{ figure(uri, cap, 'NDB bins') }}", uri=uri,
+                                         cap="Share of real and generated samples in each bin that differs significantly."))
+            rows = [(fmt(b.get("bin")), fmt(b.get("real_share")), fmt(b.get("fake_share")), fmt(b.get("z"), 3),
+                     fmt(b.get("p"), 3), fmt(b.get("direction")), fmt(b.get("real_majority_label"))) for b in bins]
+            parts.append(view.render("{{ table(['bin', 'real share', 'generated share', 'z', 'p', 'generated is', "
+                                     "'real majority label'], rows) }}", rows=rows))
+        elif isinstance(diff, list) and diff and p_real is None:
+            parts.append(view.render("<p>Bins that differ: {{ b }}</p>", b=", ".join(map(fmt, diff))))
+        elif isinstance(diff, list) and not diff:
+            parts.append(view.empty("No bin differs significantly."))
         return "".join(parts)
 
 
@@ -419,7 +452,8 @@ class GradientNorms(Section):
                 if group:
                     uri = figures.hbars({k: {n: (np.nan if x is None else x) for n, x in v.items()} for k, v in group.items()},
                                         title, xl)
-                    parts.append(view.render("{{ figure(uri, cap, 'per-layer norms') }}", uri=uri, cap=f"From {source}."))
+                    parts.append(view.render("{{ figure(uri, cap, 'per-layer norms') }}", uri=uri,
+                                             cap=f"{title} per layer, from {source}."))
         if not parts:
             return view.empty("No gradient information: no gradient-health diagnostic and no log.jsonl with gradient norms.")
         return "".join(parts)
