@@ -171,6 +171,9 @@ def load_gates(path) -> Gates:
         raise GateFileError(f"{path}: no such gates file") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise GateFileError(f"{path}: not valid TOML ({exc})") from None
+    if not isinstance(doc.get("gates"), dict):
+        found = f" (found: {', '.join(sorted(doc))})" if doc else ""
+        raise GateFileError(f"{path}: no [gates] table{found}; see docs/gates.md")
     unknown = set(doc) - {"gates", "baseline"}
     if unknown:
         raise GateFileError(f"{path}: unknown top-level key(s) {', '.join(sorted(unknown))}; expected [gates] and baseline")

@@ -1,0 +1,208 @@
+"""Quality gates: thresholds, verdicts, baseline regressions judged against noise, fail-closed, exit codes, JUnit."""
+
+from __future__ import annotations
+
+import json
+import math
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from gandiag.errors import GandiagError
+from gandiag.gates import check_gates, load_gates
+from gandiag.mixtures import MIXTURES
+from gandiag.results import Results
+
+
+def cli():
+    from gandiag.cli import _add_plugin_commands, cli as group
+
+    _add_plugin_commands()
+    return group
+
+
+def make_results(fid=20.0, recall=0.6, fid_ci=None, verdict="none", **extra_metrics) -> Results:
+    metrics = {"fid": {"value": fid, "label": "FID", "higher_is_better": False},
+               "recall": {"value": recall, "label": "Recall", "higher_is_better": True}}
+    if fid_ci is not None:
+        metrics["fid"]["ci95"] = list(fid_ci)
+    metrics.update(extra_metrics)
+    diags = {"mode_collapse": {"verdict": verdict, "reasons": [{"message": "3 modes missing"}] if verdict != "none" else [],
+                               "modes_captured": 8, "modes_total": 8}}
+    return Results(metrics, {"path": "g.pt", "format": "gandiag"}, None, {"source": "ring8"}, {}, diags, [])
+
+
+def write(tmp_path, text: str, name="gates.toml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+@pytest.fixture(autouse=True)
+def _mode_collapse_known(monkeypatch):
+    """Gates name diagnostics by their registered name; make sure 'mode_collapse' is known even before its plugin lands."""
+    from gandiag import gates
+
+    real = gates._known_names
+
+    def known():
+        m, d = real()
+        return m, d | {"mode_collapse", "gradient_health"}
+
+    monkeypatch.setattr(gates, "_known_names", known)
+
+
+def test_thresholds_pass_and_fail(tmp_path):
+    g = load_gates(write(tmp_path, "[gates]\nfid = { max = 40.0 }\nrecall = { min = 0.5 }\n"))
+    out = check_gates(make_results(fid=20, recall=0.6), g)
+    assert out.passed and len(out.cases) == 2
+    out = check_gates(make_results(fid=41, recall=0.6), g)
+    assert not out.passed
+    assert [c.name for c in out.failures] == ["fid max"]
+    assert "41 > max 40" in out.summary()
+
+
+def test_verdict_allow_list_and_diagnostic_numbers(tmp_path):
+    g = load_gates(write(tmp_path, '[gates]\nmode_collapse = { allow = ["none"], modes_captured = { min = 8 } }\n'))
+    assert check_gates(make_results(verdict="none"), g).passed
+    out = check_gates(make_results(verdict="partial"), g)
+    assert not out.passed and "verdict 'partial' not allowed" in out.failures[0].message
+    assert "3 modes missing" in out.failures[0].message
+    # dotted keys are the same gate
+    g2 = load_gates(write(tmp_path, '[gates]\nmode_collapse.modes_captured = { min = 9 }\n', "g2.toml"))
+    assert not check_gates(make_results(), g2).passed
+
+
+def test_missing_diagnostic_or_verdict_fails_closed(tmp_path):
+    g = load_gates(write(tmp_path, '[gates]\nmode_collapse = { allow = ["none"] }\n'))
+    r = make_results()
+    r.diagnostics = {}
+    out = check_gates(r, g)
+    assert not out.passed and "missing" in out.failures[0].message
+    r.diagnostics = {"mode_collapse": {"reasons": []}}
+    assert not check_gates(r, g).passed
+
+
+@pytest.mark.parametrize("value", [float("nan"), None, float("inf")])
+def test_nan_or_null_metric_fails_closed(tmp_path, value):
+    g = load_gates(write(tmp_path, "[gates]\nfid = { max = 40.0 }\n"))
+    out = check_gates(make_results(fid=value), g)
+    assert not out.passed and "fails closed" in out.failures[0].message
+
+
+def test_missing_or_crashed_metric_fails(tmp_path):
+    g = load_gates(write(tmp_path, "[gates]\nprecision = { min = 0.1 }\nfid = { max = 40.0 }\n"))
+    r = make_results()
+    r.metrics["fid"]["error"] = "FloatingPointError: FID came out nan"
+    out = check_gates(r, g)
+    assert not out.passed
+    msgs = {c.name: c.message for c in out.failures}
+    assert "missing from the results" in msgs["precision min"]
+    assert "computation failed" in msgs["fid max"]
+
+
+def test_nan_survives_a_json_round_trip_as_a_failure(tmp_path):
+    r = make_results(fid=float("nan"))
+    r.save(tmp_path / "r.json")  # NaN becomes null
+    g = load_gates(write(tmp_path, "[gates]\nfid = { max = 40.0 }\n"))
+    assert not check_gates(Results.load(tmp_path / "r.json"), g).passed
+
+
+def test_regression_inside_noise_passes_outside_fails(tmp_path):
+    make_results(fid=20.0, fid_ci=(18.0, 22.0)).save(tmp_path / "main.json")
+    g = load_gates(write(tmp_path, '[gates]\nbaseline = "main.json"\nfid = { max_increase = 0.05 }\n'))
+    # 20 → 22.5: +2.5, more than 5% (1.0) but within 1.0 + noise √(2²+2²) ≈ 3.83 → noise, passes
+    assert check_gates(make_results(fid=22.5, fid_ci=(20.5, 24.5)), g).passed
+    # 20 → 26: +6 > 4.83 → a real regression
+    out = check_gates(make_results(fid=26.0, fid_ci=(24.0, 28.0)), g)
+    assert not out.passed and "noise" in out.failures[0].message
+    # Without intervals the comparison is exact, and says so.
+    make_results(fid=20.0).save(tmp_path / "main.json")
+    g = load_gates(write(tmp_path, '[gates]\nbaseline = "main.json"\nfid = { max_increase = 0.05 }\n'))
+    assert check_gates(make_results(fid=20.9), g).passed
+    out = check_gates(make_results(fid=21.5), g)
+    assert not out.passed and "--bootstrap" in out.failures[0].message
+
+
+def test_regression_for_higher_is_better_and_top_level_baseline(tmp_path):
+    (tmp_path / "base").mkdir()
+    make_results(recall=0.60).save(tmp_path / "base" / "main.json")
+    g = load_gates(write(tmp_path, 'baseline = "base/main.json"\n[gates]\nrecall = { max_decrease_abs = 0.02 }\n'))
+    assert check_gates(make_results(recall=0.59), g).passed
+    assert check_gates(make_results(recall=0.70), g).passed
+    assert not check_gates(make_results(recall=0.55), g).passed
+
+
+def test_baseline_missing_metric_fails_closed(tmp_path):
+    r = make_results()
+    del r.metrics["fid"]
+    r.save(tmp_path / "main.json")
+    g = load_gates(write(tmp_path, '[gates]\nbaseline = "main.json"\nfid = { max_increase = 0.05 }\n'))
+    out = check_gates(make_results(), g)
+    assert not out.passed and "baseline" in out.failures[0].message
+
+
+@pytest.mark.parametrize("text, match", [
+    ("[gates\nfid = 1", "not valid TOML"),
+    ("fid = { max = 1 }", "no \\[gates\\] table"),
+    ("[gates]\nfdi = { max = 40.0 }", "unknown metric or diagnostic 'fdi'"),
+    ("[gates]\nfid = { maximum = 40.0 }", "unknown gate 'maximum'"),
+    ("[gates]\nfid = { max = \"40\" }", "must be a finite number"),
+    ("[gates]\nfid = { max = nan }", "must be a finite number"),
+    ("[gates]\nfid = 40", "must be a table"),
+    ("[gates]\nrecall = { min = 0.9, max = 0.1 }", "no value could pass"),
+    ("[gates]\nfid = { max_increase = 0.05 }", "no baseline"),
+    ("[gates]\nbaseline = \"nope.json\"\nfid = { max_increase = 0.05 }", "baseline: .*no such file"),
+    ("[gates]\nmode_collapse = { allow = \"none\" }", "non-empty list of verdicts"),
+    ("[gates]\n", "names no gate"),
+    ("[gate]\nfid = { max = 1 }", "no \\[gates\\] table \\(found: gate\\)"),
+    ("base = 1\n[gates]\nfid = { max = 1 }", "unknown top-level key"),
+])
+def test_bad_gate_files_are_one_line_errors(tmp_path, text, match):
+    with pytest.raises(GandiagError, match=match) as info:
+        load_gates(write(tmp_path, text))
+    assert "\n" not in str(info.value)
+
+
+def test_junit_xml_one_testcase_per_gate(tmp_path):
+    g = load_gates(write(tmp_path, '[gates]\nfid = { max = 40.0 }\nrecall = { min = 0.9 }\nmode_collapse = { allow = ["none"] }\n'))
+    out = check_gates(make_results(recall=0.5), g, junit_path=tmp_path / "junit.xml")
+    root = ET.parse(tmp_path / "junit.xml").getroot()
+    cases = root.findall(".//testcase")
+    assert [c.get("name") for c in cases] == ["fid max", "recall min", "mode_collapse allow"]
+    assert root.find("testsuite").get("failures") == "1" and root.get("tests") == "3"
+    failed = [c for c in cases if c.find("failure") is not None]
+    assert [c.get("name") for c in failed] == ["recall min"]
+    assert not out.passed
+
+
+def test_gate_command_exit_codes(tmp_path):
+    make_results(fid=20).save(tmp_path / "ok.json")
+    make_results(fid=60).save(tmp_path / "bad.json")
+    gates = write(tmp_path, "[gates]\nfid = { max = 40.0 }\n")
+    run = lambda *a: CliRunner().invoke(cli(), list(a))  # noqa: E731
+    assert run("gate", str(tmp_path / "ok.json"), "--gate", str(gates)).exit_code == 0
+    res = run("gate", str(tmp_path / "bad.json"), "--gate", str(gates), "--junit", str(tmp_path / "j.xml"))
+    assert res.exit_code == 1 and "FAIL fid max" in res.output
+    ET.parse(tmp_path / "j.xml")
+    res = run("gate", str(tmp_path / "ok.json"), "--gate", str(write(tmp_path, "[gates", "broken.toml")))
+    assert res.exit_code == 2 and "not valid TOML" in res.output
+    res = run("gate", str(tmp_path / "missing.json"), "--gate", str(gates))
+    assert res.exit_code == 2
+
+
+def test_evaluate_with_gate_end_to_end(tmp_path):
+    pts, _ = MIXTURES["ring8"].sample(400, 11)
+    np.savez(tmp_path / "ring.npz", samples=pts)
+    base = ["evaluate", str(tmp_path / "ring.npz"), "--real", "ring8", "--metrics", "fid,precision,recall",
+            "--no-diagnostics", "-q"]
+    ok = write(tmp_path, "[gates]\nprecision = { min = 0.8 }\nfid = { max = 1.0 }\n", "ok.toml")
+    bad = write(tmp_path, "[gates]\nfid = { max = 0.0 }\n", "bad.toml")
+    res = CliRunner().invoke(cli(), base + ["--gate", str(ok), "--junit", str(tmp_path / "j.xml")])
+    assert res.exit_code == 0, res.output
+    assert len(ET.parse(tmp_path / "j.xml").getroot().findall(".//testcase")) == 2
+    assert CliRunner().invoke(cli(), base + ["--gate", str(bad)]).exit_code == 1
+    res = CliRunner().invoke(cli(), base + ["--gate", str(write(tmp_path, "[gates]\nfidd = { max = 1 }", "u.toml"))])
+    assert res.exit_code == 2 and "unknown metric or diagnostic 'fidd'" in res.output
