@@ -16,6 +16,7 @@ works without it and says what to install when one is given.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,15 @@ CONTRACT_KEY = "gandiag.contract"
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:240]
+
+
+def _ort_reason(exc: BaseException) -> str:
+    """onnxruntime's message without its error code, file path and C++ source location."""
+    msg = _first_line(exc) if len(str(exc)) < 240 else str(exc).strip().splitlines()[0]
+    msg = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", msg)
+    msg = re.sub(r"^Load model from .*? failed:", "", msg)
+    msg = re.sub(r"^\S+\.(cc|h):\d+ [^(]*\([^)]*\) ", "", msg)
+    return msg.strip()[:240]
 
 
 def _kind(onnx_type: str) -> str:
@@ -74,7 +84,10 @@ class OnnxLoader:
         try:
             sess = ort.InferenceSession(str(path), sess_options=so, providers=providers)
         except Exception as exc:
-            raise CheckpointError(f"{path}: not a readable ONNX model, truncated or corrupt? ({_first_line(exc)})") from None
+            reason = _ort_reason(exc)
+            if "INVALID_PROTOBUF" in str(exc) or "Protobuf parsing failed" in str(exc):
+                raise CheckpointError(f"{path}: not a readable ONNX model: truncated or corrupt ({reason})") from None
+            raise CheckpointError(f"{path}: onnxruntime {ort.__version__} cannot load this model: {reason}") from None
         sig = read_signature(str(path), [_info(a) for a in sess.get_inputs()], [_info(a) for a in sess.get_outputs()],
                              default_layout=None)
         stored = sess.get_modelmeta().custom_metadata_map.get(CONTRACT_KEY)
