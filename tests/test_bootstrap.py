@@ -1,0 +1,94 @@
+"""Bootstrap confidence intervals: seeded, cover the estimate, and as wide as the noise between independent draws."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from gandiag.bootstrap import add_confidence_intervals, radii_excluding_copies
+from gandiag.evaluation import evaluate
+from gandiag.features import FeatureSet
+from gandiag.metrics import MetricContext, MetricOptions
+from gandiag.metrics.fid import FID
+from gandiag.metrics.prdc import Coverage, Density, Precision, Recall, kth_nn_radii
+from gandiag.mixtures import MIXTURES
+
+METRICS = (FID(), Precision(), Recall(), Density(), Coverage())
+
+
+def feature_set(x) -> FeatureSet:
+    fs = FeatureSet()
+    fs.add({"pool": torch.as_tensor(x, dtype=torch.float32)})
+    return fs
+
+
+def run(real, fake, n=50, seed=0):
+    ctx = MetricContext(feature_set(fake), feature_set(real), MetricOptions(seed=seed))
+    out = {m.name: m.compute(ctx) for m in METRICS}
+    add_confidence_intervals(out, METRICS, ctx, n)
+    return out, ctx
+
+
+def gaussians(n, d, seed, shift=0.0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, d)) + shift
+
+
+def test_radii_without_copies_equal_the_plain_radii():
+    x = torch.as_tensor(gaussians(200, 4, 0))
+    assert torch.allclose(radii_excluding_copies(x, torch.arange(200), 3), kth_nn_radii(x, 3))
+    # A point drawn twice is not its own neighbour.
+    idx = torch.tensor([0, 0, 1, 2, 3, 4])
+    r = radii_excluding_copies(x[idx], idx, 1)
+    assert (r > 0).all()
+
+
+def test_intervals_cover_the_estimate_and_are_seeded():
+    real, fake = gaussians(200, 8, 1), gaussians(200, 8, 2, 0.3)
+    a, ctx = run(real, fake, 20, seed=5)
+    b, _ = run(real, fake, 20, seed=5)
+    c, _ = run(real, fake, 20, seed=6)
+    for name in ("fid", "precision", "recall", "density", "coverage"):
+        lo, hi = a[name]["ci95"]
+        assert lo <= a[name]["value"] <= hi and lo < hi, name
+        assert a[name]["bootstrap"] == 20 and "bootstrap_mean" in a[name]
+        assert a[name]["ci95"] == b[name]["ci95"]
+        assert a[name]["ci95"] != c[name]["ci95"]
+    assert 0 <= a["precision"]["ci95"][0] and a["coverage"]["ci95"][1] <= 1
+    assert not any("rough" in w for w in ctx.warnings)  # 20 resamples: no warning (fewer would)
+
+
+def test_interval_width_matches_the_spread_of_independent_evaluations():
+    """The point of a CI for gates: its width should describe the run-to-run noise."""
+    d, n = 4, 200
+    values = {k: [] for k in ("fid", "recall", "coverage")}
+    for s in range(12):
+        out = {}
+        ctx = MetricContext(feature_set(gaussians(n, d, 100 + s, 0.2)), feature_set(gaussians(n, d, 200 + s)), MetricOptions())
+        for m in (METRICS[0], METRICS[2], METRICS[4]):
+            values[m.name].append(m.compute(ctx)["value"])
+    out, _ = run(gaussians(n, d, 1), gaussians(n, d, 2, 0.2), 40, seed=1)
+    for name, v in values.items():
+        sd = float(np.std(v, ddof=1))
+        half = (out[name]["ci95"][1] - out[name]["ci95"][0]) / 2
+        assert 0.3 * 1.96 * sd < half < 3.0 * 1.96 * sd, (name, half, sd)
+
+
+def test_evaluate_bootstrap_writes_intervals_to_json(tmp_path):
+    pts, _ = MIXTURES["ring8"].sample(300, 4)
+    np.savez(tmp_path / "ring.npz", samples=pts)
+    r = evaluate(tmp_path / "ring.npz", "ring8", metrics=["fid", "kid", "precision", "recall", "density", "coverage"],
+                 bootstrap=20, diagnostics=False, kid_subsets=10, kid_subset_size=100)
+    r.save(tmp_path / "r.json")
+    import json
+
+    m = json.loads((tmp_path / "r.json").read_text())["metrics"]
+    for name in ("fid", "precision", "recall", "density", "coverage"):
+        assert m[name]["bootstrap"] == 20 and len(m[name]["ci95"]) == 2
+    assert "ci95" not in m["kid"] and "std" in m["kid"]  # KID keeps its subset std
+    assert "95% CI" in r.summary()
+
+
+def test_few_resamples_warn():
+    _, ctx = run(gaussians(100, 3, 1), gaussians(100, 3, 2), 5)
+    assert any("rough" in w for w in ctx.warnings)
