@@ -50,12 +50,14 @@ class FeatureSet:
     _chunks: dict = field(default_factory=dict)
     _stats: dict = field(default_factory=dict)
     labels: Optional[np.ndarray] = None  # class labels where known (real data, conditional samples)
+    streamed: tuple = ("pool",)  # roles whose statistics accumulate batch by batch (FID's)
 
     def add(self, batch_features: dict) -> None:
         for role, x in batch_features.items():
             x = x.detach()
             self._chunks.setdefault(role, []).append(x.float().cpu())
-            self._stats.setdefault(role, FeatureStats.empty(x.shape[1])).update(x)
+            if role in self.streamed:
+                self._stats.setdefault(role, FeatureStats.empty(x.shape[1])).update(x)
         self.n += int(next(iter(batch_features.values())).shape[0])
 
     @property
@@ -72,6 +74,8 @@ class FeatureSet:
         return chunks[0]
 
     def stats(self, role: str) -> FeatureStats:
+        if role not in self._stats:  # a role nobody streamed: computed once, on demand
+            self._stats[role] = FeatureStats.of(self.features(role))
         return self._stats[role]
 
     def subset(self, index) -> "FeatureSet":
@@ -86,8 +90,8 @@ class FeatureSet:
         from .atomic import atomic_write
 
         arrays = {f"features_{r}": self.features(r).numpy() for r in self.roles}
-        for r in self.roles:
-            s = self.stats(r)
+        for r in self._stats:
+            s = self._stats[r]
             arrays.update({f"sum_{r}": s.sum, f"outer_{r}": s.outer})
         if self.labels is not None:
             arrays["labels"] = np.asarray(self.labels)
@@ -103,7 +107,8 @@ class FeatureSet:
                     r = key[len("features_"):]
                     x = torch.from_numpy(z[key])
                     out._chunks[r] = [x]
-                    out._stats[r] = FeatureStats(int(x.shape[0]), z[f"sum_{r}"], z[f"outer_{r}"])
+                    if f"sum_{r}" in z.files:
+                        out._stats[r] = FeatureStats(int(x.shape[0]), z[f"sum_{r}"], z[f"outer_{r}"])
                     out.n = int(x.shape[0])
             if "labels" in z.files:
                 out.labels = z["labels"]

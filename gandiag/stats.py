@@ -9,18 +9,20 @@ new samples) merge by plain addition, exactly.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 
-@dataclass
 class FeatureStats:
-    n: int
-    sum: np.ndarray  # (d,) float64
-    outer: np.ndarray  # (d, d) float64: Σ x xᵀ
+    """Count, float64 sum and float64 sum of outer products of a feature set."""
+
+    def __init__(self, n: int, sum: np.ndarray, outer: np.ndarray):
+        self.n = int(n)
+        self.sum = np.asarray(sum, dtype=np.float64)
+        self._outer = np.asarray(outer, dtype=np.float64)
+        self._upper = None  # CPU accumulator: upper triangle only, Fortran order (BLAS dsyrk)
 
     @classmethod
     def empty(cls, dim: int) -> "FeatureStats":
@@ -37,12 +39,32 @@ class FeatureStats:
     def dim(self) -> int:
         return int(self.sum.shape[0])
 
+    @property
+    def outer(self) -> np.ndarray:
+        """Σ x xᵀ (full symmetric matrix)."""
+        if self._upper is not None:
+            up = self._upper
+            self._outer = self._outer + np.triu(up) + np.triu(up, 1).T
+            self._upper = None
+        return self._outer
+
     def update(self, batch: torch.Tensor) -> None:
-        """Add a (B, d) batch; the product runs in float64 on the batch's device."""
-        x = torch.as_tensor(batch).detach().to(torch.float64)
+        """Add a (B, d) batch. On the CPU, BLAS dsyrk forms xᵀx at half a matrix
+        product's cost (one triangle); on a GPU the product runs where the batch is."""
+        x = torch.as_tensor(batch).detach()
         self.n += int(x.shape[0])
+        if x.device.type == "cpu":
+            from scipy.linalg.blas import dsyrk
+
+            xn = np.ascontiguousarray(x.numpy(), dtype=np.float64)
+            self.sum += xn.sum(0)
+            if self._upper is None:
+                self._upper = np.zeros((self.dim, self.dim), np.float64, order="F")
+            self._upper = dsyrk(1.0, xn, beta=1.0, c=self._upper, trans=1, lower=0, overwrite_c=1)
+            return
+        x = x.to(torch.float64)
         self.sum += x.sum(0).cpu().numpy()
-        self.outer += (x.T @ x).cpu().numpy()
+        self._outer = self.outer + (x.T @ x).cpu().numpy()
 
     def merge(self, other: "FeatureStats") -> "FeatureStats":
         if other.dim != self.dim:
