@@ -144,7 +144,7 @@ def hbars(series: dict, title: str, xlabel: str, log: bool = True) -> str:
         finite = np.isfinite(vals)
         y = np.arange(len(names))
         shown = np.where(finite, vals, np.nan)
-        ax.barh(y[finite], shown[finite], color=REAL_COLOUR if name.upper().startswith("D") else FAKE_COLOUR)
+        ax.barh(y[finite], shown[finite], color=REAL_COLOUR if name.split()[-1].upper().startswith("D") else FAKE_COLOUR)
         for yi in y[~finite]:
             ax.text(0, yi, " NaN/Inf", va="center", color="black", fontsize=7)
         ax.set_yticks(y)
