@@ -206,3 +206,20 @@ def test_evaluate_with_gate_end_to_end(tmp_path):
     assert CliRunner().invoke(cli(), base + ["--gate", str(bad)]).exit_code == 1
     res = CliRunner().invoke(cli(), base + ["--gate", str(write(tmp_path, "[gates]\nfidd = { max = 1 }", "u.toml"))])
     assert res.exit_code == 2 and "unknown metric or diagnostic 'fidd'" in res.output
+
+
+def test_the_documented_gates_file_loads_and_checks(tmp_path):
+    """docs/gates.md's example is the file a user copies: it must stay valid."""
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).parent.parent / "docs" / "gates.md").read_text()
+    example = re.search(r"```toml\n(.*?)```", doc, re.S).group(1)
+    (tmp_path / "results").mkdir()
+    base = make_results(fid=20.0, fid_ci=(18, 22), precision={"value": 0.7, "ci95": [0.68, 0.72]})
+    base.diagnostics["gradient_health"] = {"verdict": "healthy", "reasons": []}
+    base.save(tmp_path / "results" / "main.json")
+    g = load_gates(write(tmp_path, example))
+    assert len(g.gates) == 8
+    out = check_gates(base, g)
+    assert out.passed, out.summary()
