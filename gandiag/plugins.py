@@ -26,6 +26,7 @@ DEFAULT_PLUGINS = (
     "gandiag.default_plugins.report_sections",
     "gandiag.default_plugins.report_commands",
     "gandiag.default_plugins.train_command",
+    "gandiag.default_plugins.diagnose_command",
     "gandiag.default_plugins.export_command",
 )
 

@@ -1,0 +1,11 @@
+"""Built-in diagnostics: ``mode_collapse`` and ``gradient_health`` (docs/diagnostics.md)."""
+
+from ..diagnostics.gradient_health import GradientHealth
+from ..diagnostics.mode_collapse import ModeCollapse
+from ..hookspecs import hookimpl
+
+
+@hookimpl(trylast=True)
+def register_diagnostics(register):
+    register(ModeCollapse())
+    register(GradientHealth())

@@ -1,0 +1,58 @@
+"""Mode-collapse and gradient-health diagnostics: a verdict and the evidence behind it.
+
+Layout (docs/diagnostics.md is the user's reference):
+
+- one module per signal, each a pure function of arrays plus a thin
+  ``compute(ctx)`` that reads the shared :class:`~gandiag.evaluation.EvalContext`
+  (no signal samples or extracts features again, except latent sensitivity,
+  which must move z):
+  :mod:`.mixture_modes`, :mod:`.classifier_modes`, :mod:`.ndb`,
+  :mod:`.duplicates`, :mod:`.latent_sensitivity`;
+- :mod:`.mode_collapse`: the one registered diagnostic ``mode_collapse``; it runs
+  every signal that applies, nests their numbers under ``signals`` and turns
+  the reasons they raise into ``none`` / ``partial`` / ``severe``;
+- :mod:`.gradient_health` (+ :mod:`.training_log` for ``log.jsonl`` trends):
+  the registered diagnostic ``gradient_health``, ``healthy`` / ``warning`` /
+  ``unhealthy``.
+
+Every reason is a dict ``{"signal", "level", "message", "value", "threshold"}``
+so a reader (or a gate) sees which signal fired, with what value, against
+which documented threshold. Thresholds are module constants, named and
+documented next to the calibration numbers in docs/diagnostics.md.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+MODE_LEVELS = ("none", "partial", "severe")
+HEALTH_LEVELS = ("healthy", "warning", "unhealthy")
+INFO = "info"  # a reason that is reported but does not change the verdict
+
+
+def reason(signal: str, level: str, message: str, value=None, threshold=None) -> dict:
+    return {"signal": signal, "level": level, "message": message,
+            "value": _num(value), "threshold": _num(threshold)}
+
+
+def verdict(reasons: list, levels: tuple) -> str:
+    """The worst level among the reasons (``info`` reasons do not count)."""
+    worst = 0
+    for r in reasons:
+        if r["level"] in levels:
+            worst = max(worst, levels.index(r["level"]))
+    return levels[worst]
+
+
+def _num(x):
+    if x is None or isinstance(x, (str, list, tuple)):
+        return x
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def fmt(x: Optional[float], digits: int = 3) -> str:
+    if x is None:
+        return "n/a"
+    return f"{x:.{digits}g}"

@@ -1,0 +1,75 @@
+"""The ``mode_collapse`` diagnostic: one verdict over every signal that applies.
+
+Design: one registered diagnostic calling signal modules, rather than one
+plugin per signal, so the verdict always sees every signal's numbers and the
+results JSON keeps one place to read (``diagnostics.mode_collapse``). A
+signal is any object with ``SIGNAL`` (its key), ``applies(ctx)`` and
+``compute(ctx) -> dict`` whose dict carries ``reasons``; :data:`SIGNALS`
+lists the built-in ones, and a plugin that wants another signal registers its
+own ``mode_collapse`` diagnostic (first registration wins) built with
+``ModeCollapse(signals=SIGNALS + (mine,))``.
+
+Output (top level, the keys the issue and the gates name): ``verdict``
+(``none`` / ``partial`` / ``severe``: the worst level among the reasons),
+``reasons`` (which signals fired, values, thresholds), ``missing_modes``
+(labels where modes are known: mixture mode indices, or classes),
+``modes_captured``, ``modes_total``, ``high_quality_fraction`` (2D only),
+``reverse_kl`` (2D), ``kl_to_real`` (classes), then ``signals``: each
+signal's own numbers, and ``errors`` for a signal that failed (reported,
+never fatal: one broken signal must not hide the others).
+"""
+
+from __future__ import annotations
+
+import time
+
+from . import MODE_LEVELS, classifier_modes, duplicates, latent_sensitivity, mixture_modes, ndb, verdict
+
+SIGNALS = (mixture_modes, classifier_modes, ndb, duplicates, latent_sensitivity)
+
+
+class ModeCollapse:
+    name = "mode_collapse"
+    description = "mode collapse: mixture modes, classifier classes, NDB, near-duplicates, latent sensitivity → none/partial/severe"
+
+    def __init__(self, signals=SIGNALS):
+        self.signals = tuple(signals)
+
+    def applies(self, ctx) -> bool:
+        return any(s.applies(ctx) for s in self.signals)
+
+    def run(self, ctx) -> dict:
+        signals, errors, seconds = {}, {}, {}
+        for s in self.signals:
+            if not s.applies(ctx):
+                continue
+            t0 = time.perf_counter()
+            try:
+                signals[s.SIGNAL] = s.compute(ctx)
+            except Exception as exc:  # a signal's failure is reported, the others still count
+                errors[s.SIGNAL] = f"{type(exc).__name__}: {exc}"
+            seconds[s.SIGNAL] = round(time.perf_counter() - t0, 3)
+        return summarise(signals, errors, seconds)
+
+
+def summarise(signals: dict, errors: dict | None = None, seconds: dict | None = None) -> dict:
+    reasons = [r for sig in signals.values() for r in sig.get("reasons", [])]
+    order = {lvl: i for i, lvl in enumerate(("severe", "partial", "info"))}
+    reasons.sort(key=lambda r: order.get(r["level"], 9))
+    out = {"verdict": verdict(reasons, MODE_LEVELS), "reasons": reasons,
+           "missing_modes": None, "modes_captured": None, "modes_total": None}
+    mix, cls = signals.get("mixture"), signals.get("classes")
+    if mix is not None:
+        out.update(missing_modes=mix["missing_modes"], starved_modes=mix["starved_modes"],
+                   modes_captured=mix["modes_captured"], modes_total=mix["modes_total"],
+                   high_quality_fraction=mix["high_quality_fraction"], reverse_kl=mix["reverse_kl"])
+    elif cls is not None:
+        out.update(missing_modes=cls["missing_classes"], absent_modes=cls["absent_classes"],
+                   modes_captured=cls["classes_covered"], modes_total=cls["classes_total"],
+                   kl_to_real=cls["kl_to_real"])
+    out["signals"] = signals
+    if errors:
+        out["errors"] = errors
+    if seconds:
+        out["seconds"] = seconds
+    return out
