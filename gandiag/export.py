@@ -156,12 +156,12 @@ def _torchscript(net, arch, contract, args, expected, out: Path) -> None:
 
 
 def _savedmodel(net, arch, contract, args, expected, out: Path) -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from .export_tf import build_tf_module, import_tensorflow
+
     try:
-        import tensorflow as tf
+        tf = import_tensorflow()
     except ImportError:
         raise _missing("tensorflow", "tensorflow", "savedmodel") from None
-    from .export_tf import build_tf_module
 
     module = build_tf_module(arch, net)
     tf_args = [tf.constant(a.numpy()) for a in args]

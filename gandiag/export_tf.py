@@ -17,6 +17,9 @@ checks it against PyTorch before saving.
 
 from __future__ import annotations
 
+import importlib.util
+import os
+
 import numpy as np
 import torch
 from torch import nn
@@ -24,6 +27,27 @@ from torch import nn
 from .errors import GandiagError
 
 SUPPORTED = {"mlp-generator", "dcgan-generator"}
+
+
+def import_tensorflow():
+    """``import tensorflow``, made safe to mix with PyTorch in one process; raises ImportError when absent.
+
+    Loading triton's native library (which torch.compile, torch.export and
+    torchvision pull in) after TensorFlow crashes the process (seen with
+    tensorflow-cpu 2.21 and triton 3.x), while the other order is fine; so
+    triton is loaded first wherever it is installed.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off the terminal
+    if importlib.util.find_spec("tensorflow") is None:
+        raise ImportError("No module named 'tensorflow'", name="tensorflow")
+    if importlib.util.find_spec("triton") is not None:
+        try:
+            import triton._C.libtriton  # noqa: F401
+        except Exception:  # a broken triton is torch's problem, not a reason to refuse TensorFlow
+            pass
+    import tensorflow as tf
+
+    return tf
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -83,8 +107,7 @@ def _layers(tf, seq: nn.Sequential, arch: str):
 
 def build_tf_module(arch: str, net: nn.Module):
     """A ``tf.Module`` computing what ``net`` computes, with a ``serve`` tf.function."""
-    import tensorflow as tf
-
+    tf = import_tensorflow()
     if arch not in SUPPORTED:
         raise GandiagError(f"architecture {arch!r} has no TensorFlow rebuild (built-in: {', '.join(sorted(SUPPORTED))}); "
                            "export to onnx, torchscript or export instead")

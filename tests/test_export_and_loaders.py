@@ -16,6 +16,7 @@ import torch
 import gandiag
 from gandiag.errors import CheckpointError, GandiagError, GeneratorOutputError
 from gandiag.export import SUFFIX, TARGETS, export_checkpoint
+from gandiag.export_tf import import_tensorflow
 from gandiag.loading import load_generator
 from gandiag.training import train
 
@@ -28,8 +29,17 @@ def run_cli(*args):
     return subprocess.run(GANDIAG + [str(a) for a in args], capture_output=True, text=True, timeout=300)
 
 
+def _tf():
+    try:
+        return import_tensorflow()  # not importorskip: the import order with triton matters
+    except ImportError:
+        pytest.skip("tensorflow is not installed")
+
+
 def _needs(target):
-    if target in FRAMEWORK:
+    if target == "savedmodel":
+        _tf()
+    elif target in FRAMEWORK:
         pytest.importorskip(FRAMEWORK[target])
     if target == "onnx":
         pytest.importorskip("onnxscript")
@@ -121,10 +131,6 @@ def test_foreign_onnx_read_from_its_signature_with_a_fixed_batch(tmp_path):
     assert out.shape == (7, 2)
     r = gandiag.evaluate(path, "ring8", **EVAL)
     assert r.contract["sample_shape"] == [2] and r.metrics["fid"]["value"] > 0
-
-
-def _tf():
-    return pytest.importorskip("tensorflow")
 
 
 def _foreign_savedmodel(path, out_shape, signatures=True):

@@ -16,7 +16,6 @@ without it and says what to install when one is given.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ import torch
 
 from gandiag.contract import GeneratorContract
 from gandiag.errors import CheckpointError, GandiagError
+from gandiag.export_tf import import_tensorflow
 from gandiag.hookspecs import hookimpl
 from gandiag.loading import LoadedGenerator, LoadOptions
 from gandiag.signature import TensorInfo, call_batched, read_signature
@@ -38,9 +38,8 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _import_tf(path):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off the terminal
     try:
-        import tensorflow as tf
+        tf = import_tensorflow()  # keeps TensorFlow quiet, and safe beside PyTorch's triton
     except ImportError:
         raise CheckpointError(f"{path}: reading TensorFlow SavedModels needs tensorflow: "
                               "pip install 'gandiag[tensorflow]'") from None
