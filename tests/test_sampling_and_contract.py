@@ -1,0 +1,75 @@
+"""Sampling is deterministic and shardable; the contract is detected only when unambiguous."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gandiag.contract import GeneratorContract, detect, parse_range, to_uint8_nchw
+from gandiag.errors import GandiagError, GeneratorOutputError
+from gandiag.sampling import BLOCK, latents, shard_ranges
+
+
+def test_latents_do_not_depend_on_batching():
+    c = GeneratorContract(latent_dim=5)
+    whole, _ = latents(c, 0, 3000, seed=7)
+    parts = torch.cat([latents(c, a, b, seed=7)[0] for a, b in shard_ranges(3000, 97)])
+    assert torch.equal(whole, parts)
+    assert not torch.equal(whole, latents(c, 0, 3000, seed=8)[0])
+
+
+def test_shards_cover_every_sample_once():
+    n = 5 * BLOCK + 17
+    seen = sorted(i for r in range(3) for a, b in shard_ranges(n, 100, rank=r, world=3) for i in range(a, b))
+    assert seen == list(range(n))
+
+
+def test_uniform_latents_and_balanced_labels():
+    c = GeneratorContract(latent_dim=3, latent_dist="uniform", num_classes=10)
+    z, y = latents(c, 0, 100, seed=0)
+    assert z.min() >= -1 and z.max() <= 1
+    assert torch.bincount(y).tolist() == [10] * 10
+
+
+@pytest.mark.parametrize("shape, dtype, lo, hi, layout, rng", [
+    ((4, 3, 16, 16), torch.float32, -1, 1, "NCHW", "-1,1"),
+    ((4, 16, 16, 3), torch.float32, 0, 1, "NHWC", "0,1"),
+    ((4, 1, 8, 8), torch.uint8, 0, 255, "NCHW", "uint8"),
+    ((4, 8, 8, 1), torch.float32, 0, 255, "NHWC", "uint8"),
+])
+def test_detect_layout_and_range(shape, dtype, lo, hi, layout, rng):
+    x = torch.linspace(lo, hi, int(torch.tensor(shape).prod())).reshape(shape).to(dtype)
+    c = detect(GeneratorContract(latent_dim=4), x)
+    assert (c.kind, c.layout, c.output_range) == ("images", layout, rng)
+    assert c.sample_shape[0] in (1, 3)
+
+
+def test_ambiguous_layout_asks_for_flag():
+    with pytest.raises(GeneratorOutputError, match="--layout"):
+        detect(GeneratorContract(latent_dim=4), torch.zeros(2, 3, 5, 3))
+    c = detect(GeneratorContract(latent_dim=4, layout="NCHW"), torch.zeros(2, 3, 5, 3))
+    assert c.sample_shape == (3, 5, 3)
+
+
+def test_unknown_range_asks_for_flag():
+    with pytest.raises(GeneratorOutputError, match="--output-range"):
+        detect(GeneratorContract(latent_dim=4), torch.full((2, 3, 4, 4), 300.0))
+
+
+def test_uint8_conversion_rounds_like_torch_fidelity():
+    x = torch.tensor([-1.0, 0.0, 1.0, 0.5]).view(1, 1, 2, 2)
+    out = to_uint8_nchw(x, GeneratorContract(latent_dim=1, layout="NCHW", output_range="-1,1"))
+    assert out.flatten().tolist() == [0, 128, 255, 191]
+
+
+def test_range_spellings():
+    assert parse_range("[-1, 1]") == "-1,1" and parse_range("0..1") == "0,1" and parse_range("255") == "uint8"
+    with pytest.raises(GandiagError):
+        parse_range("[0, 2]")
+
+
+def test_bad_contract_values():
+    with pytest.raises(GandiagError, match="latent"):
+        GeneratorContract(latent_dim=0).validate()
+    with pytest.raises(GandiagError, match="distribution"):
+        GeneratorContract(latent_dim=2, latent_dist="cauchy").validate()
