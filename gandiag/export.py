@@ -30,7 +30,6 @@ import tempfile
 import warnings
 from dataclasses import replace
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch

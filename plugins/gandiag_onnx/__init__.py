@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from gandiag.contract import GeneratorContract
-from gandiag.errors import CheckpointError, GandiagError
+from gandiag.errors import CheckpointError, GandiagError, GeneratorOutputError
 from gandiag.hookspecs import hookimpl
 from gandiag.loading import LoadedGenerator, LoadOptions
 from gandiag.signature import TensorInfo, call_batched, read_signature
@@ -112,7 +112,15 @@ class OnnxLoader:
             if sig.labels is not None:
                 ln = labels.detach().cpu().numpy().astype(lab_type)
                 ln = ln[:, None] if lab_2d else ln
-            out = call_batched(run, zn, ln, sig.fixed_batch)
+            want = sig.latent.shape[1] if sig.latent.shape else None
+            if want is not None and zn.shape[1] != want:
+                raise GandiagError(f"{path} takes latents of size {want}, not {zn.shape[1]} (--latent-dim)")
+            try:
+                out = call_batched(run, zn, ln, sig.fixed_batch)
+            except GandiagError:
+                raise
+            except Exception as exc:
+                raise GeneratorOutputError(f"{path}: the generator failed on a batch of {zn.shape[0]}: {_ort_reason(exc)}") from None
             return torch.from_numpy(np.ascontiguousarray(out)).to(device)
 
         return LoadedGenerator(forward, contract, "onnx", str(path),

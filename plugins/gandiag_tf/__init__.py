@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from gandiag.contract import GeneratorContract
-from gandiag.errors import CheckpointError, GandiagError
+from gandiag.errors import CheckpointError, GandiagError, GeneratorOutputError
 from gandiag.export_tf import import_tensorflow
 from gandiag.hookspecs import hookimpl
 from gandiag.loading import LoadedGenerator, LoadOptions
@@ -106,7 +106,15 @@ class SavedModelLoader:
             if sig.labels is not None:
                 ln = labels.detach().cpu().numpy()
                 ln = ln[:, None] if lab_2d else ln
-            out = call_batched(run, zn, ln, sig.fixed_batch)
+            want = sig.latent.shape[1] if sig.latent.shape else None
+            if want is not None and zn.shape[1] != want:
+                raise GandiagError(f"{path} takes latents of size {want}, not {zn.shape[1]} (--latent-dim)")
+            try:
+                out = call_batched(run, zn, ln, sig.fixed_batch)
+            except GandiagError:
+                raise
+            except Exception as exc:
+                raise GeneratorOutputError(f"{path}: the generator failed on a batch of {zn.shape[0]}: {_first_line(exc)}") from None
             return torch.from_numpy(np.ascontiguousarray(out)).to(device)
 
         return LoadedGenerator(forward, contract, "savedmodel", str(path),
