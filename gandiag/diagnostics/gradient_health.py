@@ -244,7 +244,7 @@ def adversarial_checks(ckpt: dict, seed: int) -> dict:
         torch.set_rng_state(torch_state)
     res.update({
         "d_loss": float(loss_d.detach()), "g_loss": float(loss_g.detach()),
-        "d_score_real_mean": float(s_real.mean()), "d_score_fake_mean": float(s_fake.mean()),
+        "d_score_real_mean": float(s_real.detach().mean()), "d_score_fake_mean": float(s_fake.detach().mean()),
         "grad_norm": {"G": g_norms, "D": d_norms},
         "grad_norm_total": {"G": total_norm(g_norms), "D": total_norm(d_norms)},
         "layer_ratio": {"G": _layer_ratio(G, g_norms), "D": _layer_ratio(D, d_norms)},

@@ -42,7 +42,7 @@ from . import fmt, reason
 SIGNAL = "ndb"
 K = 100
 MIN_PER_BIN = 10
-N_INIT = 3
+N_INIT = 2
 ALPHA = 0.05
 MAX_FIT = 20_000  # real samples used to fit k-means
 EMPTIED_LABEL = 0.9

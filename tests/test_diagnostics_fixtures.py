@@ -1,0 +1,97 @@
+"""Calibration on real cases: the verdicts on generators trained by the bundled trainer.
+
+Fixtures: tests/fixtures/models/ (scripts/make_fixtures.py). Healthy models
+must not be flagged, on the default seed and on other seeds (stress); broken
+ones must get the right verdict and name the right modes. The numbers behind
+the thresholds are in docs/diagnostics.md.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gandiag.evaluation import evaluate
+
+MODELS = Path(__file__).parent / "fixtures" / "models"
+N = {"ring8": None, "digits": 5000}  # ring8: the protocol's 2,500 points; digits: enough for class shares
+_cache: dict = {}
+
+
+def diagnose(name: str, seed: int = 2020) -> dict:
+    key = (name, seed)
+    if key not in _cache:
+        path = MODELS / name / "checkpoint.pt"
+        if not path.exists():
+            pytest.skip(f"fixture {name} not made (scripts/make_fixtures.py)")
+        r = evaluate(path, metrics=["fid"], num_samples=N[name.split("_")[0]], seed=seed, device="cpu", use_cache=False)
+        _cache[key] = json.loads(json.dumps(r.to_json(), default=float))["diagnostics"]
+    return _cache[key]
+
+
+HEALTHY = ["ring8_gan_pack4", "digits_dcgan", "digits_cgan"]
+
+
+@pytest.mark.parametrize("name", HEALTHY)
+def test_healthy_models_are_not_flagged(name):
+    d = diagnose(name)
+    assert d["mode_collapse"]["verdict"] == "none", d["mode_collapse"]["reasons"]
+    assert d["gradient_health"]["verdict"] == "healthy", d["gradient_health"]["reasons"]
+    assert d["mode_collapse"]["missing_modes"] == []
+
+
+@pytest.mark.parametrize("name,seed", [("ring8_gan_pack4", 1), ("ring8_gan_pack4", 7), ("digits_dcgan", 11),
+                                       ("digits_cgan", 5)])
+def test_stress_no_false_alarm_on_other_seeds(name, seed):
+    d = diagnose(name, seed)
+    assert d["mode_collapse"]["verdict"] == "none", d["mode_collapse"]["reasons"]
+    assert d["gradient_health"]["verdict"] == "healthy", d["gradient_health"]["reasons"]
+
+
+def test_collapsed_ring8_is_severe_with_its_missing_modes():
+    mc = diagnose("ring8_gan_collapsed")["mode_collapse"]
+    assert mc["verdict"] == "severe"
+    assert mc["modes_captured"] <= 4 and mc["modes_total"] == 8
+    assert len(mc["missing_modes"]) == 8 - mc["modes_captured"]
+    assert {"modes_captured", "high_quality_fraction", "reverse_kl", "signals"} <= set(mc)
+    assert any(r["signal"] == "mixture" and r["level"] == "severe" for r in mc["reasons"])
+
+
+def test_starved_digits_names_the_removed_classes():
+    d = diagnose("digits_dcgan_no789")
+    mc = d["mode_collapse"]
+    assert mc["verdict"] == "partial"
+    assert mc["missing_modes"] == [7, 8, 9]
+    assert d["gradient_health"]["verdict"] == "healthy"  # it trained fine, on less data
+
+
+def test_broken_learning_rate_is_unhealthy():
+    d = diagnose("ring8_gan_lr1")
+    gh = d["gradient_health"]
+    assert gh["verdict"] == "unhealthy"
+    fired = {r["signal"] for r in gh["reasons"] if r["level"] == "unhealthy"}
+    assert {"adversarial", "log", "output"} <= fired
+    assert d["mode_collapse"]["verdict"] == "severe"  # it ignores z: one output for every latent
+    assert d["mode_collapse"]["signals"]["latent"]["spread_ratio"] < 0.1
+
+
+def test_wgan_gp_critic_is_near_1_lipschitz_and_healthy():
+    gh = diagnose("ring8_wgan_gp")["gradient_health"]
+    assert gh["verdict"] == "healthy", gh["reasons"]
+    assert 0.5 <= gh["adversarial"]["lipschitz"]["mean"] <= 2.0
+
+
+def test_diagnose_command_prints_verdicts_exit_0(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "d.json"
+    res = subprocess.run([sys.executable, "-m", "gandiag.cli", "diagnose", str(MODELS / "ring8_gan_collapsed" / "checkpoint.pt"),
+                          "--json", str(out)], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "mode_collapse: severe" in res.stdout and "gradient_health: healthy" in res.stdout
+    assert "[mixture] severe" in res.stdout
+    saved = json.loads(out.read_text())
+    assert saved["diagnostics"]["mode_collapse"]["verdict"] == "severe"
