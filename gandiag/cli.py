@@ -146,6 +146,8 @@ def evaluate(target, metrics, isc, fid, kid, prc, is_splits, kid_subsets, kid_su
         gates = load_gates(gate_path)
     results = run_evaluation(target, kw, metrics=names or None, is_splits=is_splits, kid_subsets=kid_subsets,
                              kid_subset_size=kid_subset_size, bootstrap=bootstrap, diagnostics=not no_diagnostics)
+    if results is None:  # a torchrun rank other than 0: rank 0 reports
+        return
     if json_path:
         from .artifacts import save_artifacts
 

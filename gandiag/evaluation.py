@@ -18,7 +18,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import torch
 
-from . import __version__, cache
+from . import __version__, cache, distributed
 from .contract import GeneratorContract
 from .errors import DataError, GandiagError, GeneratorOutputError
 from .features import FeatureSet
@@ -28,7 +28,7 @@ from .plugins import plugin_versions, registry
 from .realdata import load_real, resolve_source
 from .results import Results, metric_label
 from .samples import open_samples
-from .sampling import probe, sample_batches
+from .sampling import probe, sample_batches, shard_ranges
 
 DEFAULT_N_IMAGES = 10_000
 DEFAULT_N_POINTS = 2_500  # the mode-collapse protocol's sample count
@@ -171,6 +171,7 @@ def evaluate(
 ) -> Results:
     """Evaluate a generator checkpoint, or a folder/.npz of generated samples, against real data."""
     device = device or default_device()
+    rank, world, device = distributed.setup(device)
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise GandiagError("--device cuda asked for, but no CUDA GPU is available")
     if batch_size < 1:
@@ -183,6 +184,8 @@ def evaluate(
     gen, contract, fake_set = None, None, None
     model_dir = target.is_dir() and any(l.sniff(target) for l in registry("loader").values())  # a SavedModel
     if (target.is_dir() and not model_dir) or target.suffix == ".npz":
+        if world > 1:
+            raise GandiagError("pre-generated samples are read by one process; run without torchrun")
         fake_set = open_samples(str(target))
         kind = fake_set.kind
         generator_info = {"path": str(target), "format": "samples", "n": fake_set.n}
@@ -228,10 +231,15 @@ def evaluate(
     if fake_set is not None:
         stream = ((b, None) for b in _limit(fake_set.batches(batch_size), n))
     else:
-        stream = _timed(sample_batches(gen, contract, n, seed, batch_size, device), timings, "sampling")
+        stream = _timed(sample_batches(gen, contract, n, seed, batch_size, device, rank, world), timings, "sampling")
     t1 = time.perf_counter()
     keep = n if kind == "points" else KEEP_SAMPLES
-    fake_fs, kept, fake_labels = extract(stream, n, extractor, "sampling + features", progress, keep, timings)
+    fake_fs, kept, fake_labels = extract(stream, n, extractor, "sampling + features", progress and rank == 0, keep, timings)
+    if world > 1:
+        fake_fs, kept = distributed.gather_in_sample_order(fake_fs, kept, shard_ranges(n, batch_size, rank, world), world)
+        fake_labels = fake_fs.labels
+        if rank != 0:
+            return None  # rank 0 computes the metrics and writes the results
     timings["sample_and_extract"] = time.perf_counter() - t1
 
     options = MetricOptions(seed=seed, is_splits=is_splits, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size,
@@ -269,7 +277,7 @@ def evaluate(
         contract=contract.to_json() if contract else None,
         real=({"source": real, "n": real_samples.n, "description": getattr(real_samples, "description", real)}
               if real_samples is not None else None),
-        provenance=_provenance(seed, device, n, extractor, timings, batch_size),
+        provenance={**_provenance(seed, device, n, extractor, timings, batch_size), "world_size": world},
         diagnostics=diag_out,
         warnings=ctx.warnings,
     )

@@ -1,0 +1,64 @@
+"""Running one evaluation over several processes with ``torchrun``.
+
+Sampling is sharded by seed blocks (:func:`gandiag.sampling.shard_ranges`):
+rank r of w draws blocks r, r+w, ... Each rank extracts features for its
+own samples; the features are then gathered and put back in sample order,
+so rank 0 computes exactly the metrics a single process would (KID's subsets
+and IS's shuffle depend on that order). No home-made launcher: ``torchrun``
+sets RANK/WORLD_SIZE and gandiag joins its process group.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+
+from .features import FeatureSet
+
+
+def setup(device: str) -> tuple[int, int, str]:
+    """(rank, world size, device of this rank); joins torchrun's process group if launched by it."""
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1 or not dist.is_available():
+        return 0, 1, device
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.startswith("cuda"):
+        device = f"cuda:{local}"
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    return dist.get_rank(), dist.get_world_size(), device
+
+
+def gather_in_sample_order(fs: FeatureSet, kept, ranges: list, world: int):
+    """All ranks' features (and kept samples) concatenated in global sample order."""
+    import torch.distributed as dist
+
+    idx = np.concatenate([np.arange(a, b) for a, b in ranges]) if ranges else np.zeros(0, np.int64)
+    payload = {
+        "idx": idx,
+        "features": {r: fs.features(r) for r in fs.roles},
+        "labels": fs.labels,
+        "kept": kept,
+    }
+    parts = [None] * world
+    dist.all_gather_object(parts, payload)
+    order = np.argsort(np.concatenate([p["idx"] for p in parts]), kind="stable")
+    out = FeatureSet()
+    roles = parts[0]["features"].keys()
+    merged = {r: torch.cat([p["features"][r] for p in parts])[torch.from_numpy(order)] for r in roles}
+    for i in range(0, len(order), 4096):  # streamed stats, in sample order
+        out.add({r: x[i : i + 4096] for r, x in merged.items()})
+    if parts[0]["labels"] is not None:
+        out.labels = np.concatenate([p["labels"] for p in parts])[order]
+    kept_parts = [p["kept"] for p in parts if p["kept"] is not None]
+    kept_all = kept
+    if kept_parts and len(kept_parts) == world and all(len(k) == len(p["idx"]) for k, p in zip(kept_parts, parts)):
+        kept_all = torch.cat(kept_parts)[torch.from_numpy(order)]  # points: every sample is kept
+    elif parts[0]["kept"] is not None:
+        kept_all = parts[0]["kept"]  # images: the first samples live in rank 0's first block
+    return out, kept_all
