@@ -125,7 +125,8 @@ def run_evaluation(target, kw, **extra):
 @click.option("--kid-subset-size", type=int, default=1000, show_default=True)
 @click.option("--bootstrap", type=int, default=0, show_default=True, help="Bootstrap resamples for confidence intervals.")
 @click.option("--no-diagnostics", is_flag=True, help="Skip mode-collapse and gradient-health diagnostics.")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False), help="Write a self-contained HTML report here.")
+@click.option("--report", "report_path", is_flag=False, flag_value="", default=None, type=click.Path(dir_okay=False),
+              help="Write a self-contained HTML report (to PATH, or reports/<name>.html when given alone).")
 @click.option("--gate", "gate_path", type=click.Path(dir_okay=False), help="Quality gates (TOML); exit 1 when one fails.")
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False), help="With --gate: write JUnit XML, one test case per gate.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
@@ -148,27 +149,31 @@ def evaluate(target, metrics, isc, fid, kid, prc, is_splits, kid_subsets, kid_su
                              kid_subset_size=kid_subset_size, bootstrap=bootstrap, diagnostics=not no_diagnostics)
     if results is None:  # a torchrun rank other than 0: rank 0 reports
         return
-    if json_path:
-        from .artifacts import save_artifacts
-
-        save_artifacts(results, json_path)  # the report's samples and projections, beside the JSON
-        results.save(json_path)
-    if report_path:
-        from .report import render_report
-
-        render_report([results], report_path)
-    if not quiet:
-        click.echo(results.summary())
-        if report_path:
-            click.echo(f"  report: {report_path}")
-    if gates is not None:
+    outcome = None
+    if gates is not None:  # checked first, so the JSON and the report show the outcome
         from .gates import check_gates
 
         outcome = check_gates(results, gates, junit_path=junit_path)
-        if not quiet:
+        results.gates = [{"name": c.name, "passed": c.passed, "message": c.message, "value": c.value} for c in outcome.cases]
+    if json_path:
+        from .artifacts import save_artifacts
+
+        save_artifacts(results, json_path)
+        results.save(json_path)
+    if report_path is not None:
+        from .report import render_report
+
+        report_path = render_report([results], report_path or None)
+    if not quiet:
+        click.echo(results.summary())
+        if json_path:
+            click.echo(f"  results: {json_path}")
+        if report_path is not None:
+            click.echo(f"  report: {report_path}")
+        if outcome is not None:
             click.echo(outcome.summary())
-        if not outcome.passed:
-            raise click.exceptions.Exit(EXIT_GATE_FAILED)
+    if outcome is not None and not outcome.passed:
+        raise click.exceptions.Exit(EXIT_GATE_FAILED)
 
 
 @cli.command("plugins")

@@ -112,7 +112,7 @@ def _choose_extractor(name: Optional[str], kind: str, real_source: Optional[str]
 
 def _choose_metrics(names: Optional[Sequence[str]], roles: list, have_real: bool):
     reg = registry("metric")
-    if names:
+    if names is not None:  # [] means no metric at all (diagnostics only)
         chosen = [reg[n] for n in names]
         for m in chosen:
             if m.role not in roles:

@@ -34,6 +34,7 @@ class Results:
     warnings: list = field(default_factory=list)
     # Not serialised: a few samples and the feature sets, for reports and diagnostics in-process.
     extras: dict = field(default_factory=dict, repr=False)
+    gates: Optional[list] = None  # [{name, passed, message, value}] when quality gates were checked
 
     def value(self, name: str) -> float:
         return self.metrics[name]["value"]
@@ -48,6 +49,7 @@ class Results:
             "real": self.real,
             "diagnostics": self.diagnostics,
             "warnings": self.warnings,
+            **({"gates": self.gates} if self.gates is not None else {}),
             "provenance": self.provenance,
         }
 
@@ -61,7 +63,7 @@ class Results:
         if not isinstance(d.get("schema_version"), int) or d["schema_version"] > SCHEMA_VERSION:
             raise DataError(f"results schema version {d.get('schema_version')!r} is newer than this gandiag reads ({SCHEMA_VERSION})")
         return cls(d.get("metrics", {}), d.get("generator", {}), d.get("contract"), d.get("real"),
-                   d.get("provenance", {}), d.get("diagnostics", {}), d.get("warnings", []))
+                   d.get("provenance", {}), d.get("diagnostics", {}), d.get("warnings", []), gates=d.get("gates"))
 
     @classmethod
     def load(cls, path) -> "Results":

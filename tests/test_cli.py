@@ -121,3 +121,15 @@ def test_plugins_lists_json():
 def test_help_documents_exit_codes():
     res = run("--help")
     assert "Exit codes: 0 ok, 1 quality gate failed, 2 bad usage or input, 3 internal error" in " ".join(res.stdout.split())
+
+
+def test_failed_gate_exits_1_and_shows_in_json_and_report(tmp_path, ring_npz):
+    (tmp_path / "gates.toml").write_text("[gates]\nfid = { max = -1.0 }\nrecall = { min = 0.1 }\n")
+    res = run("evaluate", ring_npz, "--real", "ring8", "--gate", "gates.toml", "--junit", "junit.xml",
+              "--json", "r.json", "--report", "--metrics", "fid,recall", "--no-diagnostics", cwd=tmp_path)
+    assert res.returncode == 1, res.stderr
+    gates = {g["name"]: g["passed"] for g in json.loads((tmp_path / "r.json").read_text())["gates"]}
+    assert gates == {"fid": False, "recall": True}
+    reports = list((tmp_path / "reports").glob("*.html"))  # --report alone: reports/<name>.html
+    assert len(reports) == 1 and "Quality gates" in reports[0].read_text()
+    assert "<testcase" in (tmp_path / "junit.xml").read_text()

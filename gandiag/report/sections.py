@@ -146,8 +146,10 @@ class Summary(Section):
 {% if rows %}{{ table(["metric", "value", "uncertainty", "better"], rows) }}{% else %}{{ note("No metrics in these results.") }}{% endif %}
 {% for n, d, t in diags %}{{ verdict(n, d, t) }}{% endfor %}
 {% if not diags %}{{ note("No diagnostics verdicts in these results.") }}{% endif %}
+{% if gates %}<h4>Quality gates</h4>{{ table(["gate", "result", "detail"], gates) }}{% endif %}
 {% if warnings %}<h4>Warnings</h4><ul>{% for w in warnings %}<li>{{ w }}</li>{% endfor %}</ul>{% endif %}
-""", facts=[(k, fmt(v)) for k, v in facts if v is not None], rows=rows, diags=diag_views, warnings=r.warnings or [])
+""", facts=[(k, fmt(v)) for k, v in facts if v is not None], rows=rows, diags=diag_views, warnings=r.warnings or [],
+           gates=[(g.get("name"), "pass" if g.get("passed") else "FAIL", g.get("message")) for g in (r.gates or [])])
 
 
 # --------------------------------------------------------------------------- samples
