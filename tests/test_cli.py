@@ -129,7 +129,7 @@ def test_failed_gate_exits_1_and_shows_in_json_and_report(tmp_path, ring_npz):
               "--json", "r.json", "--report", "--metrics", "fid,recall", "--no-diagnostics", cwd=tmp_path)
     assert res.returncode == 1, res.stderr
     gates = {g["name"]: g["passed"] for g in json.loads((tmp_path / "r.json").read_text())["gates"]}
-    assert gates == {"fid": False, "recall": True}
+    assert gates == {"fid max": False, "recall min": True}
     reports = list((tmp_path / "reports").glob("*.html"))  # --report alone: reports/<name>.html
     assert len(reports) == 1 and "Quality gates" in reports[0].read_text()
     assert "<testcase" in (tmp_path / "junit.xml").read_text()
