@@ -10,10 +10,10 @@ from gandiag.evaluation import evaluate
 from gandiag.features import FeatureSet
 from gandiag.metrics import MetricContext, MetricOptions
 from gandiag.metrics.fid import FID
-from gandiag.metrics.prdc import Coverage, Density, Precision, Recall, kth_nn_radii
+from gandiag.metrics.prdc import builtin_metrics, kth_nn_radii
 from gandiag.mixtures import MIXTURES
 
-METRICS = (FID(), Precision(), Recall(), Density(), Coverage())
+METRICS = (FID(), *builtin_metrics())
 
 
 def feature_set(x) -> FeatureSet:

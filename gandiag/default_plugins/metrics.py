@@ -2,10 +2,10 @@ from ..hookspecs import hookimpl
 from ..metrics.fid import FID
 from ..metrics.inception_score import InceptionScore
 from ..metrics.kid import KID
-from ..metrics.prdc import Coverage, Density, Precision, Recall
+from ..metrics.prdc import builtin_metrics as prdc_metrics
 
 
 @hookimpl(trylast=True)
 def register_metrics(register):
-    for metric in (InceptionScore(), FID(), KID(), Precision(), Recall(), Density(), Coverage()):
+    for metric in (InceptionScore(), FID(), KID(), *prdc_metrics()):
         register(metric)

@@ -76,47 +76,32 @@ def density_coverage(real, fake, k: int = 5, device: str = "cpu") -> dict:
     return {"density": float(density), "coverage": float(coverage), "k": k}
 
 
-class _PRDCMetric:
+class PRDCMetric:
+    """One of the four ball-based metrics; the pair computed together shares its distance work."""
+
     role, needs_real, higher_is_better = "pool", True, True
-    def _both(self, ctx: MetricContext, fn, k: int) -> dict:
-        # Precision and recall (and density and coverage) share their distance work.
-        cache, key = ctx.shared, (fn.__name__, k)
-        if key not in cache:
-            cache[key] = fn(ctx.real.features(self.role), ctx.fake.features(self.role), k, ctx.options.device)
-        return cache[key]
+
+    def __init__(self, name: str, label: str, fn, k_option: str, description: str):
+        self.name, self.label, self.description = name, label, description
+        self._fn, self._k_option = fn, k_option
+
+    def compute(self, ctx: MetricContext) -> dict:
+        k = getattr(ctx.options, self._k_option)
+        key = (self._fn.__name__, k)
+        if key not in ctx.shared:
+            ctx.shared[key] = self._fn(ctx.real.features(self.role), ctx.fake.features(self.role), k, ctx.options.device)
+        r = ctx.shared[key]
+        return {"value": finite_or_raise(self.name, r[self.name]), "k": r["k"]}
 
 
-class Precision(_PRDCMetric):
-    name, label = "precision", "Precision"
-    description = "share of generated samples inside the real manifold (k-NN balls, k=3)"
-
-    def compute(self, ctx):
-        r = self._both(ctx, precision_recall, ctx.options.prc_k)
-        return {"value": finite_or_raise("precision", r["precision"]), "k": r["k"]}
-
-
-class Recall(_PRDCMetric):
-    name, label = "recall", "Recall"
-    description = "share of real samples inside the generated manifold (k-NN balls, k=3)"
-
-    def compute(self, ctx):
-        r = self._both(ctx, precision_recall, ctx.options.prc_k)
-        return {"value": finite_or_raise("recall", r["recall"]), "k": r["k"]}
-
-
-class Density(_PRDCMetric):
-    name, label = "density", "Density"
-    description = "mean number of real k-NN balls (k=5) containing a generated sample, over k"
-
-    def compute(self, ctx):
-        r = self._both(ctx, density_coverage, ctx.options.dc_k)
-        return {"value": finite_or_raise("density", r["density"]), "k": r["k"]}
-
-
-class Coverage(_PRDCMetric):
-    name, label = "coverage", "Coverage"
-    description = "share of real k-NN balls (k=5) containing at least one generated sample"
-
-    def compute(self, ctx):
-        r = self._both(ctx, density_coverage, ctx.options.dc_k)
-        return {"value": finite_or_raise("coverage", r["coverage"]), "k": r["k"]}
+def builtin_metrics() -> list:
+    return [
+        PRDCMetric("precision", "Precision", precision_recall, "prc_k",
+                   "share of generated samples inside the real manifold (k-NN balls, k=3)"),
+        PRDCMetric("recall", "Recall", precision_recall, "prc_k",
+                   "share of real samples inside the generated manifold (k-NN balls, k=3)"),
+        PRDCMetric("density", "Density", density_coverage, "dc_k",
+                   "mean number of real k-NN balls (k=5) containing a generated sample, over k"),
+        PRDCMetric("coverage", "Coverage", density_coverage, "dc_k",
+                   "share of real k-NN balls (k=5) containing at least one generated sample"),
+    ]
