@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import Any, Callable
+from typing import Any
 
 import pluggy
 
@@ -42,13 +42,7 @@ def load_plugins() -> pluggy.PluginManager:
         return pm
     _loaded = True
     for module_name in DEFAULT_PLUGINS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:  # a default plugin not written yet
-            if exc.name != module_name:
-                raise
-            continue
-        pm.register(module, name=module_name.rsplit(".", 1)[-1])
+        pm.register(importlib.import_module(module_name), name=module_name.rsplit(".", 1)[-1])
     wanted = os.environ.get("GANDIAG_PLUGINS")
     if wanted is None:
         pm.load_setuptools_entrypoints("gandiag")
