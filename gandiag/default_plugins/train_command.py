@@ -28,7 +28,7 @@ def register_commands(cli):
     @click.argument("variant", type=click.Choice(list(VARIANTS)))
     @click.option("--data", required=True, metavar="SOURCE", help="digits, ring8, grid25, an image folder or a .npz.")
     @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder: checkpoint.pt and log.jsonl.")
-    @click.option("--steps", type=int, help="Generator updates [default: 8000 points, 1500 images].")
+    @click.option("--steps", type=int, help="Generator updates [default: 14000 points, 1500 images].")
     @click.option("--seed", type=int, default=0, show_default=True)
     @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
     @click.option("--overwrite", is_flag=True, help="Start afresh even if --out holds a checkpoint.")
@@ -46,7 +46,7 @@ def register_commands(cli):
     @click.option("--instance-noise", type=float, default=0.0, show_default=True,
                   help="Std of Gaussian noise on D's inputs, annealed to 0.")
     @click.option("--grad-clip", type=float, default=0.0, show_default=True, help="Max gradient norm (0: off).")
-    @click.option("--ema", type=float, default=0.0, show_default=True, help="EMA decay of G's weights, e.g. 0.999 (0: off).")
+    @click.option("--ema", type=float, help="EMA decay of G's weights (0: off) [default: 0.999 points, 0 images].")
     @click.option("--latent-dim", type=int, help="[default: 8 points, 32 images]")
     @click.option("--width", type=int, help="Hidden units (MLP) or base channels (conv) [default: 128 / 32].")
     @click.option("--d-input-scale", type=float, help="Points: D's input multiplier [default: 0.1/mode std for a mixture].")

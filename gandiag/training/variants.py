@@ -81,7 +81,7 @@ class Options:
     lr_step_every: Optional[int] = None  # step schedule: halve every this many steps (default steps//3)
     lr_step_gamma: float = 0.5
     grad_clip: float = 0.0  # max global gradient norm for G and D (0 = off)
-    ema: float = 0.0  # decay of the EMA of G's weights (0 = off; 0.999 typical)
+    ema: Optional[float] = None  # decay of the EMA of G's weights (0 = off; default: 0.999 for points, off for images)
     log_every: int = 50
     eval_every: Optional[int] = None  # default: steps // 10
     eval_samples: Optional[int] = None  # default: 2500 points / 1000 images
@@ -112,7 +112,7 @@ def check_options(o: Options) -> None:
         raise GandiagError(f"--lr-schedule {o.lr_schedule!r} is not one of {', '.join(SCHEDULES)}")
     if not 0 <= o.label_smoothing < 1:
         raise GandiagError(f"--label-smoothing must be in [0, 1), got {o.label_smoothing}")
-    if not 0 <= o.ema < 1:
+    if o.ema is not None and not 0 <= o.ema < 1:
         raise GandiagError(f"--ema must be a decay in [0, 1), got {o.ema}")
     for name in ("log_every", "ckpt_every", "threads"):
         if getattr(o, name) < 1:
