@@ -8,7 +8,6 @@ image folder or a ``.npz`` path is taken by the ``path`` source.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Iterator, Optional
 
-import numpy as np
 import torch
 
 from .contract import GeneratorContract, detect, to_uint8_nchw

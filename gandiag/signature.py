@@ -138,3 +138,40 @@ def call_batched(run: Callable[[np.ndarray, Optional[np.ndarray]], np.ndarray], 
             lc = np.concatenate([lc, np.repeat(lc[-1:], fixed_batch - n, 0)]) if lc is not None else None
         outs.append(run(zc, lc)[:n])
     return np.concatenate(outs)
+
+
+def numpy_forward(path, sig: Signature, run: Callable, device, labels_2d: bool, explain: Callable[[BaseException], str],
+                  z_dtype=None, label_dtype=None) -> Callable:
+    """gandiag's ``forward(z, labels)`` over a framework's numpy-in/numpy-out ``run``.
+
+    Shared by the ONNX and SavedModel loaders: it checks the latent size and the
+    class input against the signature, batches for graphs of fixed batch size,
+    and turns a framework failure into one line naming the file.
+    """
+    import torch
+
+    from .errors import GandiagError
+
+    def forward(z, labels=None):
+        if sig.labels is not None and labels is None:
+            raise GandiagError(f"{path} takes class labels (input {sig.labels.name!r}): pass --num-classes")
+        zn = z.detach().cpu().numpy()
+        if z_dtype is not None:
+            zn = zn.astype(z_dtype, copy=False)
+        ln = None
+        if sig.labels is not None:
+            ln = labels.detach().cpu().numpy()
+            ln = ln.astype(label_dtype) if label_dtype is not None else ln
+            ln = ln[:, None] if labels_2d else ln
+        want = sig.latent.shape[1] if sig.latent.shape else None
+        if want is not None and zn.shape[1] != want:
+            raise GandiagError(f"{path} takes latents of size {want}, not {zn.shape[1]} (--latent-dim)")
+        try:
+            out = call_batched(run, zn, ln, sig.fixed_batch)
+        except GandiagError:
+            raise
+        except Exception as exc:
+            raise GeneratorOutputError(f"{path}: the generator failed on a batch of {zn.shape[0]}: {explain(exc)}") from None
+        return torch.from_numpy(np.ascontiguousarray(out)).to(device)
+
+    return forward

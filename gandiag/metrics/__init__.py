@@ -12,7 +12,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Optional, Protocol
 
-import numpy as np
 import torch
 
 from ..features import FeatureSet

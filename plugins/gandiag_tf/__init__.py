@@ -19,14 +19,13 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from gandiag.contract import GeneratorContract
-from gandiag.errors import CheckpointError, GandiagError, GeneratorOutputError
+from gandiag.errors import CheckpointError
 from gandiag.export_tf import import_tensorflow
 from gandiag.hookspecs import hookimpl
 from gandiag.loading import LoadedGenerator, LoadOptions
-from gandiag.signature import TensorInfo, call_batched, read_signature
+from gandiag.signature import TensorInfo, numpy_forward, read_signature
 
 __version__ = "0.1.0"
 CONTRACT_FILE = "assets.extra/gandiag_contract.json"
@@ -98,24 +97,7 @@ class SavedModelLoader:
             with tf.device(tf_device):
                 return fn(**feed)[out_name].numpy()
 
-        def forward(z: torch.Tensor, labels=None) -> torch.Tensor:
-            if sig.labels is not None and labels is None:
-                raise GandiagError(f"{path} takes class labels (input {sig.labels.name!r}): pass --num-classes")
-            zn = z.detach().cpu().numpy()
-            ln = None
-            if sig.labels is not None:
-                ln = labels.detach().cpu().numpy()
-                ln = ln[:, None] if lab_2d else ln
-            want = sig.latent.shape[1] if sig.latent.shape else None
-            if want is not None and zn.shape[1] != want:
-                raise GandiagError(f"{path} takes latents of size {want}, not {zn.shape[1]} (--latent-dim)")
-            try:
-                out = call_batched(run, zn, ln, sig.fixed_batch)
-            except GandiagError:
-                raise
-            except Exception as exc:
-                raise GeneratorOutputError(f"{path}: the generator failed on a batch of {zn.shape[0]}: {_first_line(exc)}") from None
-            return torch.from_numpy(np.ascontiguousarray(out)).to(device)
+        forward = numpy_forward(path, sig, run, device, lab_2d, _first_line)
 
         return LoadedGenerator(forward, contract, "savedmodel", str(path),
                                meta={"signature": sig_name, "inputs": list(in_specs), "output": out_name,
