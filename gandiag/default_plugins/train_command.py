@@ -6,6 +6,8 @@ documents the variants and options, docs/training-log.md the log.
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from ..hookspecs import hookimpl
@@ -59,7 +61,8 @@ def register_commands(cli):
     @click.option("--ckpt-every", type=int, default=500, show_default=True)
     @click.option("--threads", type=int, default=1, show_default=True, help="torch CPU threads.")
     @click.option("--device", default="cpu", show_default=True)
-    @click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
+    @click.option("--progress/--no-progress", default=None,
+                  help="Progress bar on stderr [default: when stderr is a terminal; the periodic evaluation lines always print].")
     def train(variant, data, out, steps, seed, resume, overwrite, progress, eval_extractor, lr, **options):
         """Train a reference GAN; OUT/checkpoint.pt is ready for `gandiag evaluate`.
 
@@ -73,5 +76,5 @@ def register_commands(cli):
         if resume:  # the checkpoint's configuration wins
             options = {}
         path = run(variant, data, out, steps=steps, seed=seed, resume=resume, overwrite=overwrite,
-                   progress=progress, eval_extractor=eval_extractor, **options)
+                   progress=sys.stderr.isatty() if progress is None else progress, eval_extractor=eval_extractor, **options)
         click.echo(str(path))
