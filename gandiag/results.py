@@ -94,7 +94,8 @@ class Results:
             lines.append(f"  {m.get('label', name):<24} {text}")
         for name, diag in self.diagnostics.items():
             if isinstance(diag, dict) and "verdict" in diag:
-                reasons = "; ".join(r if isinstance(r, str) else r.get("message", str(r)) for r in diag.get("reasons", [])[:3])
+                fired = [r for r in diag.get("reasons", []) if not (isinstance(r, dict) and r.get("level") == "info")]
+                reasons = "; ".join(r if isinstance(r, str) else r.get("message", str(r)) for r in fired[:3])
                 lines.append(f"  {name:<24} {diag['verdict']}" + (f" — {reasons}" if reasons else ""))
         for w in self.warnings:
             lines.append(f"  warning: {w}")
