@@ -96,7 +96,13 @@ class Results:
             if isinstance(diag, dict) and "verdict" in diag:
                 fired = [r for r in diag.get("reasons", []) if not (isinstance(r, dict) and r.get("level") == "info")]
                 reasons = "; ".join(r if isinstance(r, str) else r.get("message", str(r)) for r in fired[:3])
-                lines.append(f"  {name:<24} {diag['verdict']}" + (f" — {reasons}" if reasons else ""))
+                facts = ""
+                if diag.get("modes_total"):
+                    facts = f" ({diag.get('modes_captured')}/{diag['modes_total']} modes"
+                    if diag.get("high_quality_fraction") is not None:
+                        facts += f", {diag['high_quality_fraction']:.1%} high quality"
+                    facts += ")"
+                lines.append(f"  {name:<24} {diag['verdict']}{facts}" + (f" — {reasons}" if reasons else ""))
         for w in self.warnings:
             lines.append(f"  warning: {w}")
         return "\n".join(lines)
