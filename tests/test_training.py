@@ -101,6 +101,24 @@ def test_points_default_to_an_ema_generator_images_do_not(tmp_path):
     assert img["config"]["resolved"]["ema"] == 0.0 and img["ema_generator"] is None
 
 
+def test_data_keyed_defaults_grid25_trains_longer_ring8_and_digits_unchanged():
+    from gandiag.training.data import TrainingData
+    from gandiag.training.loop import resolve
+    from gandiag.training.variants import Options, get_variant
+
+    gan, dcgan = get_variant("gan"), get_variant("dcgan")
+    ring = resolve(gan, Options(pack=4), TrainingData("ring8"))
+    assert (ring.steps, ring.ema, ring.width, ring.batch_size, ring.d_input_scale) == (14000, 0.999, 128, 64, 10.0)
+    assert (ring.lr_g, ring.lr_d, ring.lr_schedule) == (1e-3, 1e-3, "cosine")
+    grid = resolve(gan, Options(pack=4), TrainingData("grid25"))
+    assert (grid.steps, grid.ema, grid.width, grid.batch_size, grid.d_input_scale) == (30000, 0.9995, 128, 64, 2.0)
+    assert grid.eval_every == 3000
+    mine = resolve(gan, Options(pack=4, steps=500, ema=0.99), TrainingData("grid25"))  # options still win
+    assert (mine.steps, mine.ema, mine.eval_every) == (500, 0.99, 50)
+    img = resolve(dcgan, Options(), TrainingData("digits"))
+    assert (img.steps, img.ema, img.width, img.lr_schedule) == (1500, 0.0, 32, "constant")
+
+
 def test_wgan_clips_critic_weights(tmp_path):
     path = train("wgan", "ring8", tmp_path, steps=3, progress=False, batch_size=16)
     for t in read_checkpoint(path)["discriminator"]["state_dict"].values():
