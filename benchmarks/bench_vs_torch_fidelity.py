@@ -133,7 +133,12 @@ def main():
     for name, a, b, note in rows:
         print(f"| {name} | {a:.2f} | {b:.2f} | {a / b:.1f}x | {note} |")
     if args.json:
-        Path(args.json).write_text(json.dumps([dict(zip(("name", "torch_fidelity_s", "gandiag_s", "check"), (r[0], r[1], r[2], r[3]))) for r in rows], indent=2))
+        import torch_fidelity
+
+        Path(args.json).write_text(json.dumps({
+            "device": dev, "torch": torch.__version__, "torch_fidelity": torch_fidelity.__version__,
+            "threads": torch.get_num_threads(),
+            "rows": [dict(zip(("name", "torch_fidelity_s", "gandiag_s", "check"), r)) for r in rows]}, indent=2))
 
 
 if __name__ == "__main__":

@@ -20,9 +20,10 @@ class FeatureStats:
 
     def __init__(self, n: int, sum: np.ndarray, outer: np.ndarray):
         self.n = int(n)
-        self.sum = np.asarray(sum, dtype=np.float64)
+        self._sum = np.asarray(sum, dtype=np.float64)
         self._outer = np.asarray(outer, dtype=np.float64)
         self._upper = None  # CPU accumulator: upper triangle only, Fortran order (BLAS dsyrk)
+        self._on_device = None  # GPU accumulator: (Σx, Σxxᵀ) float64 tensors where the batches are
 
     @classmethod
     def empty(cls, dim: int) -> "FeatureStats":
@@ -37,34 +38,56 @@ class FeatureStats:
 
     @property
     def dim(self) -> int:
-        return int(self.sum.shape[0])
+        return int(self._sum.shape[0])
 
-    @property
-    def outer(self) -> np.ndarray:
-        """Σ x xᵀ (full symmetric matrix)."""
+    def _settle(self) -> None:
+        """Fold the pending accumulators into the float64 numpy totals."""
         if self._upper is not None:
             up = self._upper
             self._outer = self._outer + np.triu(up) + np.triu(up, 1).T
             self._upper = None
+        if self._on_device is not None:
+            s, o = self._on_device
+            self._sum = self._sum + s.cpu().numpy()
+            self._outer = self._outer + o.cpu().numpy()
+            self._on_device = None
+
+    @property
+    def sum(self) -> np.ndarray:
+        """Σ x."""
+        self._settle()
+        return self._sum
+
+    @property
+    def outer(self) -> np.ndarray:
+        """Σ x xᵀ (full symmetric matrix)."""
+        self._settle()
         return self._outer
 
     def update(self, batch: torch.Tensor) -> None:
         """Add a (B, d) batch. On the CPU, BLAS dsyrk forms xᵀx at half a matrix
-        product's cost (one triangle); on a GPU the product runs where the batch is."""
+        product's cost (one triangle). On a GPU the sums stay on the device until
+        read, so a d×d matrix crosses the bus once per set, not once per batch."""
         x = torch.as_tensor(batch).detach()
         self.n += int(x.shape[0])
         if x.device.type == "cpu":
             from scipy.linalg.blas import dsyrk
 
             xn = np.ascontiguousarray(x.numpy(), dtype=np.float64)
-            self.sum += xn.sum(0)
+            self._sum = self._sum + xn.sum(0)
             if self._upper is None:
                 self._upper = np.zeros((self.dim, self.dim), np.float64, order="F")
             self._upper = dsyrk(1.0, xn, beta=1.0, c=self._upper, trans=1, lower=0, overwrite_c=1)
             return
         x = x.to(torch.float64)
-        self.sum += x.sum(0).cpu().numpy()
-        self._outer = self.outer + (x.T @ x).cpu().numpy()
+        if self._on_device is None or self._on_device[0].device != x.device:
+            self._settle()
+            d = x.shape[1]
+            self._on_device = (torch.zeros(d, dtype=torch.float64, device=x.device),
+                               torch.zeros(d, d, dtype=torch.float64, device=x.device))
+        s, o = self._on_device
+        s.add_(x.sum(0))
+        o.addmm_(x.T, x)
 
     def merge(self, other: "FeatureStats") -> "FeatureStats":
         if other.dim != self.dim:

@@ -62,7 +62,7 @@ def colour_digits(n: int, seed: int, size: int = 32, shift: float = 0.0) -> np.n
 
     rng = np.random.default_rng(seed)
     d = load_digits().images
-    idx = rng.choice(len(d), n, replace=False)
+    idx = rng.choice(len(d), n, replace=n > len(d))  # noise keeps repeats distinct
     t = torch.from_numpy(d[idx] / 16.0).float()[:, None]
     t = torch.nn.functional.interpolate(t, size=(size, size), mode="bilinear", align_corners=False)[:, 0].numpy()
     tint = rng.uniform(0.3, 1.0, size=(n, 1, 1, 3))
