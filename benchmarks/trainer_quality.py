@@ -14,12 +14,14 @@ a sample grid of the first dcgan digits seed to docs/img/dcgan_digits_grid.png.
 
     PYTHONPATH=.:plugins python benchmarks/trainer_quality.py             # the full table (≈1-2 h on 2 cores)
     PYTHONPATH=.:plugins python benchmarks/trainer_quality.py --rows targets   # the three quality targets only
+    ... --jobs 2    # two runs at a time (one per core); the CPU seconds stay the per-run estimate
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import statistics
@@ -136,45 +138,54 @@ def main():
     ap.add_argument("--steps", type=int, help="override the default steps (quick checks only; not the table)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     ap.add_argument("--grid", default=str(ROOT / "docs" / "img" / "dcgan_digits_grid.png"))
+    ap.add_argument("--jobs", type=int, default=1, help="runs at a time, one process and one torch thread each")
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = []
     json_path = out / f"trainer_quality{'' if args.rows == 'all' else '_' + args.rows}.json"
-    for variant, data, options, target, budget in ROWS[args.rows]:
-        runs = []
-        for seed in seeds:
-            with tempfile.TemporaryDirectory() as tmp:
-                t, c = time.perf_counter(), time.process_time()
-                path = train(variant, data, tmp, steps=args.steps, seed=seed, progress=False, **options)
-                seconds, cpu = time.perf_counter() - t, time.process_time() - c
-                ckpt = read_checkpoint(path)
-                steps = ckpt["config"]["resolved"]["steps"]
-                # one torch thread: the process's CPU seconds estimate the wall time on an unloaded machine
-                r = {"seed": seed, "seconds": seconds, "cpu_seconds": cpu, "steps": steps, "steps_per_second": steps / seconds,
-                     "load_average": os.getloadavg()[0],
-                     "diverged": ckpt["config"].get("diverged", False), **judge(ckpt, data)}
-                if variant == "dcgan" and data == "digits" and seed == seeds[0]:
-                    save_grid(ckpt, Path(args.grid))
-            runs.append(r)
-            print(json.dumps({"variant": row_name(variant, options), "data": data, **r}), file=sys.stderr, flush=True)
-        results.append({"variant": row_name(variant, options), "data": data, "target": target, "budget_s": budget,
-                        "runs": runs, "summary": summarise(runs, data)})
-        json_path.write_text(json.dumps({"machine": machine(), "seeds": seeds, "results": results}, indent=1))
-        (json_path.with_suffix(".md")).write_text(table(results, seeds))  # after every row: a partial table survives
-    print(table(results, seeds))
+    rows = ROWS[args.rows]
+    tasks = [(variant, data, options, seed, args.steps, args.grid) for variant, data, options, _, _ in rows for seed in seeds]
+    with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
+        done = pool.imap(run_seed, tasks)  # in order: a row is complete once its last seed is back
+        for variant, data, options, target, budget in rows:
+            runs = [next(done) for _ in seeds]
+            results.append({"variant": row_name(variant, options), "data": data, "target": target, "budget_s": budget,
+                            "runs": runs, "summary": summarise(runs, data)})
+            json_path.write_text(json.dumps({"machine": machine(args.jobs), "seeds": seeds, "results": results}, indent=1))
+            (json_path.with_suffix(".md")).write_text(table(results, seeds, args.jobs))  # after every row
+    print(table(results, seeds, args.jobs))
 
 
-def machine() -> dict:
+def run_seed(task) -> dict:
+    """Train one (row, seed) with the trainer's defaults and judge it; runs in a worker process."""
+    variant, data, options, seed, steps, grid = task
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        t, c = time.perf_counter(), time.process_time()
+        path = train(variant, data, tmp, steps=steps, seed=seed, progress=False, **options)
+        seconds, cpu = time.perf_counter() - t, time.process_time() - c
+        ckpt = read_checkpoint(path)
+        n = ckpt["config"]["resolved"]["steps"]
+        # one torch thread: the process's CPU seconds estimate the wall time on an unloaded machine
+        r = {"seed": seed, "seconds": seconds, "cpu_seconds": cpu, "steps": n, "steps_per_second": n / seconds,
+             "load_average": os.getloadavg()[0], "diverged": ckpt["config"].get("diverged", False), **judge(ckpt, data)}
+        if variant == "dcgan" and data == "digits" and seed == 0:
+            save_grid(ckpt, Path(grid))
+    print(json.dumps({"variant": row_name(variant, options), "data": data, **r}), file=sys.stderr, flush=True)
+    return r
+
+
+def machine(jobs: int = 1) -> dict:
     return {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
-            "threads": 1, "load_average_at_end": os.getloadavg()}
+            "threads": 1, "jobs": jobs, "load_average_at_end": os.getloadavg()}
 
 
-def table(results: list, seeds: list) -> str:
-    lines = [f"Seeds {', '.join(map(str, seeds))}; mean ± std over seeds. Times per run, one torch thread: wall seconds "
-             "on the (shared, loaded) benchmark machine, and the process's CPU seconds, which estimate the wall time "
-             "on an unloaded core.", ""]
+def table(results: list, seeds: list, jobs: int = 1) -> str:
+    lines = [f"Seeds {', '.join(map(str, seeds))}; mean ± std over seeds. Times per run, one torch thread, {jobs} run(s) "
+             "at a time: wall seconds on the (shared, loaded) benchmark machine, and the process's CPU seconds, which "
+             "estimate the wall time on an unloaded core.", ""]
     mix = [r for r in results if r["data"] in MIXTURES]
     if mix:
         lines += ["| data | variant | modes | % high quality | reverse KL | per seed | wall s (loaded) | CPU s (≈ unloaded) | target |",

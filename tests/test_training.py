@@ -111,12 +111,28 @@ def test_data_keyed_defaults_grid25_trains_longer_ring8_and_digits_unchanged():
     assert (ring.steps, ring.ema, ring.width, ring.batch_size, ring.d_input_scale) == (14000, 0.999, 128, 64, 10.0)
     assert (ring.lr_g, ring.lr_d, ring.lr_schedule) == (1e-3, 1e-3, "cosine")
     grid = resolve(gan, Options(pack=4), TrainingData("grid25"))
-    assert (grid.steps, grid.ema, grid.width, grid.batch_size, grid.d_input_scale) == (30000, 0.9995, 128, 64, 2.0)
-    assert grid.eval_every == 3000
-    mine = resolve(gan, Options(pack=4, steps=500, ema=0.99), TrainingData("grid25"))  # options still win
-    assert (mine.steps, mine.ema, mine.eval_every) == (500, 0.99, 50)
+    assert (grid.steps, grid.ema, grid.width, grid.batch_size, grid.d_input_scale) == (30000, 0.9995, 128, 64, 0.25)
+    assert grid.eval_every == 3000 and (grid.lr_g, grid.lr_d) == (2e-3, 2e-3)
+    wgan_gp = resolve(get_variant("wgan-gp"), Options(), TrainingData("grid25"))  # keeps its published rate
+    assert (wgan_gp.lr_g, wgan_gp.lr_d) == (1e-4, 1e-4)
+    mine = resolve(gan, Options(pack=4, steps=500, ema=0.99, d_input_scale=2.0), TrainingData("grid25"))  # options win
+    assert (mine.steps, mine.ema, mine.eval_every, mine.d_input_scale) == (500, 0.99, 50, 2.0)
     img = resolve(dcgan, Options(), TrainingData("digits"))
-    assert (img.steps, img.ema, img.width, img.lr_schedule) == (1500, 0.0, 32, "constant")
+    assert (img.steps, img.ema, img.width, img.lr_schedule, img.d_input_scale) == (1500, 0.0, 32, "constant", 1.0)
+
+
+def test_ema_warms_up_so_short_runs_are_not_their_initial_weights(tmp_path):
+    from gandiag.training.loop import ema_decay
+
+    assert ema_decay(0.999, 1) == 0.1 and ema_decay(0.999, 100) == pytest.approx(100 / 109)
+    assert ema_decay(0.999, 9000) == 0.999 and ema_decay(0.9995, 30000) == 0.9995
+    run = lambda steps: read_checkpoint(train("gan", "ring8", tmp_path / str(steps), steps=steps, seed=2,  # noqa: E731
+                                              progress=False, batch_size=16, ema=0.999))
+    start, end = run(1)["generator"]["state_dict"], run(30)  # after one step G is still ≈ its initial weights
+    g, ema = end["generator"]["state_dict"], end["ema_generator"]
+    dist = lambda a, b: sum(float((a[k] - b[k]).norm()) for k in a)  # noqa: E731
+    # without the warm-up the average would still be ~97% the initial weights (0.999 ** 30)
+    assert 0 < dist(ema, g) < 0.5 * dist(start, g)
 
 
 def test_wgan_clips_critic_weights(tmp_path):

@@ -33,11 +33,12 @@ POINT_DEFAULTS = {"latent_dim": 8, "width": 128, "batch_size": 64, "steps": 1400
 IMAGE_DEFAULTS = {"latent_dim": 32, "width": 32, "batch_size": 64, "steps": 1500, "eval_samples": 1000,
                   "adam_lr": None, "lr_schedule": "constant", "ema": 0.0}
 # Named per-data configurations on top of POINT_DEFAULTS, keyed by the data source (docs/training.md).
-# grid25: its 25 modes only sharpen late in the cosine decay (HQ stays at ~2%, i.e. samples spread evenly over
-# the grid, until the learning rate is low), so it trains twice as long as ring8 with a slower EMA; measured
-# `gan --pack 4`, seed 0: 14000 steps / EMA 0.999 22-24 modes, 3-11% HQ; 28000 steps / EMA 0.9995 25 modes, 38% HQ.
+# grid25: its 25 modes only sharpen late in the cosine decay, so it trains twice as long as ring8 with a slower
+# EMA; its D sees the grid at scale 0.25 (±1) instead of 0.1/σ = 2, and Adam runs at 2e-3. Chosen by
+# benchmarks/sweep_trainer.py (docs/training.md): D input scale 2 / 1 / 0.5 / 0.25 gave 49 / 49 / 53 / 68% HQ over
+# 3-10 seeds at lr 1e-3, and 2e-3 with scale 0.25 75% over 4 seeds (85-89% on this machine), 24-25 modes each.
 DATA_DEFAULTS = {
-    "grid25": {"steps": 30000, "ema": 0.9995},
+    "grid25": {"steps": 30000, "ema": 0.9995, "d_input_scale": 0.25, "adam_lr": 2e-3},
 }
 # On points, variants whose published setting is Adam at 2e-4 (gan, cgan, lsgan, hinge-sn) train at 1e-3
 # with a cosine decay instead: the 2D mixtures' 0.01-wide modes are only reached within a CPU budget that way.
@@ -64,8 +65,8 @@ class Resolved:
 
 
 def default_input_scale(data: TrainingData) -> float:
-    """Points: scale D's input so that a mixture mode's std becomes 0.1 (1 for data of unknown scale)."""
-    return 0.1 / data.mixture.std if data.mixture is not None else 1.0
+    """Points: scale D's input so that a mixture mode's std becomes 0.1 (1 for images and points of unknown scale)."""
+    return 0.1 / data.mixture.std if data.kind == "points" and data.mixture is not None else 1.0
 
 
 def resolve(v: Variant, o: Options, data: TrainingData) -> Resolved:
@@ -80,7 +81,7 @@ def resolve(v: Variant, o: Options, data: TrainingData) -> Resolved:
         n_critic=pick(o.n_critic, v.n_critic), steps=steps, batch_size=pick(o.batch_size, d["batch_size"]),
         latent_dim=pick(o.latent_dim, d["latent_dim"]), width=pick(o.width, d["width"]),
         eval_every=pick(o.eval_every, max(steps // 10, 1)), eval_samples=pick(o.eval_samples, d["eval_samples"]),
-        d_input_scale=pick(o.d_input_scale, default_input_scale(data) if data.kind == "points" else 1.0),
+        d_input_scale=pick(o.d_input_scale, d.get("d_input_scale") or default_input_scale(data)),
         ema=pick(o.ema, d["ema"]),
     )
 
@@ -112,6 +113,12 @@ def learning_rate(base: float, step: int, r: Resolved, o: Options) -> float:
     if r.lr_schedule == "cosine":
         return base * 0.5 * (1 + math.cos(math.pi * (step - 1) / r.steps))
     return base
+
+
+def ema_decay(target: float, step: int) -> float:
+    """EMA decay at a step, warmed up as TensorFlow's ExponentialMovingAverage(num_updates): a short run's
+    average is not dominated by the initial weights, and from step ≈ 9/(1-target) on it is the target."""
+    return min(target, step / (step + 9))
 
 
 def make_optimizer(v: Variant, params, lr: float):
@@ -282,9 +289,10 @@ def _train(v, variant, data, o, out, ckpt_path, prior, progress, eval_extractor,
                 torch.nn.utils.clip_grad_norm_(G.parameters(), o.grad_clip)
             opt_g.step()
             if G_ema is not None:
+                decay = ema_decay(r.ema, step)
                 with torch.no_grad():
                     for pe, p in zip(G_ema.parameters(), G.parameters()):
-                        pe.lerp_(p, 1.0 - r.ema)
+                        pe.lerp_(p, 1.0 - decay)
                     for be, b in zip(G_ema.buffers(), G.buffers()):
                         be.copy_(b)
             meter.add(g_loss=loss_g.detach())
