@@ -150,6 +150,26 @@ def test_latent_ignored_is_severe_and_used_is_not():
     assert ok["reasons"] == [] and 0.1 < ok["response"] < 0.3
 
 
+def test_a_sharp_generator_on_tight_modes_is_not_dead():
+    """ring8-like: 8 modes 0.01 wide on a unit circle. A generator that maps each latent region into its
+    mode moves a nudged latent by ~0.003, a thousandth of the global spread: alive, not dead."""
+    angles = 2 * np.pi * np.arange(8) / 8
+    means = torch.from_numpy(np.stack([np.cos(angles), np.sin(angles)], 1))
+    g = torch.Generator().manual_seed(0)
+    real = means[torch.randint(0, 8, (256,), generator=g)] + 0.01 * torch.randn(256, 2, generator=g, dtype=torch.float64)
+
+    def sharp(z):  # region of z[:, 0] picks the mode; the rest of z moves the point inside it
+        k = torch.clamp(((torch.erf(z[:, 0] / 2 ** 0.5) + 1) * 4).long(), 0, 7)
+        return means[k] + 0.01 * z[:, 1:3].double()
+
+    z1, z2 = torch.randn(128, 8, generator=g), torch.randn(128, 8, generator=g)
+    s = latent_sensitivity.analyse(sharp(z1), sharp(z2), sharp(z1 + 0.25 * torch.randn(128, 8, generator=g)), real)
+    assert s["dead_fraction"] < 0.1 and s["reasons"] == []
+    assert s["dead_tolerance"] < 0.001 < s["real_spread"]
+    frozen = latent_sensitivity.analyse(sharp(z1), sharp(z2), sharp(z1), real)  # a nudge changes nothing
+    assert frozen["dead_fraction"] == 1.0 and frozen["reasons"][0]["level"] == "partial"
+
+
 # -- training log --------------------------------------------------------------------------------
 
 def _records(d_losses, g_norm=1.0):

@@ -16,8 +16,12 @@ as they are.
   a smooth generator that uses z answers with a fraction of its spread
   (ε/√2 of the distance between independent latents ≈ 0.18 if it were linear).
 - ``dead_fraction``: share of latents whose output moves by less than
-  ``DEAD_TOLERANCE`` of the real spread under that move. Above
+  ``DEAD_TOLERANCE`` of the real data's scale under that move. Above
   ``DEAD_PARTIAL`` → ``partial`` (most of the latent space maps to fixed outputs).
+  The scale is the smaller of the real spread and the real data's median
+  nearest-neighbour distance: on tight mixtures (ring8's modes are 0.01 wide on a
+  unit circle) a sharp, healthy generator moves a nudged latent only within its
+  mode, far less than 1% of the global spread, and must not read as dead.
 """
 
 from __future__ import annotations
@@ -83,18 +87,24 @@ def analyse(out1: torch.Tensor, out2: torch.Tensor, out_moved: torch.Tensor, rea
     finite = torch.isfinite(out1).all(1) & torch.isfinite(out2).all(1) & torch.isfinite(out_moved).all(1)
     spread = float((out1 - out2).norm(dim=1)[finite].mean()) if finite.any() else float("nan")
     moved = (out_moved - out1).norm(dim=1)[finite]
-    real_spread = None
+    real_spread = real_local = None
     if real is not None and len(real) >= 4:
         rng = np.random.default_rng(seed)
         perm = torch.from_numpy(rng.permutation(len(real)))
         h = len(real) // 2
         real_spread = float((real[perm[:h]] - real[perm[h:2 * h]]).norm(dim=1).mean())
+        nn = torch.cdist(real, real).fill_diagonal_(float("inf")).min(1).values
+        real_local = float(nn.median())
     scale = real_spread if real_spread else spread
+    if real_local:
+        scale = min(scale, real_local)
     out = {
         "n": int(len(out1)),
         "epsilon": EPSILON,
         "spread": spread,
         "real_spread": real_spread,
+        "real_nearest_neighbour": real_local,
+        "dead_tolerance": DEAD_TOLERANCE * scale if scale else None,
         "spread_ratio": spread / real_spread if real_spread else None,
         "response": float(moved.mean() / spread) if spread > 0 and len(moved) else None,
         "dead_fraction": float((moved < DEAD_TOLERANCE * scale).double().mean()) if scale and len(moved) else
