@@ -211,3 +211,38 @@ def test_fixture_models_load_safely_and_sample():
         with torch.no_grad():
             x = G(z, torch.arange(4) % c["num_classes"]) if c["num_classes"] else G(z)
         assert tuple(x.shape[1:]) == tuple(c["sample_shape"])
+
+
+# Every checkpoint the trainer writes evaluates and diagnoses with no other flag (the "done means").
+EVERY_CHECKPOINT = [(v, "digits" if v == "dcgan" else "ring8") for v in sorted(VARIANTS)] + [
+    ("cgan", "digits"), ("wgan-gp", "digits"), ("gan", "grid25")]
+
+
+@pytest.fixture(scope="module")
+def gandiag_cli():
+    from gandiag import cli
+
+    cli._add_plugin_commands()
+    return cli.cli
+
+
+@pytest.mark.parametrize("variant,data", EVERY_CHECKPOINT)
+def test_evaluate_and_diagnose_work_on_every_checkpoint_the_trainer_writes(tmp_path, gandiag_cli, variant, data):
+    from click.testing import CliRunner
+
+    extra = TINY_IMAGES if data == "digits" else {"batch_size": 16}
+    ckpt = train(variant, data, tmp_path / "run", steps=6, seed=1, **FAST, **extra)
+    n = ["-n", "400"] if data == "digits" else []
+    runner = CliRunner()
+    res = runner.invoke(gandiag_cli, ["evaluate", str(ckpt), *n, "--device", "cpu", "--no-cache",
+                                      "--json", str(tmp_path / "r.json")])
+    assert res.exit_code == 0, res.output
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert data in json.dumps(r["real"])  # the checkpoint named its own training data
+    assert {"fid", "precision", "recall", "density", "coverage"} <= set(r["metrics"])
+    assert r["diagnostics"]["mode_collapse"]["verdict"] in ("none", "partial", "severe")
+    assert r["diagnostics"]["gradient_health"]["verdict"] in ("healthy", "warning", "unhealthy")
+    assert "adversarial" in r["diagnostics"]["gradient_health"]  # D was found in the checkpoint
+    res = runner.invoke(gandiag_cli, ["diagnose", str(ckpt), *n, "--device", "cpu", "--no-cache"])
+    assert res.exit_code == 0, res.output
+    assert "mode_collapse" in res.output and "gradient_health" in res.output
