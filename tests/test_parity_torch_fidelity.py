@@ -8,7 +8,6 @@ summing KID kernels in float32 where gandiag uses float64.
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 import gandiag

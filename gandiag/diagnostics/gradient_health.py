@@ -34,7 +34,6 @@ from __future__ import annotations
 import math
 import time
 
-import numpy as np
 import torch
 
 from . import HEALTH_LEVELS, fmt, reason, training_log, verdict

@@ -32,7 +32,6 @@ reason: the starved DCGAN's 7s sit there at 1.0, the healthy one's worst label a
 
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 import numpy as np
