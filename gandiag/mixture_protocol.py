@@ -58,6 +58,7 @@ def mixture_mode_stats(points: np.ndarray, mixture: Mixture, hq_sigmas: float = 
         "high_quality_fraction": n_hq / n if n else 0.0,
         "reverse_kl": rkl,
         "counts": [int(c) for c in counts],
+        "nearest_counts": [int(c) for c in np.bincount(nearest[finite], minlength=k)],  # every finite point, HQ or not
         "missing_modes": [int(i) for i in np.flatnonzero(counts == 0)],
         "n": n,
         "non_finite": int((~finite).sum()),

@@ -21,11 +21,15 @@ from .loading import LoadedGenerator
 BLOCK = 1024
 
 
-def _block_latents(contract: GeneratorContract, seed: int, block: int) -> torch.Tensor:
-    g = torch.Generator().manual_seed((int(seed) * 1_000_003 + block) % (2**63))
+def draw_latents(contract: GeneratorContract, n: int, g: torch.Generator) -> torch.Tensor:
+    """n latents from the contract's distribution (normal, or uniform on [-1, 1]), on the CPU."""
     if contract.latent_dist == "uniform":
-        return torch.rand(BLOCK, contract.latent_dim, generator=g) * 2 - 1
-    return torch.randn(BLOCK, contract.latent_dim, generator=g)
+        return torch.rand(n, contract.latent_dim, generator=g) * 2 - 1
+    return torch.randn(n, contract.latent_dim, generator=g)
+
+
+def _block_latents(contract: GeneratorContract, seed: int, block: int) -> torch.Tensor:
+    return draw_latents(contract, BLOCK, torch.Generator().manual_seed((int(seed) * 1_000_003 + block) % (2**63)))
 
 
 def latents(contract: GeneratorContract, start: int, stop: int, seed: int) -> tuple[torch.Tensor, Optional[torch.Tensor]]:

@@ -24,7 +24,8 @@ documented next to the calibration numbers in docs/diagnostics.md.
 from __future__ import annotations
 
 import math
-from typing import Optional
+import time
+from typing import Callable, Iterable, Optional
 
 MODE_LEVELS = ("none", "partial", "severe")
 HEALTH_LEVELS = ("healthy", "warning", "unhealthy")
@@ -43,6 +44,23 @@ def verdict(reasons: list, levels: tuple) -> str:
         if r["level"] in levels:
             worst = max(worst, levels.index(r["level"]))
     return levels[worst]
+
+
+def run_parts(jobs: Iterable[tuple[str, Callable[[], dict]]]) -> tuple[dict, dict, dict]:
+    """Run each (name, job) and time it: (results, errors, seconds) by name.
+
+    A part that fails is reported in ``errors``, never fatal: one broken
+    signal must not hide what the others found.
+    """
+    parts, errors, seconds = {}, {}, {}
+    for name, job in jobs:
+        t0 = time.perf_counter()
+        try:
+            parts[name] = job()
+        except Exception as exc:
+            errors[name] = f"{type(exc).__name__}: {exc}"
+        seconds[name] = round(time.perf_counter() - t0, 3)
+    return parts, errors, seconds
 
 
 def _num(x):

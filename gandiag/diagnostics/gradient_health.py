@@ -32,11 +32,12 @@ the reasons.
 from __future__ import annotations
 
 import math
-import time
 
 import torch
 
-from . import HEALTH_LEVELS, fmt, reason, training_log, verdict
+from . import HEALTH_LEVELS, fmt, reason, run_parts, training_log, verdict
+# the log's thresholds, so a fresh batch and the training log judge alike
+from .training_log import CHANCE_D_LOSS, D_LOSS_BLOWUP, GRAD_BAD, GRAD_WARN
 
 SIGNAL_OUT, SIGNAL_ADV = "output", "adversarial"
 N_OUTPUT = 64
@@ -46,7 +47,6 @@ SAT_EXCESS = 0.3  # generated saturation share above the real data's by this muc
 DEAD_J = 1e-6  # ‖J‖_F below this: the output does not move with z
 DEAD_J_WARN, DEAD_J_BAD = 0.5, 0.9
 MAX_BATCH = 64  # decisions (groups) in the fresh adversarial batch
-GRAD_WARN, GRAD_BAD = 100.0, 1e4  # global gradient norm (ganhacks: over ~100 means trouble)
 D_SATURATED = 0.9  # share of a batch with σ(D) beyond 0.01/0.99
 LIPSCHITZ_RANGE = (0.5, 2.0)  # WGAN-GP: critic gradient norm on interpolates should sit near 1
 LIPSCHITZ_BAD = 10.0
@@ -68,7 +68,6 @@ class GradientHealth:
 
 def check(gen, contract=None, seed: int = 0, device: str = "cpu", real_samples=None) -> dict:
     """Gradient health of a loaded generator; usable without an evaluation (``gandiag diagnose`` on a NaN generator)."""
-    parts, errors, seconds = {}, {}, {}
     contract = contract or gen.contract
     ckpt = gen.checkpoint if isinstance(gen.checkpoint, dict) else None
     jobs = []
@@ -81,13 +80,7 @@ def check(gen, contract=None, seed: int = 0, device: str = "cpu", real_samples=N
         loss = (((ckpt or {}).get("config") or {}).get("resolved") or {}).get("loss")
         jobs.append((training_log.SIGNAL, lambda: {"path": str(log_path),
                                                    **training_log.analyse_log(_read(log_path), loss)}))
-    for name, job in jobs:
-        t0 = time.perf_counter()
-        try:
-            parts[name] = job()
-        except Exception as exc:  # reported, never fatal: the other parts still count
-            errors[name] = f"{type(exc).__name__}: {exc}"
-        seconds[name] = round(time.perf_counter() - t0, 3)
+    parts, errors, seconds = run_parts(jobs)
     reasons = [r for p in parts.values() for r in p.get("reasons", [])]
     reasons.sort(key=lambda r: {"unhealthy": 0, "warning": 1}.get(r["level"], 2))
     out = {"verdict": verdict(reasons, HEALTH_LEVELS), "reasons": reasons, **parts}
@@ -112,9 +105,10 @@ def _range_of(contract):
 
 
 def output_checks(forward, contract, seed: int, device: str, real_samples=None) -> dict:
+    from ..sampling import draw_latents
+
     g = torch.Generator().manual_seed(int(seed) + SEED_OFFSET)
-    draw = (lambda n: torch.rand(n, contract.latent_dim, generator=g) * 2 - 1) if contract.latent_dist == "uniform" \
-        else (lambda n: torch.randn(n, contract.latent_dim, generator=g))
+    draw = lambda n: draw_latents(contract, n, g)  # noqa: E731
     k = contract.num_classes
 
     def run(z):
@@ -189,7 +183,6 @@ def _nonfinite_params(module) -> list:
 
 def adversarial_checks(ckpt: dict, seed: int) -> dict:
     from ..checkpoint import build_network
-    from ..nets import pack_groups
     from ..training import losses
     from ..training.data import TrainingData
     from ..training.trainlog import grad_norms, spectral_norms, total_norm
@@ -235,10 +228,7 @@ def adversarial_checks(ckpt: dict, seed: int) -> dict:
         loss_g.backward()
         g_norms = grad_norms(G)
         # Critic gradient norm on interpolates, per packed group (the penalty's definition).
-        eps = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), generator=gen)
-        x_hat = (eps * real + (1 - eps) * fake.detach()).requires_grad_(True)
-        (grad,) = torch.autograd.grad(D(x_hat, labels).sum(), x_hat)
-        lip = pack_groups(grad, pack).flatten(1).norm(dim=1)
+        lip = losses.interpolate_grad_norms(D, real, fake, labels, pack, gen).detach()
     finally:
         torch.set_rng_state(torch_state)
     res.update({
@@ -263,8 +253,6 @@ def adversarial_checks(ckpt: dict, seed: int) -> dict:
 
 
 def judge_adversarial(res: dict, gp_weight: float) -> list:
-    from .training_log import CHANCE_D_LOSS, D_LOSS_BLOWUP
-
     reasons = []
     vals = [res["d_loss"], res["g_loss"], *res["grad_norm_total"].values()]
     if not all(math.isfinite(v) for v in vals):

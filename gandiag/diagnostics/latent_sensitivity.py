@@ -30,7 +30,9 @@ import numpy as np
 import torch
 
 from ..contract import to_uint8_nchw
+from ..sampling import draw_latents
 from . import fmt, reason
+from .duplicates import nearest_neighbour_distances
 
 SIGNAL = "latent"
 N_PAIRS = 128
@@ -44,12 +46,6 @@ SEED_OFFSET = 7_919
 
 def applies(ctx) -> bool:
     return ctx.generator is not None and ctx.contract is not None
-
-
-def _draw(contract, n, g):
-    if contract.latent_dist == "uniform":
-        return torch.rand(n, contract.latent_dim, generator=g) * 2 - 1
-    return torch.randn(n, contract.latent_dim, generator=g)
 
 
 def output_space(out, contract) -> torch.Tensor:
@@ -72,7 +68,8 @@ def real_output_space(real_samples, n: int, kind: str):
 def compute(ctx) -> dict:
     c = ctx.contract
     g = torch.Generator().manual_seed(int(ctx.seed) + SEED_OFFSET)
-    z1, z2, noise = _draw(c, N_PAIRS, g), _draw(c, N_PAIRS, g), torch.randn(N_PAIRS, c.latent_dim, generator=g)
+    z1, z2 = draw_latents(c, N_PAIRS, g), draw_latents(c, N_PAIRS, g)
+    noise = torch.randn(N_PAIRS, c.latent_dim, generator=g)
     labels = torch.arange(N_PAIRS) % c.num_classes if c.num_classes else None
 
     def run(z):
@@ -93,8 +90,7 @@ def analyse(out1: torch.Tensor, out2: torch.Tensor, out_moved: torch.Tensor, rea
         perm = torch.from_numpy(rng.permutation(len(real)))
         h = len(real) // 2
         real_spread = float((real[perm[:h]] - real[perm[h:2 * h]]).norm(dim=1).mean())
-        nn = torch.cdist(real, real).fill_diagonal_(float("inf")).min(1).values
-        real_local = float(nn.median())
+        real_local = float(nearest_neighbour_distances(real).median())
     scale = real_spread if real_spread else spread
     if real_local:
         scale = min(scale, real_local)

@@ -53,13 +53,8 @@ def analyse(points: np.ndarray, mixture_name: str) -> dict:
     expected = n_hq / k
     starved = [int(i) for i in np.flatnonzero((counts > 0) & (counts < STARVED_SHARE * expected))] \
         if expected >= MIN_EXPECTED else []
-    pts = np.asarray(points, dtype=np.float64)
-    finite = np.isfinite(pts).all(1)
-    d2 = ((pts[finite, None, :] - mixture.means[None]) ** 2).sum(-1)
-    nearest = np.bincount(d2.argmin(1), minlength=k) if len(d2) else np.zeros(k, int)
     out = {**stats, "mixture": mixture_name, "starved_modes": starved,
-           "mode_means": [[round(float(a), 4) for a in m] for m in mixture.means],
-           "nearest_counts": [int(c) for c in nearest]}
+           "mode_means": [[round(float(a), 4) for a in m] for m in mixture.means]}
     out["reasons"] = judge(out)
     return out
 

@@ -21,9 +21,7 @@ never fatal: one broken signal must not hide the others).
 
 from __future__ import annotations
 
-import time
-
-from . import MODE_LEVELS, classifier_modes, duplicates, latent_sensitivity, mixture_modes, ndb, verdict
+from . import MODE_LEVELS, classifier_modes, duplicates, latent_sensitivity, mixture_modes, ndb, run_parts, verdict
 
 SIGNALS = (mixture_modes, classifier_modes, ndb, duplicates, latent_sensitivity)
 
@@ -39,17 +37,7 @@ class ModeCollapse:
         return any(s.applies(ctx) for s in self.signals)
 
     def run(self, ctx) -> dict:
-        signals, errors, seconds = {}, {}, {}
-        for s in self.signals:
-            if not s.applies(ctx):
-                continue
-            t0 = time.perf_counter()
-            try:
-                signals[s.SIGNAL] = s.compute(ctx)
-            except Exception as exc:  # a signal's failure is reported, the others still count
-                errors[s.SIGNAL] = f"{type(exc).__name__}: {exc}"
-            seconds[s.SIGNAL] = round(time.perf_counter() - t0, 3)
-        return summarise(signals, errors, seconds)
+        return summarise(*run_parts((s.SIGNAL, lambda s=s: s.compute(ctx)) for s in self.signals if s.applies(ctx)))
 
 
 def summarise(signals: dict, errors: dict | None = None, seconds: dict | None = None) -> dict:

@@ -48,15 +48,23 @@ def uses_probabilities(loss: str) -> bool:
     return loss in ("ns", "minimax")
 
 
-def gradient_penalty(D, real: torch.Tensor, fake: torch.Tensor, labels, pack: int, gen: torch.Generator):
-    """λ-free WGAN-GP penalty E(‖∇D(x̂)‖−1)² on x̂ = εx + (1−ε)x̃, ε ~ U[0,1] per sample.
+def interpolate_grad_norms(D, real: torch.Tensor, fake: torch.Tensor, labels, pack: int, gen: torch.Generator,
+                           create_graph: bool = False) -> torch.Tensor:
+    """‖∇D(x̂)‖ on x̂ = εx + (1−ε)x̃, ε ~ U[0,1] per sample, one norm per packed group (D's whole input).
 
-    The norm is taken over D's whole input, i.e. per packed group. Returns
-    (penalty, mean gradient norm) so the log can show the norm sitting near 1.
+    ε is drawn on the CPU from ``gen`` (the trainer's generator) and moved to
+    the batch's device, like every other draw of a training step.
     """
-    eps = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), generator=gen, device=real.device)
+    eps = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), generator=gen).to(real.device)
     x_hat = (eps * real + (1 - eps) * fake.detach()).requires_grad_(True)
-    scores = D(x_hat, labels)
-    (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
-    norms = nets.pack_groups(grad, pack).flatten(1).norm(dim=1)
+    (grad,) = torch.autograd.grad(D(x_hat, labels).sum(), x_hat, create_graph=create_graph)
+    return nets.pack_groups(grad, pack).flatten(1).norm(dim=1)
+
+
+def gradient_penalty(D, real: torch.Tensor, fake: torch.Tensor, labels, pack: int, gen: torch.Generator):
+    """λ-free WGAN-GP penalty E(‖∇D(x̂)‖−1)² on interpolates (:func:`interpolate_grad_norms`).
+
+    Returns (penalty, mean gradient norm) so the log can show the norm sitting near 1.
+    """
+    norms = interpolate_grad_norms(D, real, fake, labels, pack, gen, create_graph=True)
     return ((norms - 1.0) ** 2).mean(), norms.mean().detach()
