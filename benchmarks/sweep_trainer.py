@@ -20,7 +20,6 @@ import json
 import multiprocessing as mp
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,22 +27,15 @@ sys.path[:0] = [str(ROOT), str(ROOT / "plugins"), str(ROOT / "benchmarks")]
 
 
 def run_one(spec: dict) -> dict:
-    import torch
-
-    torch.set_num_threads(1)
-    from gandiag.checkpoint import read_checkpoint
-    from gandiag.training import read_log, train
-    from trainer_quality import judge
+    from gandiag.training import read_log
+    from trainer_quality import judge, timed_train
 
     options = dict(spec.get("options", {}))
     with tempfile.TemporaryDirectory() as tmp:
-        t, c = time.perf_counter(), time.process_time()
         try:
-            path = train(spec["variant"], spec["data"], tmp, seed=spec.get("seed", 0), progress=False, **options)
+            ckpt, seconds, cpu = timed_train(spec["variant"], spec["data"], tmp, spec.get("seed", 0), **options)
         except Exception as exc:  # a sweep reports a failed setting and goes on
             return {**spec, "error": f"{type(exc).__name__}: {exc}"}
-        seconds, cpu = time.perf_counter() - t, time.process_time() - c
-        ckpt = read_checkpoint(path)
         out = {**spec, "seconds": round(seconds, 1), "cpu_seconds": round(cpu, 1),
                "steps": ckpt["config"]["resolved"]["steps"], "final": judge(ckpt, spec["data"])}
         if ckpt.get("ema_generator") is not None:

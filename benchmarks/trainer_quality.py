@@ -158,17 +158,22 @@ def main():
     print(table(results, seeds, args.jobs))
 
 
+def timed_train(variant: str, data: str, folder, seed: int, steps=None, **options) -> tuple[dict, float, float]:
+    """(checkpoint, wall seconds, CPU seconds) of one run on one torch thread, whose CPU seconds
+    estimate the wall time on an unloaded core."""
+    torch.set_num_threads(1)
+    t, c = time.perf_counter(), time.process_time()
+    path = train(variant, data, folder, steps=steps, seed=seed, progress=False, **options)
+    seconds, cpu = time.perf_counter() - t, time.process_time() - c
+    return read_checkpoint(path), seconds, cpu
+
+
 def run_seed(task) -> dict:
     """Train one (row, seed) with the trainer's defaults and judge it; runs in a worker process."""
     variant, data, options, seed, steps, grid = task
-    torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
-        t, c = time.perf_counter(), time.process_time()
-        path = train(variant, data, tmp, steps=steps, seed=seed, progress=False, **options)
-        seconds, cpu = time.perf_counter() - t, time.process_time() - c
-        ckpt = read_checkpoint(path)
+        ckpt, seconds, cpu = timed_train(variant, data, tmp, seed, steps, **options)
         n = ckpt["config"]["resolved"]["steps"]
-        # one torch thread: the process's CPU seconds estimate the wall time on an unloaded machine
         r = {"seed": seed, "seconds": seconds, "cpu_seconds": cpu, "steps": n, "steps_per_second": n / seconds,
              "load_average": os.getloadavg()[0], "diverged": ckpt["config"].get("diverged", False), **judge(ckpt, data)}
         if variant == "dcgan" and data == "digits" and seed == 0:
