@@ -35,6 +35,9 @@ import numpy as np
 import torch
 
 from .atomic import write_bytes
+from .errors import GandiagError
+from .safety.budgets import ARRAY_BYTES
+from .safety.files import read_bytes_limited
 
 PCA_CAP = 2000
 POINTS_CAP = 2000
@@ -161,21 +164,30 @@ def _npz_bytes(arrays: dict) -> bytes:
     return buf.getvalue()
 
 
+def artifacts_bytes(results, json_path) -> Optional[bytes]:
+    """The sidecar's bytes, recorded in ``results.provenance["artifacts"]``; None without an in-process context.
+
+    Call before the JSON is serialised so the JSON names the file.
+    """
+    arrays = collect(results)
+    if not arrays:
+        return None
+    data = _npz_bytes(arrays)
+    results.provenance["artifacts"] = {"path": artifacts_path(json_path).name,
+                                       "sha256": hashlib.sha256(data).hexdigest(), "arrays": sorted(arrays)}
+    return data
+
+
 def save_artifacts(results, json_path) -> Optional[Path]:
     """Write ``<json>.artifacts.npz`` and record it in ``results.provenance["artifacts"]``.
 
     Call before ``results.save(json_path)`` so the JSON names the file. Does
     nothing (returns None) for results without an in-process context.
     """
-    arrays = collect(results)
-    if not arrays:
+    data = artifacts_bytes(results, json_path)
+    if data is None:
         return None
-    path = artifacts_path(json_path)
-    data = _npz_bytes(arrays)
-    write_bytes(path, data)
-    results.provenance["artifacts"] = {"path": path.name, "sha256": hashlib.sha256(data).hexdigest(),
-                                       "arrays": sorted(arrays)}
-    return path
+    return write_bytes(artifacts_path(json_path), data, "artifacts")
 
 
 def load_artifacts(json_path, results_json: dict) -> tuple[dict, Optional[str]]:
@@ -187,10 +199,12 @@ def load_artifacts(json_path, results_json: dict) -> tuple[dict, Optional[str]]:
     if rel.is_absolute() or ".." in rel.parts:
         return {}, f"artifacts path {ref['path']!r} is not a file beside the results; ignored"
     path = Path(json_path).parent / rel
-    try:
-        data = path.read_bytes()
-    except OSError:
+    if not path.exists():
         return {}, f"artifacts file {path.name} is missing (it should sit beside the results JSON)"
+    try:
+        data = read_bytes_limited(path, "an artifacts file", budget=ARRAY_BYTES)
+    except GandiagError as exc:
+        return {}, f"artifacts file {path.name} cannot be read ({exc})"
     if hashlib.sha256(data).hexdigest() != ref.get("sha256"):
         return {}, f"artifacts file {path.name} does not match these results (sha256 differs); not shown"
     try:

@@ -16,6 +16,7 @@ import click
 
 from . import __version__
 from .errors import EXIT_BAD_INPUT, EXIT_GATE_FAILED, EXIT_INTERNAL, GandiagError
+from .safety.text import clean
 
 EPILOG = "Exit codes: 0 ok, 1 quality gate failed, 2 bad usage or input, 3 internal error."
 
@@ -27,7 +28,7 @@ class GandiagGroup(click.Group):
         try:
             return super().invoke(ctx)
         except GandiagError as exc:
-            click.echo(f"gandiag: error: {exc}", err=True)
+            click.echo(f"gandiag: error: {clean(exc)}", err=True)
             ctx.exit(EXIT_BAD_INPUT)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
@@ -37,7 +38,8 @@ class GandiagGroup(click.Group):
         except Exception as exc:  # a bug in gandiag or a plugin
             if os.environ.get("GANDIAG_DEBUG"):
                 traceback.print_exc()
-            click.echo(f"gandiag: internal error: {type(exc).__name__}: {exc} (GANDIAG_DEBUG=1 shows the traceback)", err=True)
+            click.echo(f"gandiag: internal error: {type(exc).__name__}: {clean(exc)} (GANDIAG_DEBUG=1 shows the traceback)",
+                       err=True)
             ctx.exit(EXIT_INTERNAL)
 
 
@@ -140,8 +142,12 @@ def evaluate(target, metrics, isc, fid, kid, prc, is_splits, kid_subsets, kid_su
     json_path = kw.pop("json_path")
     if junit_path and not gate_path:
         raise click.UsageError("--junit needs --gate")
+    from .outputs import finish, plan_outputs
+
+    # Everything that can be refused is refused before minutes of sampling: output paths, then the gates file.
+    outputs = plan_outputs(json=json_path, report=report_path, junit=junit_path, target=target)
     gates = None
-    if gate_path:  # read the gates first: a bad gate file should fail before minutes of sampling
+    if gate_path:
         from .gates import load_gates
 
         gates = load_gates(gate_path)
@@ -149,30 +155,15 @@ def evaluate(target, metrics, isc, fid, kid, prc, is_splits, kid_subsets, kid_su
                              kid_subset_size=kid_subset_size, bootstrap=bootstrap, diagnostics=not no_diagnostics)
     if results is None:  # a torchrun rank other than 0: rank 0 reports
         return
-    outcome = None
-    if gates is not None:  # checked first, so the JSON and the report show the outcome
-        from .gates import check_gates
-
-        outcome = check_gates(results, gates, junit_path=junit_path)
-        results.gates = [{"name": c.name, "passed": c.passed, "message": c.message, "value": c.value} for c in outcome.cases]
-    if json_path:
-        from .artifacts import save_artifacts
-
-        save_artifacts(results, json_path)
-        results.save(json_path)
-    if report_path is not None:
-        from .report import render_report
-
-        report_path = render_report([results], report_path or None)
+    done = finish(results, outputs, gates)
     if not quiet:
         click.echo(results.summary())
-        if json_path:
-            click.echo(f"  results: {json_path}")
-        if report_path is not None:
-            click.echo(f"  report: {report_path}")
-        if outcome is not None:
-            click.echo(outcome.summary())
-    if outcome is not None and not outcome.passed:
+        for name, label in (("json", "results"), ("report", "report"), ("junit", "junit")):
+            if name in done.written:
+                click.echo(f"  {label}: {clean(done.written[name])}")
+        if done.outcome is not None:
+            click.echo(done.outcome.summary())
+    if done.gates_passed is False:
         raise click.exceptions.Exit(EXIT_GATE_FAILED)
 
 
@@ -194,7 +185,7 @@ def main():
     try:
         _add_plugin_commands()
     except GandiagError as exc:
-        click.echo(f"gandiag: error: {exc}", err=True)
+        click.echo(f"gandiag: error: {clean(exc)}", err=True)
         sys.exit(EXIT_BAD_INPUT)
     cli(prog_name="gandiag")
 

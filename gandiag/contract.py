@@ -34,16 +34,29 @@ class GeneratorContract:
     detected: list = field(default_factory=list)  # which fields were detected from a probe
 
     def validate(self) -> "GeneratorContract":
-        if not isinstance(self.latent_dim, int) or self.latent_dim < 1:
+        """Every field's type and range checked: a contract may come from an untrusted file."""
+        from .safety import budgets
+
+        if not _is_int(self.latent_dim) or self.latent_dim < 1:
             raise GandiagError(f"latent size must be a positive integer, got {self.latent_dim!r} (--latent-dim)")
+        budgets.LATENT_SIZE.check(self.latent_dim, "the generator's latent size")
         if self.latent_dist not in LATENT_DISTS:
             raise GandiagError(f"latent distribution {self.latent_dist!r} is not one of {', '.join(LATENT_DISTS)}")
-        if self.num_classes < 0:
+        if not _is_int(self.num_classes) or self.num_classes < 0:
             raise GandiagError("--num-classes must be 0 (unconditional) or positive")
+        budgets.CLASSES.check(self.num_classes, "the generator's number of classes")
+        if self.kind is not None and self.kind not in KINDS:
+            raise GandiagError(f"sample kind {self.kind!r} is not one of {', '.join(KINDS)}")
         if self.layout is not None and self.layout not in LAYOUTS:
             raise GandiagError(f"layout {self.layout!r} is not one of {', '.join(LAYOUTS)}")
         if self.output_range is not None and self.output_range not in RANGES:
             raise GandiagError(f"output range {self.output_range!r} is not one of {', '.join(RANGES)}")
+        if self.sample_shape is not None and not (
+                isinstance(self.sample_shape, (tuple, list)) and 1 <= len(self.sample_shape) <= 4
+                and all(_is_int(d) and d >= 1 for d in self.sample_shape)):
+            raise GandiagError(f"sample shape {self.sample_shape!r} is not a tuple of positive sizes")
+        if not isinstance(self.detected, list) or not all(isinstance(x, str) for x in self.detected):
+            raise GandiagError("the contract's 'detected' field must be a list of field names")
         return self
 
     def merged(self, **overrides) -> "GeneratorContract":
@@ -58,11 +71,17 @@ class GeneratorContract:
 
     @classmethod
     def from_json(cls, d: dict) -> "GeneratorContract":
+        if not isinstance(d, dict) or "latent_dim" not in d:
+            raise GandiagError(f"a generator contract must be an object with latent_dim, got {type(d).__name__}")
         d = dict(d)
-        if d.get("sample_shape") is not None:
+        if isinstance(d.get("sample_shape"), list):
             d["sample_shape"] = tuple(d["sample_shape"])
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in d.items() if k in known}).validate()
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def parse_range(text: str) -> str:

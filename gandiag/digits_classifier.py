@@ -24,6 +24,7 @@ from torch import nn
 
 from .errors import FeatureExtractorError
 from .features import ExtractorSpec, sha256_file
+from .safety.files import require_input
 
 DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "digits_classifier.pt"
 SIZE = 8
@@ -102,9 +103,10 @@ class DigitsExtractor:
 
     def __init__(self, weights_path=None, device: str = "cpu"):
         path = Path(weights_path) if weights_path is not None else DEFAULT_WEIGHTS
-        if not path.is_file():
+        if not path.exists():
             raise FeatureExtractorError(f"digits classifier weights not found at {path}; "
                                         "run scripts/train_digits_classifier.py to make them")
+        require_input(path, "a weights file", error=FeatureExtractorError)
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
             net = DigitsNet()

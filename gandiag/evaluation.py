@@ -8,6 +8,7 @@ wrapper over :func:`evaluate`, which a notebook can call directly.
 
 from __future__ import annotations
 
+import math
 import platform
 import sys
 import time
@@ -19,6 +20,8 @@ import numpy as np
 import torch
 
 from . import __version__, cache, distributed
+from .safety import budgets
+from .safety.text import clean
 from .contract import GeneratorContract
 from .errors import DataError, GandiagError, GeneratorOutputError
 from .features import FeatureSet
@@ -48,12 +51,13 @@ class EvalContext:
     real_samples: object  # SampleSet / FolderSampleSet, or None
     fake_kept: Optional[torch.Tensor]  # first KEEP_SAMPLES samples (all of them for points)
     fake_labels: Optional[np.ndarray]
-    real_source: Optional[str]
+    real_source: Optional[str]  # a bundled source's name, None for a path
     options: MetricOptions
     seed: int
     device: str
     metrics: dict = field(default_factory=dict)
     warnings: list = field(default_factory=list)
+    real_spec: Optional[str] = None  # the real data as the user (or a bundled default) named it
 
 
 def default_device() -> str:
@@ -123,14 +127,16 @@ def _choose_metrics(names: Optional[Sequence[str]], roles: list, have_real: bool
     return [m for m in reg.values() if m.role in roles and (have_real or not m.needs_real)]
 
 
-def _real_features(real_samples, spec_str, extractor, use_cache, progress, batch_size, timings):
+def _real_features(real_samples, real_hash, spec_str, extractor, use_cache, progress, batch_size, timings, warn):
     key = None
     if use_cache and extractor.weights_sha256:
-        key = cache.feature_key(real_samples.content_hash(), extractor.name, extractor.weights_sha256)
-        hit = cache.load(key)
-        if hit is not None and hit.n == real_samples.n:
+        key = cache.feature_key(real_hash, extractor.name, extractor.weights_sha256)
+        hit, warning = cache.load(key, real_samples.n, dict(extractor.roles))
+        if warning:
+            warn(warning)
+        if hit is not None:
             timings["real_features_cached"] = True
-            if hit.labels is None and real_samples.labels is not None:
+            if real_samples.labels is not None:  # the data's own labels win over what the entry kept
                 hit.labels = np.asarray(real_samples.labels)
             return hit
     fs, _, _ = extract(((b, None) for b in real_samples.batches(batch_size)), real_samples.n, extractor,
@@ -138,7 +144,9 @@ def _real_features(real_samples, spec_str, extractor, use_cache, progress, batch
     if real_samples.labels is not None:
         fs.labels = np.asarray(real_samples.labels)
     if key:
-        cache.store(key, fs)
+        warning = cache.store(key, fs)
+        if warning:
+            warn(warning)
     return fs
 
 
@@ -170,15 +178,11 @@ def evaluate(
     use_ema: bool = True,
 ) -> Results:
     """Evaluate a generator checkpoint, or a folder/.npz of generated samples, against real data."""
-    device = device or default_device()
+    device = check_device(device or default_device())
+    check_counts(num_samples, batch_size, latent_dim)
     rank, world, device = distributed.setup(device)
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise GandiagError("--device cuda asked for, but no CUDA GPU is available")
-    if batch_size < 1:
-        raise GandiagError("--batch-size must be at least 1")
-    if num_samples is not None and num_samples < MIN_SAMPLES:
-        raise GandiagError(f"--num-samples {num_samples} is too few; at least {MIN_SAMPLES} are needed")
     timings: dict = {}
+    run_warnings: list = []
     t0 = time.perf_counter()
     target = Path(target)
     gen, contract, fake_set = None, None, None
@@ -204,7 +208,7 @@ def evaluate(
         n = num_samples or (DEFAULT_N_POINTS if kind == "points" else DEFAULT_N_IMAGES)
     if n < MIN_SAMPLES:
         raise DataError(f"only {n} generated samples; at least {MIN_SAMPLES} are needed")
-    real = real or (gen.real_source if gen else None)
+    real = real or (_bundled_source_of(gen, target) if gen else None)
     real_samples = None
     if real:
         t1 = time.perf_counter()
@@ -219,12 +223,16 @@ def evaluate(
     timings["build_extractor"] = time.perf_counter() - t1
     roles = list(extractor.roles)
     chosen = _choose_metrics(metrics, roles, real_samples is not None)
+    sample_shape = fake_set.sample_shape if fake_set is not None else contract.sample_shape
+    check_memory(n, real_samples.n if real_samples is not None else 0, extractor, math.prod(sample_shape))
 
     # Real features: cached when possible.
-    real_fs = None
+    real_fs, real_hash = None, None
     if real_samples is not None:
         t1 = time.perf_counter()
-        real_fs = _real_features(real_samples, real, extractor, use_cache, progress, batch_size, timings)
+        real_hash = real_samples.content_hash()
+        real_fs = _real_features(real_samples, real_hash, real, extractor, use_cache and rank == 0, progress,
+                                 batch_size, timings, run_warnings.append)
         timings["real_features"] = time.perf_counter() - t1
 
     # One sampling pass, one feature pass.
@@ -249,7 +257,7 @@ def evaluate(
     t1 = time.perf_counter()
     for m in chosen:
         tm = time.perf_counter()
-        value = m.compute(mctx)
+        value = _compute_metric(m, mctx)
         value.update({"label": metric_label(m.label, extractor.name), "features": extractor.name,
                       "higher_is_better": m.higher_is_better, "seconds": round(time.perf_counter() - tm, 4)})
         out_metrics[m.name] = value
@@ -260,14 +268,14 @@ def evaluate(
     timings["metrics"] = time.perf_counter() - t1
 
     ctx = EvalContext(gen, contract, extractor, fake_fs, real_fs, real_samples, kept, fake_labels, source_name,
-                      options, seed, device, out_metrics, list(mctx.warnings))
+                      options, seed, device, out_metrics, run_warnings + list(mctx.warnings), real)
     diag_out = {}
     if diagnostics:
         t1 = time.perf_counter()
         wanted = None if diagnostics is True else set(diagnostics)
         for d in registry("diagnostic").values():
-            if (wanted is None or d.name in wanted) and d.applies(ctx):
-                diag_out[d.name] = d.run(ctx)
+            if wanted is None or d.name in wanted:
+                diag_out.update(_run_diagnostic(d, ctx))
         timings["diagnostics"] = time.perf_counter() - t1
     timings["total"] = time.perf_counter() - t0
 
@@ -275,14 +283,59 @@ def evaluate(
         metrics=out_metrics,
         generator=generator_info,
         contract=contract.to_json() if contract else None,
-        real=({"source": real, "n": real_samples.n, "description": getattr(real_samples, "description", real)}
-              if real_samples is not None else None),
-        provenance={**_provenance(seed, device, n, extractor, timings, batch_size), "world_size": world},
+        real=({"source": real, "n": real_samples.n, "description": getattr(real_samples, "description", real),
+               "content_sha256": real_hash} if real_samples is not None else None),
+        provenance={**_provenance(seed, device, n, extractor, timings, batch_size), "world_size": world,
+                    "metric_options": options.comparable(), "compute": compute_settings(device)},
         diagnostics=diag_out,
         warnings=ctx.warnings,
     )
     results.extras.update(context=ctx)
     return results
+
+
+def _compute_metric(m, mctx) -> dict:
+    """A metric's value; one that raises is recorded as an error (gates fail on it), not a crash."""
+    try:
+        return m.compute(mctx)
+    except Exception as exc:
+        mctx.warnings.append(f"{m.name} could not be computed: {type(exc).__name__}: {exc}")
+        return {"value": None, "error": f"{type(exc).__name__}: {exc}"}
+
+
+def compute_settings(device: str) -> dict:
+    """The numerics in force, recorded so gates never compare runs computed differently."""
+    out = {"precision": "fp32", "compile": False}
+    if device.startswith("cuda"):
+        out["precision"] = (f"torch default (matmul {torch.backends.cuda.matmul.fp32_precision}, "
+                            f"cudnn conv {torch.backends.cudnn.conv.fp32_precision})")
+    return out
+
+
+def check_memory(n_fake: int, n_real: int, extractor, sample_dim: int) -> None:
+    """Features are kept for the k-NN metrics and diagnostics: refuse runs that cannot fit, before they start.
+
+    ``sample_dim`` stands in for roles whose size is the data's (points: the coordinates themselves).
+    """
+    role_dims = {role: int(d) if d is not None else int(sample_dim) for role, d in extractor.roles.items()}
+    for role, d in role_dims.items():
+        budgets.FEATURE_DIM.check(d, f"feature extractor {extractor.name} ({role})")
+    dims = sum(role_dims.values())
+    pool = role_dims.get("pool", 0)
+    estimate = (n_fake + n_real) * dims * 4 * 2 + 6 * pool * pool * 8  # features (+ a copy), float64 sums
+    budgets.MEMORY.check(estimate, f"{n_fake:,} generated and {n_real:,} real samples on {extractor.name} features")
+
+
+def _run_diagnostic(d, ctx) -> dict:
+    """{name: result}, {} when it does not apply; a diagnostic that raises gives verdict ``error`` (fail closed)."""
+    from .diagnostics import failed
+
+    try:
+        if not d.applies(ctx):
+            return {}
+        return {d.name: d.run(ctx)}
+    except Exception as exc:
+        return {d.name: failed(d.name, exc)}
 
 
 def _limit(batches, n):
@@ -305,6 +358,55 @@ def _timed(it, timings, key):
         finally:
             timings[key] = timings.get(key, 0.0) + time.perf_counter() - t0
         yield item
+
+
+def check_device(device: str) -> str:
+    """cpu, cuda, cuda:N (N < the number of GPUs) or mps; anything else is bad input, said in one line."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise GandiagError(f"--device {device!r} is not a device; use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise GandiagError(f"--device {device} asked for, but no CUDA GPU is available")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise GandiagError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise GandiagError("--device mps asked for, but MPS is not available")
+    elif dev.type != "cpu":
+        raise GandiagError(f"--device {device!r}: gandiag runs on cpu, cuda or cuda:N")
+    return device
+
+
+def check_counts(num_samples: Optional[int], batch_size: int, latent_dim: Optional[int]) -> None:
+    """Flags that size what gandiag allocates, refused before any work (budgets: docs/security.md)."""
+    if batch_size < 1:
+        raise GandiagError("--batch-size must be at least 1")
+    budgets.check_flag(budgets.BATCH_SIZE, batch_size)
+    if num_samples is not None:
+        if num_samples < MIN_SAMPLES:
+            raise GandiagError(f"--num-samples {num_samples} is too few; at least {MIN_SAMPLES} are needed")
+        budgets.check_flag(budgets.NUM_SAMPLES, num_samples)
+    if latent_dim is not None:
+        if latent_dim < 1:
+            raise GandiagError(f"--latent-dim must be a positive integer, got {latent_dim}")
+        budgets.check_flag(budgets.LATENT_SIZE, latent_dim)
+
+
+def _bundled_source_of(gen: LoadedGenerator, target) -> Optional[str]:
+    """The real data a checkpoint names, when it is a bundled source: a file never picks a local path to read."""
+    source = gen.real_source
+    if not source:
+        return None
+    if not isinstance(source, str):
+        raise DataError(f"{target}: its training data entry is not a name; pass --real")
+    bundled = [n for n in registry("real source").names() if n != "path"]
+    if source in bundled:
+        return source
+    raise DataError(f"{target} names {clean(source)!r} as its training data, a local path; gandiag reads local "
+                    f"data only when the command line names it: pass --real {clean(source)} (or a bundled source: "
+                    f"{', '.join(bundled)})")
 
 
 def _resolve_contract(gen: LoadedGenerator, latent_dim, latent_dist, num_classes, layout, output_range) -> GeneratorContract:

@@ -56,8 +56,9 @@ def export_checkpoint(ckpt_path, to: str, out_path, *, use_ema: bool = True, ove
     if to not in TARGETS:
         raise GandiagError(f"unknown export target {to!r}; valid: {', '.join(TARGETS)}")
     out = Path(out_path)
-    if out.exists() and not overwrite:
+    if os.path.lexists(out) and not overwrite:
         raise GandiagError(f"{out} already exists; choose another -o or pass --force")
+    _check_output(out, to)
     ckpt = read_checkpoint(ckpt_path)
     spec = dict(ckpt["generator"])
     if use_ema and ckpt.get("ema_generator"):
@@ -72,6 +73,19 @@ def export_checkpoint(ckpt_path, to: str, out_path, *, use_ema: bool = True, ove
     writer = {"onnx": _onnx, "savedmodel": _savedmodel, "export": _torch_export, "torchscript": _torchscript}[to]
     writer(net, spec["arch"], contract, args, expected, out)
     return out
+
+
+def _check_output(out: Path, to: str) -> None:
+    """Refused before any work: a special file, or a folder where a file goes (and the reverse)."""
+    from .atomic import resolve_output
+
+    if to != "savedmodel":
+        resolve_output(out, "-o/--output")
+        return
+    if os.path.islink(out) or (os.path.lexists(out) and not out.is_dir()):
+        raise GandiagError(f"-o {out}: a SavedModel is a folder; {out} exists and is not one (nothing is replaced)")
+    if not out.exists():
+        resolve_output(out, "-o/--output")  # the folder it will be created in
 
 
 def _contract_json(contract: GeneratorContract, **changes) -> str:
@@ -178,8 +192,8 @@ def _savedmodel(net, arch, contract, args, expected, out: Path) -> None:
         tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve})
         (tmp / "assets.extra").mkdir(exist_ok=True)
         (tmp / SAVEDMODEL_CONTRACT).write_text(_contract_json(contract, layout=layout))
-        if out.exists():
-            shutil.rmtree(out) if out.is_dir() else out.unlink()
+        if out.is_dir() and not out.is_symlink():
+            shutil.rmtree(out)
         os.replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -86,38 +86,13 @@ class FeatureSet:
             out.labels = np.asarray(self.labels)[np.asarray(index)]
         return out
 
-    def save(self, path: Path) -> None:
-        from .atomic import atomic_write
-
-        arrays = {f"features_{r}": self.features(r).numpy() for r in self.roles}
-        for r in self._stats:
-            s = self._stats[r]
-            arrays.update({f"sum_{r}": s.sum, f"outer_{r}": s.outer})
-        if self.labels is not None:
-            arrays["labels"] = np.asarray(self.labels)
-        with atomic_write(path) as f:
-            np.savez(f, **arrays)
-
-    @classmethod
-    def load(cls, path: Path) -> "FeatureSet":
-        out = cls()
-        with np.load(path, allow_pickle=False) as z:
-            for key in z.files:
-                if key.startswith("features_"):
-                    r = key[len("features_"):]
-                    x = torch.from_numpy(z[key])
-                    out._chunks[r] = [x]
-                    if f"sum_{r}" in z.files:
-                        out._stats[r] = FeatureStats(int(x.shape[0]), z[f"sum_{r}"], z[f"outer_{r}"])
-                    out.n = int(x.shape[0])
-            if "labels" in z.files:
-                out.labels = z["labels"]
-        return out
-
 
 def sha256_file(path) -> str:
+    from .errors import FeatureExtractorError
+    from .safety.files import open_regular
+
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_regular(path, "a weights file", error=FeatureExtractorError) as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()

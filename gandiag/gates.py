@@ -28,8 +28,10 @@ from pathlib import Path
 from typing import Optional
 
 from .atomic import write_text
+from .diagnostics import FAILING_VERDICTS
 from .errors import GandiagError
 from .results import Results
+from .safety.text import clean, xml_safe
 
 THRESHOLDS = ("min", "max")
 REGRESSIONS = ("max_increase", "max_decrease", "max_increase_abs", "max_decrease_abs")
@@ -88,7 +90,8 @@ class GateOutcome:
     def summary(self) -> str:
         n_ok = sum(c.passed for c in self.cases)
         head = f"gates: {'PASSED' if self.passed else 'FAILED'} ({n_ok}/{len(self.cases)} hold)"
-        return "\n".join([head] + [f"  {'ok  ' if c.passed else 'FAIL'} {c.name}: {c.message}" for c in self.cases])
+        return "\n".join([head] + [f"  {'ok  ' if c.passed else 'FAIL'} {clean(c.name)}: {clean(c.message)}"
+                                   for c in self.cases])
 
     def to_json(self) -> dict:
         return {"passed": self.passed, "cases": [
@@ -148,6 +151,9 @@ def parse_gates(doc: dict, where: str = "gates file", metric_names: Optional[set
                 if key in VERDICT_KEYS:
                     if not isinstance(v, list) or not v or not all(isinstance(s, str) for s in v):
                         raise GateFileError(f"{w}.{key} must be a non-empty list of verdicts, e.g. [\"none\"]")
+                    if key == "allow" and set(v) & set(FAILING_VERDICTS):
+                        raise GateFileError(f"{w}.allow: {', '.join(sorted(set(v) & set(FAILING_VERDICTS)))} means the "
+                                            "diagnostic could not judge the model; a gate never passes it")
                     gates.append(Gate(name, key, list(v), "diagnostic"))
                 elif isinstance(v, dict):
                     gates += _numeric_specs(f"{w}.{key}", f"{name}.{key}", v, allow_regression=False)
@@ -164,13 +170,16 @@ def parse_gates(doc: dict, where: str = "gates file", metric_names: Optional[set
 
 def load_gates(path) -> Gates:
     """Read and check a gates file; any problem is a :class:`GateFileError` (exit 2)."""
+    from .safety.files import read_text_limited
+    from .safety.jsonfile import check_nesting
+
     path = Path(path)
+    text = read_text_limited(path, "a gates file", error=GateFileError)
+    check_nesting(text, str(path), GateFileError)
     try:
-        doc = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise GateFileError(f"{path}: no such gates file") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise GateFileError(f"{path}: not valid TOML ({exc})") from None
+        doc = tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, RecursionError, ValueError) as exc:
+        raise GateFileError(f"{path}: not valid TOML ({clean(exc)})") from None
     if not isinstance(doc.get("gates"), dict):
         found = f" (found: {', '.join(sorted(doc))})" if doc else ""
         raise GateFileError(f"{path}: no [gates] table{found}; see docs/gates.md")
@@ -267,6 +276,10 @@ def _check_diagnostic(gate: Gate, results: Results) -> tuple[bool, str, Optional
         verdict = d.get("verdict")
         if not isinstance(verdict, str) or not verdict:
             return False, f"diagnostic {diag_name!r} gave no verdict", None
+        if verdict in FAILING_VERDICTS:
+            why = "; ".join(str(r.get("message", r)) for r in (d.get("reasons") or []) if isinstance(r, dict))[:300]
+            return False, f"verdict {verdict!r}: the diagnostic could not judge the model (fails closed)" + \
+                (f" — {why}" if why else ""), None
         ok = (verdict in gate.limit) if gate.kind == "allow" else (verdict not in gate.limit)
         reasons = "; ".join(r if isinstance(r, str) else str(r.get("message", r)) for r in (d.get("reasons") or [])[:2])
         word = "allowed" if ok else "not allowed"
@@ -278,8 +291,56 @@ def _check_diagnostic(gate: Gate, results: Results) -> tuple[bool, str, Optional
     return ok, msg, float(v)
 
 
+# What makes two runs comparable (docs/gates.md): where to find it in a results file, and what it is called.
+COMPARABLE = (
+    (("provenance", "extractor", "name"), "feature extractor"),
+    (("provenance", "extractor", "weights_sha256"), "feature extractor weights (sha256)"),
+    (("real", "content_sha256"), "real data (content sha256)"),
+    (("provenance", "num_samples"), "number of generated samples N"),
+    (("provenance", "metric_options"), "metric options (seed, IS splits, KID subsets and size, k)"),
+    (("provenance", "compute"), "compute settings (precision, compilation)"),
+)
+_MISSING = object()
+
+
+def _dig(d, path):
+    for key in path:
+        if not isinstance(d, dict) or key not in d:
+            return _MISSING
+        d = d[key]
+    return d
+
+
+def check_comparable(results: Results, baseline: Results, baseline_path=None) -> None:
+    """Refuse (exit 2) a baseline comparison between runs that measured different things.
+
+    FID with another extractor, weights file, real set, N or KID subset size is
+    another number; "did not get worse" across them means nothing.
+    """
+    cur, base = results.to_json(), baseline.to_json()
+    where = f"baseline {baseline_path}" if baseline_path else "the baseline"
+    lacking = [name for path, name in COMPARABLE if _dig(base, path) is _MISSING]
+    if lacking:
+        raise GateFileError(f"{where} was written by an earlier gandiag and lacks {', '.join(lacking)}; re-run the "
+                            "baseline evaluation with this version so the runs can be compared")
+    differ = [f"{name}: {clean(_short(_dig(base, path)))} vs {clean(_short(_dig(cur, path)))}"
+              for path, name in COMPARABLE if _dig(base, path) != _dig(cur, path)]
+    if differ:
+        raise GateFileError(f"this run and {where} are not comparable; they differ in " + "; ".join(differ))
+
+
+def _short(v) -> str:
+    text = "missing" if v is _MISSING else str(v)
+    return text if len(text) <= 24 else text[:12] + "…"
+
+
 def check_gates(results: Results, gates: Gates, junit_path=None) -> GateOutcome:
-    """Check every gate; write JUnit XML to ``junit_path`` when given."""
+    """Check every gate; write JUnit XML to ``junit_path`` when given.
+
+    A comparable baseline is required for regression gates (:func:`check_comparable`).
+    """
+    if gates.baseline is not None and any(g.kind in REGRESSIONS for g in gates.gates):
+        check_comparable(results, gates.baseline, gates.baseline_path)
     outcome = GateOutcome()
     for gate in gates.gates:
         value = None
@@ -302,21 +363,26 @@ def check_gates(results: Results, gates: Gates, junit_path=None) -> GateOutcome:
     return outcome
 
 
-def write_junit(outcome: GateOutcome, path, results: Optional[Results] = None) -> None:
-    """JUnit XML, one ``<testcase>`` per gate, as CI systems read it."""
+def junit_xml(outcome: GateOutcome, results: Optional[Results] = None) -> str:
+    """JUnit XML, one ``<testcase>`` per gate, as CI systems read it; always valid XML."""
     suite_name = "gandiag gates"
     if results is not None and results.generator.get("path"):
         suite_name += f": {results.generator['path']}"
     root = ET.Element("testsuites", name="gandiag", tests=str(len(outcome.cases)),
                       failures=str(len(outcome.failures)), errors="0")
-    suite = ET.SubElement(root, "testsuite", name=suite_name, tests=str(len(outcome.cases)),
+    suite = ET.SubElement(root, "testsuite", name=xml_safe(suite_name), tests=str(len(outcome.cases)),
                           failures=str(len(outcome.failures)), errors="0", skipped="0", time="0")
     for c in outcome.cases:
-        tc = ET.SubElement(suite, "testcase", classname="gandiag.gates", name=c.name, time="0")
+        tc = ET.SubElement(suite, "testcase", classname="gandiag.gates", name=xml_safe(c.name), time="0")
+        message = xml_safe(c.message)
         if c.passed:
-            ET.SubElement(tc, "system-out").text = c.message
+            ET.SubElement(tc, "system-out").text = message
         else:
-            f = ET.SubElement(tc, "failure", message=c.message, type="GateFailed")
-            f.text = c.message
+            f = ET.SubElement(tc, "failure", message=message, type="GateFailed")
+            f.text = message
     ET.indent(root)
-    write_text(Path(path), ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n")
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def write_junit(outcome: GateOutcome, path, results: Optional[Results] = None) -> None:
+    write_text(Path(path), junit_xml(outcome, results), "--junit")

@@ -19,6 +19,7 @@ import torch
 
 from .errors import FeatureExtractorError
 from .features import ExtractorSpec, sha256_file, to_rgb
+from .safety.files import require_input
 
 WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
 WEIGHTS_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/" + WEIGHTS_FILE
@@ -33,8 +34,7 @@ def resolve_weights(weights_path: Optional[str]) -> Path:
     for candidate in (weights_path, os.environ.get(ENV_WEIGHTS)):
         if candidate:
             p = Path(candidate).expanduser()
-            if not p.is_file():
-                raise FeatureExtractorError(f"Inception weights file {p} does not exist")
+            require_input(p, "an Inception weights file", error=FeatureExtractorError)
             return p
     hub = hub_weights_path()
     if hub.is_file():

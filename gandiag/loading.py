@@ -41,9 +41,13 @@ class LoadedGenerator:
 
 
 def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise CheckpointError(f"{path}: no such file or directory")
-    if path.is_file() and path.stat().st_size == 0:
+    """A regular file (or a folder: SavedModels), never a FIFO or a device: loaders open what passes."""
+    import stat
+
+    from .safety.files import require_input
+
+    st = require_input(path, "a checkpoint", folder_ok=True, error=CheckpointError)
+    if stat.S_ISREG(st.st_mode) and st.st_size == 0:
         raise CheckpointError(f"{path}: file is empty")
 
 

@@ -16,6 +16,7 @@ from typing import Any, Optional
 
 from .atomic import write_text
 from .errors import DataError
+from .safety.text import clean
 
 SCHEMA = "gandiag.results"
 SCHEMA_VERSION = 1
@@ -53,27 +54,33 @@ class Results:
             "provenance": self.provenance,
         }
 
+    def to_text(self) -> str:
+        """The JSON document, NaN/Inf as null."""
+        return json.dumps(_json_safe(self.to_json()), indent=2, allow_nan=False) + "\n"
+
     def save(self, path) -> None:
-        write_text(Path(path), json.dumps(_json_safe(self.to_json()), indent=2, allow_nan=False) + "\n")
+        write_text(Path(path), self.to_text(), "results")
 
     @classmethod
-    def from_json(cls, d: dict) -> "Results":
-        if d.get("schema") != SCHEMA:
-            raise DataError("not a gandiag results file (missing \"schema\": \"gandiag.results\")")
-        if not isinstance(d.get("schema_version"), int) or d["schema_version"] > SCHEMA_VERSION:
-            raise DataError(f"results schema version {d.get('schema_version')!r} is newer than this gandiag reads ({SCHEMA_VERSION})")
-        return cls(d.get("metrics", {}), d.get("generator", {}), d.get("contract"), d.get("real"),
-                   d.get("provenance", {}), d.get("diagnostics", {}), d.get("warnings", []), gates=d.get("gates"))
+    def from_json(cls, d: dict, where: str = "results") -> "Results":
+        """Results from a parsed JSON document, every field's type checked (DataError names the first bad one)."""
+        if not isinstance(d, dict) or d.get("schema") != SCHEMA:
+            raise DataError(f"{where}: not a gandiag results file (no \"schema\": \"{SCHEMA}\" object)")
+        v = d.get("schema_version")
+        if not isinstance(v, int) or isinstance(v, bool) or v > SCHEMA_VERSION:
+            raise DataError(f"{where}: results schema version {clean(repr(v))} is not one this gandiag reads "
+                            f"(1..{SCHEMA_VERSION})")
+        _check_fields(d, where)
+        return cls(d.get("metrics") or {}, d.get("generator") or {}, d.get("contract"), d.get("real"),
+                   d.get("provenance") or {}, d.get("diagnostics") or {}, d.get("warnings") or [], gates=d.get("gates"))
 
     @classmethod
     def load(cls, path) -> "Results":
-        try:
-            d = json.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise DataError(f"{path}: no such file") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise DataError(f"{path}: not valid JSON ({exc})") from None
-        return cls.from_json(d)
+        from .safety.files import read_text_limited
+        from .safety.jsonfile import parse_json
+
+        return cls.from_json(parse_json(read_text_limited(path, "a results file", error=DataError), str(path)),
+                             str(path))
 
     def summary(self) -> str:
         """A few lines for a terminal or a CI log."""
@@ -86,11 +93,11 @@ class Results:
                      f"features {p.get('extractor', {}).get('name')}")
         for name in sorted(self.metrics, key=lambda k: (METRIC_ORDER.index(k) if k in METRIC_ORDER else 99, k)):
             m = self.metrics[name]
-            text = f"{m['value']:.6g}"
-            if "std" in m:
-                text += f" ± {m['std']:.3g}"
-            if "ci95" in m:
-                text += f"  (95% CI {m['ci95'][0]:.4g}–{m['ci95'][1]:.4g})"
+            text = _num(m.get("value"), ".6g")
+            if m.get("std") is not None:
+                text += f" ± {_num(m['std'], '.3g')}"
+            if m.get("ci95") is not None:
+                text += f"  (95% CI {_num(m['ci95'][0], '.4g')}–{_num(m['ci95'][1], '.4g')})"
             lines.append(f"  {m.get('label', name):<24} {text}")
         for name, diag in self.diagnostics.items():
             if isinstance(diag, dict) and "verdict" in diag:
@@ -105,11 +112,43 @@ class Results:
                 lines.append(f"  {name:<24} {diag['verdict']}{facts}" + (f" — {reasons}" if reasons else ""))
         for w in self.warnings:
             lines.append(f"  warning: {w}")
-        return "\n".join(lines)
+        return "\n".join(clean(line) for line in lines)  # data never sends control sequences to a terminal
+
+
+_FIELD_TYPES = {"metrics": dict, "generator": dict, "contract": (dict, type(None)), "real": (dict, type(None)),
+                "provenance": dict, "diagnostics": dict, "warnings": list, "gates": (list, type(None))}
+
+
+def _number_or_null(v) -> bool:
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+def _check_fields(d: dict, where: str) -> None:
+    for key, types in _FIELD_TYPES.items():
+        if key in d and not isinstance(d[key], types):
+            raise DataError(f"{where}: field {key!r} is a {type(d[key]).__name__}, not what the schema says "
+                            "(docs/results-schema.md)")
+    for name, m in (d.get("metrics") or {}).items():
+        if not isinstance(m, dict) or not _number_or_null(m.get("value")):
+            raise DataError(f"{where}: metrics.{clean(name)} must be an object with a numeric \"value\"")
+        if not _number_or_null(m.get("std")) or not isinstance(m.get("label", ""), str):
+            raise DataError(f"{where}: metrics.{clean(name)} has a non-numeric std or a non-text label")
+        ci = m.get("ci95")
+        if ci is not None and not (isinstance(ci, list) and len(ci) == 2 and all(_number_or_null(c) for c in ci)):
+            raise DataError(f"{where}: metrics.{clean(name)}.ci95 must be [low, high]")
+    for name, diag in (d.get("diagnostics") or {}).items():
+        if not isinstance(diag, dict) or not isinstance(diag.get("verdict", ""), (str, type(None))):
+            raise DataError(f"{where}: diagnostics.{clean(name)} must be an object whose verdict is text")
+        if not isinstance(diag.get("reasons", []), list):
+            raise DataError(f"{where}: diagnostics.{clean(name)}.reasons must be a list")
 
 
 def metric_label(label: str, extractor: str) -> str:
     return label if extractor == HUMAN_FEATURES else f"{label} [{extractor}]"
+
+
+def _num(v, spec: str) -> str:
+    return "n/a" if v is None else format(v, spec)
 
 
 def _json_safe(obj: Any) -> Any:

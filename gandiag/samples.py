@@ -9,6 +9,7 @@ float and is the quantisation every reference implementation applies.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 
 from .errors import DataError
+from .safety import budgets
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -77,40 +79,61 @@ class FolderSampleSet:
 
     def content_hash(self) -> str:
         h = hashlib.sha256()
+        from .safety.files import open_regular
+
         for p in self.paths:
             h.update(p.name.encode())
-            h.update(p.read_bytes())
+            with open_regular(p, "an image", error=DataError) as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
         return h.hexdigest()
 
 
-def _read_image(path: Path, channels: int) -> np.ndarray:
+@contextlib.contextmanager
+def _open_image(path: Path):
+    """PIL image of a regular file, opened without blocking (a FIFO never hangs a run)."""
     from PIL import Image
 
+    from .safety.files import open_regular
+
+    with open_regular(path, "an image", error=DataError) as f, Image.open(f) as im:
+        yield im
+
+
+def _read_image(path: Path, channels: int) -> np.ndarray:
     try:
-        with Image.open(path) as im:
+        with _open_image(path) as im:
+            budgets.IMAGE_PIXELS.check(im.size[0] * im.size[1], f"image {path}")
             im = im.convert("L" if channels == 1 else "RGB")
             arr = np.asarray(im, dtype=np.uint8)
+    except DataError:
+        raise
     except Exception as exc:  # PIL raises many types for broken files
-        raise DataError(f"cannot read image {path}: {exc}") from None
+        raise DataError(f"cannot read image {path}: {_first_line(exc)}") from None
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
 
 
-def open_folder(root: Path) -> FolderSampleSet:
-    """Scan a folder (recursively) of same-sized images."""
-    from PIL import Image
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]
 
+
+def open_folder(root: Path) -> FolderSampleSet:
+    """Scan a folder (recursively) of same-sized images; sizes are read from headers, nothing is decoded."""
     root = Path(root)
-    paths = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not paths:
         raise DataError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found in folder {root}")
     sizes, modes = {}, set()
     for p in paths:
         try:
-            with Image.open(p) as im:
+            with _open_image(p) as im:
                 sizes.setdefault(im.size, p)
                 modes.add(im.mode)
+        except DataError:
+            raise
         except Exception as exc:
-            raise DataError(f"cannot read image {p}: {exc}") from None
+            raise DataError(f"cannot read image {p}: {_first_line(exc)}") from None
         if len(sizes) > 1:
             (a, pa), (b, pb) = list(sizes.items())[:2]
             raise DataError(
@@ -118,6 +141,8 @@ def open_folder(root: Path) -> FolderSampleSet:
                 "resize them to one size first"
             )
     (w, h), = sizes
+    budgets.IMAGE_PIXELS.check(w * h, f"images in {root} ({w}x{h})")
+    budgets.TOTAL_PIXELS.check(w * h * len(paths), f"{len(paths)} images of {w}x{h} in {root}")
     channels = 1 if modes <= {"L", "1", "I;16", "I", "F"} else 3
     return FolderSampleSet(root, paths, (channels, h, w))
 
@@ -125,9 +150,14 @@ def open_folder(root: Path) -> FolderSampleSet:
 def from_array(arr: np.ndarray, description: str, labels=None) -> SampleSet:
     """An array from a file or a user: images (any common layout) or points."""
     arr = np.asarray(arr)
+    if arr.dtype.kind not in "uif":
+        what = {"c": "complex numbers", "b": "booleans"}.get(arr.dtype.kind, f"dtype {arr.dtype}")
+        raise DataError(f"{description}: holds {what}; samples must be real numbers (uint8 images, float images or points)")
+    if arr.ndim == 0 or arr.shape[0] == 0 or arr.size == 0:
+        raise DataError(f"{description}: array of shape {arr.shape} holds no samples")
+    labels = _check_labels(labels, arr.shape[0], description)
     if arr.ndim == 2:
-        if not np.issubdtype(arr.dtype, np.number):
-            raise DataError(f"{description}: expected numbers, got dtype {arr.dtype}")
+        budgets.FEATURE_DIM.check(arr.shape[1], f"{description}: points of {arr.shape[1]} dimensions")
         if not np.isfinite(arr).all():
             raise DataError(f"{description}: contains NaN or Inf")
         return SampleSet("points", torch.from_numpy(arr.astype(np.float32)), labels, description)
@@ -139,6 +169,7 @@ def from_array(arr: np.ndarray, description: str, labels=None) -> SampleSet:
         arr = arr.transpose(0, 3, 1, 2)
     if arr.shape[1] not in (1, 3):
         raise DataError(f"{description}: images of shape {arr.shape[1:]} have neither 1 nor 3 channels")
+    budgets.IMAGE_PIXELS.check(arr.shape[2] * arr.shape[3], f"{description}: images of {arr.shape[3]}x{arr.shape[2]}")
     if arr.dtype != np.uint8:
         if not np.isfinite(arr).all():
             raise DataError(f"{description}: contains NaN or Inf")
@@ -146,37 +177,60 @@ def from_array(arr: np.ndarray, description: str, labels=None) -> SampleSet:
         if lo < -1e-6 or hi > 255.0001:
             raise DataError(f"{description}: pixel values span {lo:g}..{hi:g}; expected uint8 or 0..255 (or 0..1 floats)")
         scale = 255.0 if hi <= 1.0 else 1.0
-        arr = np.clip(np.rint(arr.astype(np.float64) * scale), 0, 255).astype(np.uint8)
+        work = arr.astype(np.float64 if arr.dtype == np.float64 else np.float32)
+        arr = np.clip(np.rint(work * scale), 0, 255).astype(np.uint8)
     return SampleSet("images", torch.from_numpy(np.ascontiguousarray(arr)), labels, description)
 
 
+def _check_labels(labels, n: int, description: str) -> Optional[np.ndarray]:
+    if labels is None:
+        return None
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in "ui" or labels.ndim != 1 or labels.shape[0] != n:
+        raise DataError(f"{description}: 'labels' must be {n} integers (one per sample), "
+                        f"got {labels.dtype} of shape {labels.shape}")
+    if n and (labels.min() < 0 or labels.max() >= budgets.CLASSES.value):
+        raise DataError(f"{description}: labels must lie in 0..{budgets.CLASSES.value - 1}")
+    return labels.astype(np.int64)
+
+
 def open_npz(path: Path) -> SampleSet:
-    """A .npz of images or points: key ``images``/``samples``/``x`` or its only array."""
+    """A .npz of images or points: key ``images``/``samples``/``x`` or its only array.
+
+    Every array's header is read and checked against the budgets before any
+    data is decompressed (:mod:`gandiag.safety.npz`).
+    """
+    from .safety.npz import read_npz
+
     path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            keys = list(z.keys())
-            key = next((k for k in ("images", "samples", "x", "arr_0") if k in keys), keys[0] if len(keys) == 1 else None)
-            if key is None:
-                raise DataError(f"{path}: cannot tell which array holds the samples (keys: {', '.join(keys)}); name it 'images'")
-            arr = z[key]
-            labels = z["labels"] if "labels" in keys else None
-    except DataError:
-        raise
-    except Exception as exc:
-        raise DataError(f"cannot read {path} as .npz: {exc}") from None
-    s = from_array(arr, f"{path.name}", labels)
+    arrays = read_npz(path, pick=_pick_samples_key, extra=("labels",))
+    key = next(k for k in arrays if k != "labels" or len(arrays) == 1)
+    s = from_array(arrays[key], f"{path.name}", arrays.get("labels") if key != "labels" else None)
     s.meta["path"] = str(path)
     return s
 
 
+def _pick_samples_key(path: Path, keys: list) -> str:
+    key = next((k for k in ("images", "samples", "x", "points", "arr_0") if k in keys), None)
+    if key is None:
+        others = [k for k in keys if k != "labels"]
+        key = others[0] if len(others) == 1 else None
+    if key is None:
+        raise DataError(f"{path}: cannot tell which array holds the samples (keys: {', '.join(keys) or 'none'}); "
+                        "name it 'images'")
+    return key
+
+
 def open_samples(spec: str):
     """A user-given path of pre-generated samples: an image folder or a .npz."""
+    import stat as stat_
+
+    from .safety.files import require_input
+
     p = Path(spec)
-    if p.is_dir():
+    st = require_input(p, "samples", folder_ok=True, error=DataError)
+    if stat_.S_ISDIR(st.st_mode):
         return open_folder(p)
-    if p.suffix == ".npz" and p.is_file():
+    if p.suffix.lower() == ".npz":
         return open_npz(p)
-    if not p.exists():
-        raise DataError(f"{spec}: no such file or folder")
     raise DataError(f"{spec}: samples must be an image folder or a .npz file")

@@ -29,7 +29,18 @@ def make_results(fid=20.0, recall=0.6, fid_ci=None, verdict="none", **extra_metr
     metrics.update(extra_metrics)
     diags = {"mode_collapse": {"verdict": verdict, "reasons": [{"message": "3 modes missing"}] if verdict != "none" else [],
                                "modes_captured": 8, "modes_total": 8}}
-    return Results(metrics, {"path": "g.pt", "format": "gandiag"}, None, {"source": "ring8"}, {}, diags, [])
+    return Results(metrics, {"path": "g.pt", "format": "gandiag"}, None, {"source": "ring8", "content_sha256": "ab12"},
+                   comparable_provenance(), diags, [])
+
+
+def comparable_provenance(**changes) -> dict:
+    """What check_comparable reads: equal in every make_results unless a test changes it."""
+    prov = {"extractor": {"name": "points", "weights_sha256": None}, "num_samples": 2500,
+            "metric_options": {"seed": 2020, "is_splits": 10, "kid_subsets": 100, "kid_subset_size": 1000,
+                               "prc_k": 3, "dc_k": 5},
+            "compute": {"precision": "fp32", "compile": False}}
+    prov.update(changes)
+    return prov
 
 
 def write(tmp_path, text: str, name="gates.toml"):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import click
 
 from ..hookspecs import hookimpl
+from ..safety.text import clean
 
 LEVEL_MARK = {"severe": "!!", "unhealthy": "!!", "partial": "! ", "warning": "! ", "info": "  "}
 
@@ -47,7 +48,7 @@ def format_diagnosis(results) -> str:
             lines.append(f"     ({part} could not run: {err})")
     for w in results.warnings:
         lines.append(f"  warning: {w}")
-    return "\n".join(lines)
+    return "\n".join(clean(line) for line in lines)  # data never sends control sequences to a terminal
 
 
 def diagnose_unsampleable(target, kw: dict, error) -> "object":
@@ -87,7 +88,9 @@ def register_commands(cli):
         """Mode-collapse and gradient-health verdicts for a generator (exit 0 whatever they say)."""
         from ..errors import GandiagError, GeneratorOutputError
 
-        json_path = kw.pop("json_path")
+        from ..outputs import finish, plan_outputs
+
+        outputs = plan_outputs(json=kw.pop("json_path"))  # refused before any work
         saved = dict(kw)
         try:
             try:
@@ -98,6 +101,5 @@ def register_commands(cli):
                 results = run_evaluation(target, dict(kw), metrics=None, diagnostics=True)
         except GeneratorOutputError as exc:
             results = diagnose_unsampleable(target, saved, exc)
-        if json_path:
-            results.save(json_path)
+        finish(results, outputs)
         click.echo(format_diagnosis(results))

@@ -31,8 +31,13 @@ def register_commands(cli):
         """Write a self-contained HTML report of RESULTS_JSON; several files compare runs side by side."""
         from ..report import render_report
 
+        from ..atomic import resolve_output
+        from ..safety.text import clean
+
+        if output:
+            resolve_output(output, "--output")  # refused before any work
         path = render_report(_load(results_json), output, title=title)
-        click.echo(f"report: {path}")
+        click.echo(f"report: {clean(path)}")
 
     @cli.command("gate")
     @click.argument("results_json", type=click.Path(dir_okay=False))
@@ -45,6 +50,10 @@ def register_commands(cli):
         from ..gates import check_gates, load_gates
         from ..results import Results
 
+        from ..atomic import resolve_output
+
+        if junit_path:
+            resolve_output(junit_path, "--junit")  # refused before any work
         gates = load_gates(gate_path)
         outcome = check_gates(Results.load(results_json), gates, junit_path=junit_path)
         if not quiet:

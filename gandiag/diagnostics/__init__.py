@@ -30,6 +30,10 @@ from typing import Callable, Iterable, Optional
 MODE_LEVELS = ("none", "partial", "severe")
 HEALTH_LEVELS = ("healthy", "warning", "unhealthy")
 INFO = "info"  # a reason that is reported but does not change the verdict
+# Verdicts every diagnostic may give besides its own levels; a gate fails on either (fail closed).
+ERROR = "error"  # a signal (or the whole diagnostic) raised: the verdict cannot be trusted
+NOT_APPLICABLE = "not_applicable"  # the diagnostic cannot judge these samples (e.g. no training set given)
+FAILING_VERDICTS = (ERROR, NOT_APPLICABLE)
 
 
 def reason(signal: str, level: str, message: str, value=None, threshold=None) -> dict:
@@ -38,7 +42,9 @@ def reason(signal: str, level: str, message: str, value=None, threshold=None) ->
 
 
 def verdict(reasons: list, levels: tuple) -> str:
-    """The worst level among the reasons (``info`` reasons do not count)."""
+    """The worst level among the reasons (``info`` reasons do not count); ``error`` when a signal failed."""
+    if any(r["level"] == ERROR for r in reasons):
+        return ERROR
     worst = 0
     for r in reasons:
         if r["level"] in levels:
@@ -49,8 +55,10 @@ def verdict(reasons: list, levels: tuple) -> str:
 def run_parts(jobs: Iterable[tuple[str, Callable[[], dict]]]) -> tuple[dict, dict, dict]:
     """Run each (name, job) and time it: (results, errors, seconds) by name.
 
-    A part that fails is reported in ``errors``, never fatal: one broken
-    signal must not hide what the others found.
+    A part that fails is reported in ``errors`` and does not stop the others:
+    one broken signal must not hide what the others found. It does make the
+    verdict ``error`` (see :func:`error_reasons`): a check that crashed has
+    not shown the model healthy, so a gate must not pass it (fail closed).
     """
     parts, errors, seconds = {}, {}, {}
     for name, job in jobs:
@@ -61,6 +69,17 @@ def run_parts(jobs: Iterable[tuple[str, Callable[[], dict]]]) -> tuple[dict, dic
             errors[name] = f"{type(exc).__name__}: {exc}"
         seconds[name] = round(time.perf_counter() - t0, 3)
     return parts, errors, seconds
+
+
+def error_reasons(errors: dict) -> list:
+    """One ``error`` reason per failed part, so the verdict becomes ``error`` and says why."""
+    return [reason(name, ERROR, f"{name} could not run: {err}") for name, err in errors.items()]
+
+
+def failed(name: str, exc: BaseException) -> dict:
+    """The result of a diagnostic that raised as a whole: verdict ``error``, with the reason."""
+    err = f"{type(exc).__name__}: {exc}"
+    return {"verdict": ERROR, "reasons": [reason(name, ERROR, f"{name} could not run: {err}")], "errors": {name: err}}
 
 
 def _num(x):

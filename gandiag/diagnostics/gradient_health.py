@@ -26,7 +26,7 @@ first to the last weight layer's gradient norm (vanishing/exploding).
 :mod:`.training_log`.
 
 Verdict: ``healthy`` / ``warning`` / ``unhealthy``, the worst level among
-the reasons.
+the reasons; ``error`` when a part could not run (fail closed).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import math
 
 import torch
 
-from . import HEALTH_LEVELS, fmt, reason, run_parts, training_log, verdict
+from . import HEALTH_LEVELS, error_reasons, fmt, reason, run_parts, training_log, verdict
 # the log's thresholds, so a fresh batch and the training log judge alike
 from .training_log import CHANCE_D_LOSS, D_LOSS_BLOWUP, GRAD_BAD, GRAD_WARN
 
@@ -63,26 +63,31 @@ class GradientHealth:
         return ctx.generator is not None
 
     def run(self, ctx) -> dict:
-        return check(ctx.generator, ctx.contract, ctx.seed, ctx.device, ctx.real_samples)
+        return check(ctx.generator, ctx.contract, ctx.seed, ctx.device, ctx.real_samples, ctx.real_spec)
 
 
-def check(gen, contract=None, seed: int = 0, device: str = "cpu", real_samples=None) -> dict:
-    """Gradient health of a loaded generator; usable without an evaluation (``gandiag diagnose`` on a NaN generator)."""
+def check(gen, contract=None, seed: int = 0, device: str = "cpu", real_samples=None, real_spec=None) -> dict:
+    """Gradient health of a loaded generator; usable without an evaluation (``gandiag diagnose`` on a NaN generator).
+
+    ``real_spec`` is the real data the user named: the adversarial part reads a
+    training batch from the checkpoint's data only when that is a bundled source
+    or the same data, since a file never picks which local files gandiag reads.
+    """
     contract = contract or gen.contract
     ckpt = gen.checkpoint if isinstance(gen.checkpoint, dict) else None
     jobs = []
     if contract is not None and contract.latent_dim:
         jobs.append((SIGNAL_OUT, lambda: output_checks(gen.forward, contract, seed, device, real_samples)))
     if ckpt and ckpt.get("discriminator"):
-        jobs.append((SIGNAL_ADV, lambda: adversarial_checks(ckpt, seed)))
+        jobs.append((SIGNAL_ADV, lambda: adversarial_checks(ckpt, seed, real_spec)))
     log_path = training_log.find_log(gen.path) if gen.path else None
     if log_path is not None:
         loss = (((ckpt or {}).get("config") or {}).get("resolved") or {}).get("loss")
         jobs.append((training_log.SIGNAL, lambda: {"path": str(log_path),
                                                    **training_log.analyse_log(_read(log_path), loss)}))
     parts, errors, seconds = run_parts(jobs)
-    reasons = [r for p in parts.values() for r in p.get("reasons", [])]
-    reasons.sort(key=lambda r: {"unhealthy": 0, "warning": 1}.get(r["level"], 2))
+    reasons = error_reasons(errors) + [r for p in parts.values() for r in p.get("reasons", [])]
+    reasons.sort(key=lambda r: {"error": -1, "unhealthy": 0, "warning": 1}.get(r["level"], 2))
     out = {"verdict": verdict(reasons, HEALTH_LEVELS), "reasons": reasons, **parts}
     if errors:
         out["errors"] = errors
@@ -181,13 +186,24 @@ def _nonfinite_params(module) -> list:
     return [n for n, p in module.named_parameters() if not torch.isfinite(p).all()]
 
 
-def adversarial_checks(ckpt: dict, seed: int) -> dict:
+def _may_read(spec, real_spec) -> bool:
+    from ..plugins import registry
+
+    bundled = set(registry("real source").names()) - {"path"}
+    return isinstance(spec, str) and (spec in bundled or spec == real_spec)
+
+
+def adversarial_checks(ckpt: dict, seed: int, real_spec=None) -> dict:
     from ..checkpoint import build_network
     from ..training import losses
     from ..training.data import TrainingData
     from ..training.trainlog import grad_norms, spectral_norms, total_norm
 
     cfg = ckpt.get("config") or {}
+    if not _may_read(cfg.get("data"), real_spec):
+        return {"skipped": "trained on local data that the command line did not name",
+                "reasons": [reason(SIGNAL_ADV, "info", f"adversarial checks skipped: the checkpoint was trained on "
+                                   f"{str(cfg.get('data'))[:200]!r}, which gandiag reads only when --real names it")]}
     resolved, options, variant = cfg.get("resolved") or {}, cfg.get("options") or {}, cfg.get("variant") or {}
     loss = resolved.get("loss") or variant.get("loss") or "ns"
     pack = int(options.get("pack") or 1)

@@ -15,13 +15,15 @@ Output (top level, the keys the issue and the gates name): ``verdict``
 (labels where modes are known: mixture mode indices, or classes),
 ``modes_captured``, ``modes_total``, ``high_quality_fraction`` (2D only),
 ``reverse_kl`` (2D), ``kl_to_real`` (classes), then ``signals``: each
-signal's own numbers, and ``errors`` for a signal that failed (reported,
-never fatal: one broken signal must not hide the others).
+signal's own numbers, and ``errors`` for a signal that failed. A failed
+signal does not stop the others, but makes the verdict ``error`` (fail
+closed: a check that crashed has not shown the model healthy).
 """
 
 from __future__ import annotations
 
-from . import MODE_LEVELS, classifier_modes, duplicates, latent_sensitivity, mixture_modes, ndb, run_parts, verdict
+from . import (MODE_LEVELS, classifier_modes, duplicates, error_reasons, latent_sensitivity, mixture_modes, ndb,
+               run_parts, verdict)
 
 SIGNALS = (mixture_modes, classifier_modes, ndb, duplicates, latent_sensitivity)
 
@@ -41,8 +43,8 @@ class ModeCollapse:
 
 
 def summarise(signals: dict, errors: dict | None = None, seconds: dict | None = None) -> dict:
-    reasons = [r for sig in signals.values() for r in sig.get("reasons", [])]
-    order = {lvl: i for i, lvl in enumerate(("severe", "partial", "info"))}
+    reasons = error_reasons(errors or {}) + [r for sig in signals.values() for r in sig.get("reasons", [])]
+    order = {lvl: i for i, lvl in enumerate(("error", "severe", "partial", "info"))}
     reasons.sort(key=lambda r: order.get(r["level"], 9))
     out = {"verdict": verdict(reasons, MODE_LEVELS), "reasons": reasons,
            "missing_modes": None, "modes_captured": None, "modes_total": None}

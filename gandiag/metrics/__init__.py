@@ -28,6 +28,11 @@ class MetricOptions:
     bootstrap: int = 0
     device: str = "cpu"
 
+    def comparable(self) -> dict:
+        """The options that change a metric's value; two runs compare only when these are equal."""
+        return {"seed": self.seed, "is_splits": self.is_splits, "kid_subsets": self.kid_subsets,
+                "kid_subset_size": self.kid_subset_size, "prc_k": self.prc_k, "dc_k": self.dc_k}
+
 
 @dataclass
 class MetricContext:

@@ -175,7 +175,12 @@ def render_html(results_list: Sequence, title: Optional[str] = None) -> str:
 
 
 def default_report_path(results) -> Path:
-    stem = Path(str((results.generator or {}).get("path", "report"))).stem or "report"
+    return report_path_for(str((results.generator or {}).get("path", "report")))
+
+
+def report_path_for(target: str) -> Path:
+    """reports/<name>.html for an evaluated path (``--report`` given alone)."""
+    stem = Path(target).stem or "report"
     return Path(DEFAULT_DIR) / f"{_slug(stem)}.html"
 
 
@@ -183,5 +188,5 @@ def render_report(results_list: Sequence, path=None, title: Optional[str] = None
     """Write the HTML report of one run (a single report) or several (a comparison); returns its path."""
     results_list = list(results_list)
     path = Path(path) if path else default_report_path(results_list[-1])
-    write_text(path, render_html(results_list, title))
+    write_text(path, render_html(results_list, title), "report")
     return path

@@ -8,7 +8,6 @@ accepted, and a section with nothing to show says why in one line.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any, Iterable, Optional
@@ -18,7 +17,7 @@ import numpy as np
 from . import figures
 
 GOOD_VERDICTS = {"none", "ok", "healthy", "pass", "passed", "good", "no_collapse", "no-collapse", "fine"}
-BAD_WORDS = ("severe", "unhealthy", "collapse", "diverg", "fail", "memoris", "memoriz", "vanish", "explod", "dead", "nan")
+BAD_WORDS = ("error", "severe", "unhealthy", "collapse", "diverg", "fail", "memoris", "memoriz", "vanish", "explod", "dead", "nan")
 
 
 def tone(verdict) -> str:
@@ -479,15 +478,13 @@ def read_training_log(view) -> Optional[list]:
     path = training_log_path(view)
     if path is None:
         return None
-    out = []
-    for line in path.read_text(errors="replace").splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut by a kill
-        if isinstance(rec, dict):
-            out.append(rec)
-    return out
+    from ..errors import GandiagError
+    from ..training.trainlog import read_log
+
+    try:
+        return read_log(path)
+    except GandiagError:
+        return None  # unreadable: the section says there is no log to show
 
 
 SKIP_CURVES = {"step", "time", "eval_seconds", "lr_g", "lr_d"}

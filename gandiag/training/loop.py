@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -158,18 +159,13 @@ def train(variant: str, data: str, out, *, steps: Optional[int] = None, seed: in
     """
     out = Path(out)
     ckpt_path = out / "checkpoint.pt"
+    _check_run_folder(out)
     prior = None
     if resume:
         if not ckpt_path.exists():
             raise CheckpointError(f"--resume: {ckpt_path} does not exist; start the run without --resume")
         prior = read_checkpoint(ckpt_path)
-        cfg = prior["config"]
-        if cfg.get("variant_name") != variant or cfg.get("data") != data:
-            raise GandiagError(f"--resume: {ckpt_path} is a {cfg.get('variant_name')!r} run on {cfg.get('data')!r}, "
-                               f"not {variant!r} on {data!r}")
-        saved = dict(cfg["options"])
-        o = Options(**{**saved, "steps": steps or saved.get("steps") or cfg["resolved"]["steps"]})
-        eval_extractor = cfg.get("eval_extractor")
+        o, eval_extractor = _resumed_options(prior, ckpt_path, variant, data, steps)
     else:
         if ckpt_path.exists() and not overwrite:
             raise GandiagError(f"{ckpt_path} already exists: pass --resume to continue that run, "
@@ -183,6 +179,46 @@ def train(variant: str, data: str, out, *, steps: Optional[int] = None, seed: in
         return _train(v, variant, data, o, out, ckpt_path, prior, progress, eval_extractor, stop_after)
     finally:
         torch.set_num_threads(threads)
+
+
+def _restore(prior: dict, ckpt_path, G, D, G_ema, opt_g, opt_d, gen) -> int:
+    """Load a checkpoint's weights, optimiser and RNG states; returns its step. A state that does not fit is bad input."""
+    try:
+        G.load_state_dict(prior["generator"]["state_dict"])
+        D.load_state_dict(prior["discriminator"]["state_dict"])
+        if G_ema is not None:
+            G_ema.load_state_dict(prior["ema_generator"])
+        opt_g.load_state_dict(prior["optimizers"]["G"])
+        opt_d.load_state_dict(prior["optimizers"]["D"])
+        gen.set_state(prior["rng"]["torch"])
+        torch.set_rng_state(prior["rng"]["torch_global"])
+        return int(prior["step"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"--resume: {ckpt_path} cannot be resumed ({str(exc).splitlines()[0][:200]})") from None
+
+
+def _check_run_folder(out: Path) -> None:
+    """--out must be a folder (or not exist yet); its checkpoint and log must be regular files when they exist."""
+    from ..atomic import resolve_output
+
+    if os.path.lexists(out) and not out.is_dir():
+        raise GandiagError(f"--out {out} exists and is not a folder")
+    resolve_output(out / "checkpoint.pt", "--out checkpoint")
+    resolve_output(out / "log.jsonl", "--out log")
+
+
+def _resumed_options(prior: dict, ckpt_path, variant: str, data: str, steps):
+    """The options a checkpoint was trained with (they win on --resume), checked as untrusted input."""
+    cfg = prior.get("config")
+    try:
+        if cfg.get("variant_name") != variant or cfg.get("data") != data:
+            raise GandiagError(f"--resume: {ckpt_path} is a {cfg.get('variant_name')!r} run on {cfg.get('data')!r}, "
+                               f"not {variant!r} on {data!r}")
+        saved = dict(cfg["options"])
+        o = Options(**{**saved, "steps": steps or saved.get("steps") or cfg["resolved"]["steps"]})
+        return o, cfg.get("eval_extractor")
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"--resume: {ckpt_path} does not hold a resumable configuration ({exc})") from None
 
 
 def _train(v, variant, data, o, out, ckpt_path, prior, progress, eval_extractor, stop_after) -> Path:
@@ -207,15 +243,7 @@ def _train(v, variant, data, o, out, ckpt_path, prior, progress, eval_extractor,
               "architectures": {"generator": [g_arch, g_kw], "discriminator": [d_arch, d_kw]}}
     start = 0
     if prior is not None:
-        G.load_state_dict(prior["generator"]["state_dict"])
-        D.load_state_dict(prior["discriminator"]["state_dict"])
-        if G_ema is not None:
-            G_ema.load_state_dict(prior["ema_generator"])
-        opt_g.load_state_dict(prior["optimizers"]["G"])
-        opt_d.load_state_dict(prior["optimizers"]["D"])
-        gen.set_state(prior["rng"]["torch"])
-        torch.set_rng_state(prior["rng"]["torch_global"])
-        start = int(prior["step"])
+        start = _restore(prior, ckpt_path, G, D, G_ema, opt_g, opt_d, gen)
     out.mkdir(parents=True, exist_ok=True)
     log = trainlog.TrainLog(out / "log.jsonl", resume_step=start if prior is not None else None)
     evaluator = periodic_eval.PeriodicEval(dataset, contract, r.eval_samples, eval_extractor, o.device)

@@ -36,9 +36,8 @@ class TrainLog:
         if resume_step is None:
             write_text(self.path, "")
         elif self.path.exists():  # keep only what the checkpoint had seen
-            kept = [ln for ln in self.path.read_text().splitlines()
-                    if ln.strip() and json.loads(ln).get("step", 0) <= resume_step]
-            write_text(self.path, "".join(ln + "\n" for ln in kept))
+            kept = [rec for rec in read_log(self.path) if rec.get("step", 0) <= resume_step]
+            write_text(self.path, "".join(json.dumps(rec) + "\n" for rec in kept))
         self._f = open(self.path, "a")
 
     def write(self, record: dict) -> None:
@@ -53,8 +52,75 @@ class TrainLog:
         self._f.close()
 
 
+NUMBER_FIELDS = ("time", "d_loss", "g_loss", "d_real", "d_fake", "d_real_prob", "d_fake_prob", "wasserstein", "gp",
+                 "gp_grad_norm", "lr_g", "lr_d", "instance_noise", "eval_seconds")
+PER_NET_FIELDS = ("grad_norm_total",)  # {"G": number, "D": number}
+PER_LAYER_FIELDS = ("grad_norm", "sigma_max")  # {"G": {param: number}, "D": {...}}
+
+
 def read_log(path) -> list[dict]:
-    return [json.loads(ln) for ln in Path(path).read_text().splitlines() if ln.strip()]
+    """The records of a ``log.jsonl``, field types checked (docs/training-log.md).
+
+    The one reader of the format, for the diagnostics, the report and
+    ``--resume``. A last line cut short by a kill is dropped; any other line
+    that is not a well-typed record is a :class:`DataError` naming it, since a
+    log is read from a folder that may hold anything.
+    """
+    from ..errors import DataError
+    from ..safety.files import read_text_limited
+    from ..safety.jsonfile import parse_json
+
+    lines = [(i, ln) for i, ln in enumerate(read_text_limited(path, "a training log", error=DataError).splitlines(), 1)
+             if ln.strip()]
+    records = []
+    for k, (i, ln) in enumerate(lines):
+        where = f"{path}, line {i}"
+        try:
+            rec = parse_json(ln, where)
+        except DataError:
+            if k == len(lines) - 1:
+                break  # a line cut by a kill
+            raise
+        records.append(_check_record(rec, where))
+    return records
+
+
+def _is_number(v) -> bool:
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+def _check_record(rec, where: str) -> dict:
+    from ..errors import DataError
+
+    def bad(field, expected):
+        return DataError(f"{where}: field {field!r} must be {expected}")
+
+    if not isinstance(rec, dict):
+        raise DataError(f"{where}: not a JSON object")
+    step = rec.get("step", 0)
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise bad("step", "a non-negative integer")
+    for f in NUMBER_FIELDS:
+        if not _is_number(rec.get(f)):
+            raise bad(f, "a number or null")
+    for f in PER_NET_FIELDS + PER_LAYER_FIELDS:
+        v = rec.get(f)
+        if v is None:
+            continue
+        if not isinstance(v, dict) or not all(isinstance(k, str) for k in v):
+            raise bad(f, "an object keyed by network (G, D)")
+        for net in v.values():
+            ok = _is_number(net) if f in PER_NET_FIELDS else (
+                isinstance(net, dict) and all(_is_number(x) for x in net.values()))
+            if not ok:
+                raise bad(f, "numbers per network" if f in PER_NET_FIELDS else "numbers per layer and network")
+    if not isinstance(rec.get("event", ""), str):
+        raise bad("event", "text")
+    if not isinstance(rec.get("non_finite", []), list) or not all(isinstance(x, str) for x in rec.get("non_finite", [])):
+        raise bad("non_finite", "a list of field names")
+    if not isinstance(rec.get("eval", {}), (dict, type(None))):
+        raise bad("eval", "an object")
+    return rec
 
 
 def grad_norms(module: torch.nn.Module) -> dict:

@@ -1,0 +1,52 @@
+"""JSON and TOML from files: parse errors and pathological nesting are bad input, not crashes.
+
+Python's ``json`` and ``tomllib`` recurse once per nesting level, so a file
+of 100,000 ``[`` raises RecursionError (exit 3 before). Documents nested
+deeper than :data:`~gandiag.safety.budgets.NESTING` levels are refused before
+parsing, by a scan that does not recurse.
+"""
+
+from __future__ import annotations
+
+import json
+
+from ..errors import DataError
+from .budgets import NESTING
+
+
+def nesting_depth(text: str, opens: str = "[{", closes: str = "]}") -> int:
+    """Deepest bracket nesting outside strings (an upper bound is enough: strings are skipped roughly)."""
+    depth = deepest = 0
+    in_str = escape = False
+    for ch in text:
+        if in_str:
+            if escape:
+                escape = False
+            elif ch == "\\":
+                escape = True
+            elif ch == '"':
+                in_str = False
+            continue
+        if ch == '"':
+            in_str = True
+        elif ch in opens:
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in closes:
+            depth -= 1
+    return deepest
+
+
+def check_nesting(text: str, where: str, error=DataError) -> None:
+    if nesting_depth(text) > NESTING:
+        raise error(f"{where}: nested more than {NESTING} levels deep; not a file gandiag wrote")
+
+
+def parse_json(text: str, where: str, error=DataError):
+    check_nesting(text, where, error)
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise error(f"{where}: not valid JSON ({exc})") from None
+    except ValueError as exc:  # e.g. an integer too long to convert
+        raise error(f"{where}: not valid JSON ({exc})") from None

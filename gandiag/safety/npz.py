@@ -1,0 +1,97 @@
+"""``.npz`` files read within budgets: headers first, data only when they pass.
+
+``np.load`` decompresses a member whole before anyone sees its shape, so a
+4 MB file declaring a (1, 1, 65535, 65535) array costs 4 GB and half a
+minute before any check could refuse it. Here the zip directory and each
+``.npy`` header are read first (a few hundred bytes); an array is loaded
+only when its dtype is plain numbers, its size fits
+:data:`~gandiag.safety.budgets.ARRAY_BYTES` and the zip entry really holds
+that many bytes. ``allow_pickle`` stays off, so an object array is refused,
+not unpickled.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..errors import DataError
+from . import budgets
+from .files import open_regular
+
+ZIP_MAGIC = b"PK\x03\x04"
+
+
+def _header(z: zipfile.ZipFile, info: zipfile.ZipInfo, where: str):
+    """(shape, dtype, header length) of one .npy member, from its header alone."""
+    fmt = np.lib.format
+    try:
+        with z.open(info) as f:
+            version = fmt.read_magic(f)
+            read = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}.get(version)
+            if read is None:
+                raise ValueError(f"unsupported .npy version {version}")
+            shape, _fortran, dtype = read(f, max_header_size=10_000)
+            return shape, dtype, f.tell()
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, SyntaxError, TypeError, KeyError) as exc:
+        raise DataError(f"{where}: array {info.filename!r} has no readable .npy header ({exc})") from None
+
+
+def _check_member(z, info, where: str) -> None:
+    shape, dtype, header_len = _header(z, info, where)
+    name = info.filename.removesuffix(".npy")
+    if dtype.hasobject or dtype.kind not in "biufcU" or dtype.fields is not None:
+        raise DataError(f"{where}: array {name!r} has dtype {dtype}; gandiag reads arrays of plain numbers only")
+    n = 1
+    for d in shape:
+        n *= int(d)
+    nbytes = n * dtype.itemsize
+    budgets.ARRAY_BYTES.check(nbytes, f"{where}: array {name!r} of shape {tuple(shape)} ({dtype})")
+    if len(shape) >= 3:
+        hw = shape[1:3] if len(shape) == 3 or shape[1] not in (1, 3) else shape[2:4]
+        budgets.IMAGE_PIXELS.check(int(hw[0]) * int(hw[1]), f"{where}: images of {hw[1]}x{hw[0]} in {name!r}")
+    if info.file_size != header_len + nbytes:
+        raise DataError(f"{where}: array {name!r} declares {nbytes:,} bytes of data but its zip entry holds "
+                        f"{max(info.file_size - header_len, 0):,}; the file is corrupt")
+
+
+def read_npz(path: Path, pick: Callable[[Path, list], str], extra: Sequence[str] = ()) -> dict:
+    """The arrays ``pick(path, keys)`` names, plus those of ``extra`` present, each checked before loading."""
+    return _read(path, lambda keys: [pick(path, keys)] + [k for k in extra if k in keys])
+
+
+def read_npz_all(path: Path) -> dict:
+    """Every array of a .npz, each checked before loading (the cache's entries)."""
+    return _read(path, lambda keys: keys)
+
+
+def _read(path: Path, choose: Callable[[list], list]) -> dict:
+    where = str(path)
+    with open_regular(path, "a .npz file", error=DataError) as f:
+        if f.read(4) != ZIP_MAGIC:
+            raise DataError(f"{where}: not a .npz file (a .npz is a zip archive of .npy arrays, as numpy.savez writes)")
+        f.seek(0)
+        try:
+            z = zipfile.ZipFile(f)
+        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            raise DataError(f"{where}: not a readable .npz (zip) file ({exc})") from None
+        with z:
+            infos = z.infolist()
+            budgets.ARCHIVE_MEMBERS.check(len(infos), where)
+            members = {i.filename.removesuffix(".npy"): i for i in infos if i.filename.endswith(".npy")}
+            out = {}
+            for key in dict.fromkeys(choose(list(members))):
+                _check_member(z, members[key], where)
+                out[key] = _load(z, members[key], where)
+            return out
+
+
+def _load(z, info, where: str) -> np.ndarray:
+    try:
+        with z.open(info) as f:
+            return np.lib.format.read_array(f, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{where}: array {info.filename!r} cannot be read ({exc})") from None
