@@ -142,6 +142,7 @@ def evaluate(target, metrics, isc, fid, kid, prc, is_splits, kid_subsets, kid_su
     json_path = kw.pop("json_path")
     if junit_path and not gate_path:
         raise click.UsageError("--junit needs --gate")
+    from .distributed import rank
     from .outputs import finish, plan_outputs
 
     # Everything that can be refused is refused before minutes of sampling: output paths, then the gates file.
@@ -153,10 +154,8 @@ def evaluate(target, metrics, isc, fid, kid, prc, is_splits, kid_subsets, kid_su
         gates = load_gates(gate_path)
     results = run_evaluation(target, kw, metrics=names or None, is_splits=is_splits, kid_subsets=kid_subsets,
                              kid_subset_size=kid_subset_size, bootstrap=bootstrap, diagnostics=not no_diagnostics)
-    if results is None:  # a torchrun rank other than 0: rank 0 reports
-        return
-    done = finish(results, outputs, gates)
-    if not quiet:
+    done = finish(results, outputs, gates)  # under torchrun: every rank gates, rank 0 writes
+    if not quiet and rank() == 0:
         click.echo(results.summary())
         for name, label in (("json", "results"), ("report", "report"), ("junit", "junit")):
             if name in done.written:

@@ -2,9 +2,10 @@
 
 Sampling is sharded by seed blocks (:func:`gandiag.sampling.shard_ranges`):
 rank r of w draws blocks r, r+w, ... Each rank extracts features for its
-own samples; the features are then gathered and put back in sample order,
-so rank 0 computes exactly the metrics a single process would (KID's subsets
-and IS's shuffle depend on that order). No home-made launcher: ``torchrun``
+own samples; the features are then gathered on every rank and put back in
+sample order, so every rank computes exactly the metrics a single process
+would (KID's subsets and IS's shuffle depend on that order) and returns the
+same Results; rank 0 alone writes files and prints. No home-made launcher: ``torchrun``
 sets RANK/WORLD_SIZE and gandiag joins its process group.
 """
 
@@ -18,8 +19,12 @@ import torch
 from .features import FeatureSet
 
 
+_OWNED = False  # True when gandiag itself joined the process group (and so must leave it)
+
+
 def setup(device: str) -> tuple[int, int, str]:
     """(rank, world size, device of this rank); joins torchrun's process group if launched by it."""
+    global _OWNED
     import torch.distributed as dist
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -31,7 +36,31 @@ def setup(device: str) -> tuple[int, int, str]:
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+        _OWNED = True
     return dist.get_rank(), dist.get_world_size(), device
+
+
+def rank() -> int:
+    """This process's rank (0 when not distributed): only rank 0 writes files and prints."""
+    import torch.distributed as dist
+
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else int(os.environ.get("RANK", "0"))
+
+
+def leave() -> None:
+    """Every rank reaches this point, then the group gandiag joined is destroyed on every rank together.
+
+    A rank that exits while another still holds the group's connections (the
+    TCP store lives in rank 0) can abort; leaving together makes the end of a
+    run deterministic. A group the caller created is left to the caller.
+    """
+    global _OWNED
+    import torch.distributed as dist
+
+    if _OWNED and dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+        _OWNED = False
 
 
 def gather_in_sample_order(fs: FeatureSet, kept, ranges: list, world: int):

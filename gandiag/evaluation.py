@@ -245,9 +245,7 @@ def evaluate(
     fake_fs, kept, fake_labels = extract(stream, n, extractor, "sampling + features", progress and rank == 0, keep, timings)
     if world > 1:
         fake_fs, kept = distributed.gather_in_sample_order(fake_fs, kept, shard_ranges(n, batch_size, rank, world), world)
-        fake_labels = fake_fs.labels
-        if rank != 0:
-            return None  # rank 0 computes the metrics and writes the results
+        fake_labels = fake_fs.labels  # every rank now holds every feature: all compute the same results
     timings["sample_and_extract"] = time.perf_counter() - t1
 
     options = MetricOptions(seed=seed, is_splits=is_splits, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size,
@@ -291,6 +289,7 @@ def evaluate(
         warnings=ctx.warnings,
     )
     results.extras.update(context=ctx)
+    distributed.leave()
     return results
 
 

@@ -66,8 +66,11 @@ def finish(results, outputs: Optional[PlannedOutputs] = None, gates=None) -> Fin
     from .gates import check_gates, junit_xml
     from .report import render_html
 
+    from .distributed import rank
+
     outputs = outputs or PlannedOutputs()
     done = Finished()
+    writer = rank() == 0  # under torchrun every rank has the same results; rank 0 writes them
     if gates is not None:
         done.outcome = check_gates(results, gates)
         results.gates = [{"name": c.name, "passed": c.passed, "message": c.message, "value": c.value}
@@ -82,6 +85,8 @@ def finish(results, outputs: Optional[PlannedOutputs] = None, gates=None) -> Fin
         staged["report"] = (outputs.report, render_html([results]).encode())
     if outputs.junit and done.outcome is not None:
         staged["junit"] = (outputs.junit, junit_xml(done.outcome, results).encode())
+    if not writer:
+        return done
     with outputs.files as files:
         for path, data in staged.values():
             files.put(path, data)

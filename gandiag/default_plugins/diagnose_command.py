@@ -101,5 +101,8 @@ def register_commands(cli):
                 results = run_evaluation(target, dict(kw), metrics=None, diagnostics=True)
         except GeneratorOutputError as exc:
             results = diagnose_unsampleable(target, saved, exc)
-        finish(results, outputs)
-        click.echo(format_diagnosis(results))
+        finish(results, outputs)  # under torchrun: rank 0 writes and prints
+        from ..distributed import rank
+
+        if rank() == 0:
+            click.echo(format_diagnosis(results))
