@@ -17,8 +17,10 @@ checks it against PyTorch before saving.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+import sys
 
 import numpy as np
 import torch
@@ -45,9 +47,35 @@ def import_tensorflow():
             import triton._C.libtriton  # noqa: F401
         except Exception:  # a broken triton is torch's problem, not a reason to refuse TensorFlow
             pass
-    import tensorflow as tf
+    with _native_stderr_silenced("tensorflow" not in sys.modules):
+        import tensorflow as tf
 
     return tf
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced(on: bool):
+    """File descriptor 2 to /dev/null while TensorFlow's native code starts.
+
+    tensorflow-cpu 2.21 logs through absl before TF_CPP_MIN_LOG_LEVEL is read
+    ("All log messages before absl::InitializeLog()...", "oneDNN custom
+    operations are on"), which broke gandiag's promise of one line on stderr
+    for bad input. Python exceptions from the import are not affected.
+    """
+    saved = None
+    if on:
+        try:
+            saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            os.close(devnull)
+        except OSError:
+            saved = None
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _np(t: torch.Tensor) -> np.ndarray:

@@ -68,3 +68,46 @@ def colour_digits(n: int, seed: int, size: int = 32, shift: float = 0.0) -> np.n
     tint = rng.uniform(0.3, 1.0, size=(n, 1, 1, 3))
     img = t[..., None] * tint + shift + rng.normal(0, 0.05, size=(n, size, size, 3))
     return np.clip(img * 255, 0, 255).astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------- property-based tests
+# Hypothesis profiles: "ci" is derandomised (the same examples on every run, so a
+# failure reproduces from the log), "dev" draws new examples each run. Both bound
+# the work per test so `make test` stays fast. HYPOTHESIS_PROFILE overrides.
+
+try:
+    from hypothesis import HealthCheck
+    from hypothesis import settings as _hyp_settings
+except ImportError:  # the fuzz tests say so themselves (require_extra)
+    _hyp_settings = None
+
+if _hyp_settings is not None:
+    _HYP_BOUNDS = dict(
+        max_examples=40,  # tests pass their own smaller/larger count with @settings(max_examples=...)
+        deadline=None,  # CPU time on a shared runner is too noisy for per-example deadlines
+        print_blob=True,  # a failure prints @reproduce_failure(...) for the exact example
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
+                               HealthCheck.data_too_large, HealthCheck.large_base_example],
+    )
+    _hyp_settings.register_profile("ci", derandomize=True, database=None, **_HYP_BOUNDS)
+    _hyp_settings.register_profile("dev", **_HYP_BOUNDS)
+    _hyp_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE")
+                               or ("ci" if os.environ.get("CI") == "true" else "dev"))
+
+
+def require_extra(module_name: str):
+    """Import and return an optional dependency; missing, it fails in CI (CI=true) and skips elsewhere."""
+    import importlib
+
+    try:
+        if module_name == "tensorflow":  # through gandiag: the import order with triton matters
+            from gandiag.export_tf import import_tensorflow
+
+            return import_tensorflow()
+        return importlib.import_module(module_name)
+    except ImportError as exc:
+        msg = (f"optional dependency {module_name!r} is not installed ({exc}); "
+               "install the extras: pip install -e '.[test,onnx,tensorflow]'")
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{msg} (CI=true: a missing extra fails rather than skips)", pytrace=False)
+        pytest.skip(msg)

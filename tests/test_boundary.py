@@ -408,7 +408,7 @@ def _results_json(tmp_path, name, **prov_changes):
 def test_baseline_must_be_comparable(tmp_path):
     np.savez(tmp_path / "pts.npz", points=MIXTURES["ring8"].sample(300, 4)[0])
     current = _results_json(tmp_path, "cur.json")
-    other = _results_json(tmp_path, "other.json", num_samples=10,
+    _results_json(tmp_path, "other.json", num_samples=10,
                           extractor={"name": "inception-v3", "weights_sha256": "ab" * 32})
     gates = tmp_path / "g.toml"
     gates.write_text('baseline = "other.json"\n[gates]\nfid = { max_increase = 0.1 }\n')

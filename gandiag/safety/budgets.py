@@ -114,5 +114,7 @@ MEMORY = _MemoryBudget("of estimated memory", "GANDIAG_MAX_MEMORY", 0, unit="byt
 def check_flag(budget: Budget, value: int) -> None:
     """A flag's value against its budget; the message names the flag."""
     budget.check(int(value), f"{budget.flag} {value:,}" if budget.flag else f"{value:,}")
+
+
 EXTERNAL_DATA_BYTES = Budget("of external tensor data per model", "GANDIAG_MAX_EXTERNAL_DATA_BYTES", 16 << 30,
                              unit="bytes")  # ONNX tensors stored beside the model

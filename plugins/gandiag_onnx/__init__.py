@@ -9,6 +9,10 @@ layout. A contract stored by ``gandiag export`` (metadata key
 ``gandiag.contract``) gives everything else; flags override both. A graph
 exported with a fixed batch size is run in chunks of that size.
 
+Before onnxruntime opens the model, :mod:`gandiag.safety.onnx_model` checks
+that external data stays inside the model's folder (always) and that no
+node uses a custom operator domain (unless ``--trust-checkpoint``).
+
 onnxruntime is imported only when an ``.onnx`` file is loaded, so gandiag
 works without it and says what to install when one is given.
 """
@@ -25,6 +29,9 @@ from gandiag.contract import GeneratorContract
 from gandiag.errors import CheckpointError
 from gandiag.hookspecs import hookimpl
 from gandiag.loading import LoadedGenerator, LoadOptions
+from gandiag.safety.files import require_input
+from gandiag.safety.onnx_model import check_onnx_model
+from gandiag.safety.untrusted import shown
 from gandiag.signature import TensorInfo, numpy_forward, read_signature
 
 __version__ = "0.1.0"
@@ -33,7 +40,7 @@ CONTRACT_KEY = "gandiag.contract"
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:240]
+    return shown(text[0] if text else type(exc).__name__, 240)
 
 
 def _ort_reason(exc: BaseException) -> str:
@@ -42,7 +49,7 @@ def _ort_reason(exc: BaseException) -> str:
     msg = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", msg)
     msg = re.sub(r"^Load model from .*? failed:", "", msg)
     msg = re.sub(r"^\S+\.(cc|h):\d+ [^(]*\([^)]*\) ", "", msg)
-    return msg.strip()[:240]
+    return shown(msg.strip(), 240)  # the message can quote names from the file
 
 
 def _kind(onnx_type: str) -> str:
@@ -68,13 +75,15 @@ class OnnxLoader:
     description = "ONNX graphs (.onnx) through onnxruntime"
 
     def sniff(self, path: Path) -> bool:
-        return path.suffix.lower() == ".onnx" and not path.is_dir()
+        return path.suffix.lower() == ".onnx" and path.is_file()  # never a folder, a FIFO or a device
 
     def load(self, path: Path, options: LoadOptions) -> LoadedGenerator:
+        require_input(path, "an ONNX model", error=CheckpointError)
         try:
             import onnxruntime as ort
         except ImportError:
             raise CheckpointError(f"{path}: reading ONNX models needs onnxruntime: pip install 'gandiag[onnx]'") from None
+        check_onnx_model(path, options.trust_checkpoint)
         providers = ["CPUExecutionProvider"]
         if options.device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, ("CUDAExecutionProvider", {"device_id": int(options.device.partition(":")[2] or 0)}))

@@ -9,6 +9,12 @@ detected from a probe batch. A contract stored by ``gandiag export``
 (``assets.extra/gandiag_contract.json``) gives everything; flags override.
 A signature with a fixed batch size is run in chunks of that size.
 
+A SavedModel is a program, so unless ``--trust-checkpoint`` is given its
+``saved_model.pb`` is parsed and every op of every graph and function checked
+against an allow-list before TensorFlow loads it
+(:mod:`gandiag.safety.tf_graph`). Keras files (``.keras``, ``.h5``), which can
+hold Python code, are not read; the refusal says how to export a SavedModel.
+
 TensorFlow is imported only when a SavedModel is loaded, so gandiag works
 without it and says what to install when one is given.
 """
@@ -25,6 +31,10 @@ from gandiag.errors import CheckpointError
 from gandiag.export_tf import import_tensorflow
 from gandiag.hookspecs import hookimpl
 from gandiag.loading import LoadedGenerator, LoadOptions
+from gandiag.safety.files import require_input
+from gandiag.safety.keras_files import KERAS_SUFFIXES, keras_refusal
+from gandiag.safety.tf_graph import check_folder, check_savedmodel
+from gandiag.safety.untrusted import shown
 from gandiag.signature import TensorInfo, numpy_forward, read_signature
 
 __version__ = "0.1.0"
@@ -33,7 +43,7 @@ CONTRACT_FILE = "assets.extra/gandiag_contract.json"
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:240]
+    return shown(text[0] if text else type(exc).__name__, 240)
 
 
 def _import_tf(path):
@@ -57,10 +67,18 @@ class SavedModelLoader:
     description = "TensorFlow SavedModel directories (saved_model.pb) through a serving signature"
 
     def sniff(self, path: Path) -> bool:
+        if path.is_file() and path.suffix.lower() in KERAS_SUFFIXES:
+            return True  # only to say that Keras files are not read, and what to do instead
         return path.is_dir() and ((path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file())
 
     def load(self, path: Path, options: LoadOptions) -> LoadedGenerator:
+        if path.suffix.lower() in KERAS_SUFFIXES and not path.is_dir():
+            raise keras_refusal(path)
+        require_input(path, "a SavedModel", folder_ok=True, error=CheckpointError)
+        check_folder(path)  # always: a FIFO under variables/ would block TensorFlow's reads for ever
         tf = _import_tf(path)
+        if not options.trust_checkpoint:
+            check_savedmodel(path)
         try:
             loaded = tf.saved_model.load(str(path))
         except Exception as exc:

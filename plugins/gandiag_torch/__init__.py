@@ -4,11 +4,18 @@ Reads, in order of safety:
 
 - gandiag checkpoints (a dict of tensors, loaded with ``weights_only=True``;
   the architecture is rebuilt by name, no code is unpickled);
-- ``torch.export`` programs (``.pt2``) and TorchScript archives, which hold
-  graphs rather than Python objects;
+- ``torch.export`` programs (``.pt2``) and TorchScript archives. Both are
+  programs and their loaders can run code (pickles, sympy strings, guard
+  code, ``__setstate__``), so without ``--trust-checkpoint`` the archive is
+  checked first (:mod:`gandiag.safety.torch_archive`) and the loaded graphs
+  are checked against an operator allow-list (:mod:`gandiag.safety.torch_graph`)
+  before anything runs; docs/security.md says what is refused;
 - with ``--trust-checkpoint`` only: a whole pickled ``nn.Module``, or a bare
   state dict plus ``--generator-class module:Class``. Unpickling those runs
   arbitrary code, so without the flag they are refused with the reason.
+
+Keras files (``.keras``, ``.h5``) are not read: they can hold Python code;
+the refusal says how to export a SavedModel instead.
 
 A contract stored by ``gandiag export`` (``gandiag/contract.json`` extra file)
 is picked up, so exported generators need no flags.
@@ -25,11 +32,17 @@ from pathlib import Path
 
 import torch
 
-from gandiag.checkpoint import build_network, check_version, is_gandiag_checkpoint
+from gandiag.checkpoint import build_network, is_gandiag_checkpoint, validate_checkpoint
 from gandiag.contract import GeneratorContract
-from gandiag.errors import CheckpointError
+from gandiag.errors import CheckpointError, GandiagError, GeneratorOutputError
 from gandiag.hookspecs import hookimpl
 from gandiag.loading import LoadedGenerator, LoadOptions
+from gandiag.safety.files import require_input
+from gandiag.safety.keras_files import KERAS_SUFFIXES, is_keras_file, keras_refusal
+from gandiag.safety.torch_archive import (check_pt2, check_torchscript, pickle_global, pickled_global,
+                                          weights_only_backstop)
+from gandiag.safety.torch_graph import check_exported_program, check_script_module
+from gandiag.safety.untrusted import shown, untrusted
 
 __version__ = "0.1.0"
 CONTRACT_FILE = "gandiag/contract.json"
@@ -46,12 +59,29 @@ def _zip_names(path: Path) -> list:
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:240]
+    return shown(text[0] if text else type(exc).__name__, 240)
 
 
-def _call(module):
+def _call(module, path, quiet: bool = False):
+    """``forward(z, labels)``: a failure of the file's network is bad input (exit 2), named with the file.
+
+    ``quiet``: warnings that the file's TorchScript code raises (``aten::warn``) are not shown.
+    """
+    def run(z, labels):
+        if not quiet:
+            return module(z) if labels is None else module(z, labels)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return module(z) if labels is None else module(z, labels)
+
     def forward(z, labels=None):
-        return module(z) if labels is None else module(z, labels)
+        try:
+            return run(z, labels)
+        except GandiagError:
+            raise
+        except Exception as exc:
+            raise GeneratorOutputError(f"{path}: the generator failed on a batch of {z.shape[0]}: "
+                                       f"{_first_line(exc)}") from None
 
     return forward
 
@@ -61,7 +91,7 @@ class TorchLoader:
     description = "PyTorch: gandiag checkpoints, torch.export (.pt2), TorchScript, trusted pickles"
 
     def sniff(self, path: Path) -> bool:
-        if path.is_dir():
+        if not path.is_file() or path.suffix.lower() in KERAS_SUFFIXES:  # never open a FIFO or a device
             return False
         if path.suffix.lower() in SUFFIXES:
             return True
@@ -70,13 +100,18 @@ class TorchLoader:
         return head in (b"PK", b"\x80\x02")
 
     def load(self, path: Path, options: LoadOptions) -> LoadedGenerator:
+        require_input(path, "a checkpoint", error=CheckpointError)
         names = _zip_names(path)
+        if is_keras_file(path, names):
+            raise keras_refusal(path)
         if any(n.endswith("serialized_exported_program.json") or "/models/" in n and n.endswith(".json") for n in names):
             return self._load_export(path, options, names)
         if any(n.endswith("constants.pkl") or "/code/" in n for n in names):
             return self._load_torchscript(path, options)
         try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # "Detected pickle protocol 4...": the refusal says what matters
+                warnings.simplefilter("ignore")
+                obj = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:
             return self._load_untrusted_pickle(path, options, exc)
         except Exception as exc:
@@ -91,16 +126,16 @@ class TorchLoader:
 
     # -- formats -----------------------------------------------------------------------------
     def _load_gandiag(self, path, options, ckpt) -> LoadedGenerator:
-        check_version(ckpt, path)
+        validate_checkpoint(ckpt, path)
         spec = dict(ckpt["generator"])
         ema = ckpt.get("ema_generator")
         used_ema = bool(options.use_ema and ema)
         if used_ema:
             spec["state_dict"] = ema
-        net = build_network(spec).to(options.device).eval()
+        net = build_network(spec, path, "generator").to(options.device).eval()
         contract = GeneratorContract.from_json(ckpt["contract"])
         return LoadedGenerator(
-            _call(net), contract, "gandiag", str(path), module=net, checkpoint=ckpt,
+            _call(net, path), contract, "gandiag", str(path), module=net, checkpoint=ckpt,
             real_source=(ckpt.get("data") or {}).get("source"),
             meta={"arch": spec["arch"], "step": ckpt.get("step"), "ema": used_ema, "variant": (ckpt.get("config") or {}).get("variant")},
         )
@@ -115,22 +150,38 @@ class TorchLoader:
 
     def _load_torchscript(self, path, options) -> LoadedGenerator:
         extra = {CONTRACT_FILE: ""}
-        try:
-            with warnings.catch_warnings():  # deprecated in torch 2.14, still read for existing files
-                warnings.simplefilter("ignore", FutureWarning)
-                module = torch.jit.load(str(path), map_location=options.device, _extra_files=extra)
-        except Exception as exc:
-            raise CheckpointError(f"{path}: corrupt TorchScript archive ({_first_line(exc)})") from None
+        trusted = options.trust_checkpoint
+        with open(path, "rb") as f:  # one open file for the check and the load: nothing swapped in between
+            if not trusted:
+                check_torchscript(path, f)
+            try:
+                with warnings.catch_warnings():  # deprecated in torch 2.14, still read for existing files
+                    warnings.simplefilter("ignore")
+                    module = torch.jit.load(f, map_location=options.device, _extra_files=extra)
+            except Exception as exc:
+                raise CheckpointError(f"{path}: corrupt TorchScript archive ({_first_line(exc)})") from None
+        if not trusted:
+            check_script_module(path, module)
         module.eval()
-        return LoadedGenerator(_call(module), self._read_contract(extra[CONTRACT_FILE]), "torchscript", str(path), module=module)
+        return LoadedGenerator(_call(module, path, quiet=not trusted), self._read_contract(extra[CONTRACT_FILE]),
+                               "torchscript", str(path), module=module)
 
     def _load_export(self, path, options, names) -> LoadedGenerator:
         extra = {CONTRACT_FILE: ""}
+        if options.trust_checkpoint:
+            try:
+                program = torch.export.load(str(path), extra_files=extra)
+            except Exception as exc:
+                raise CheckpointError(f"{path}: corrupt torch.export program ({_first_line(exc)})") from None
+        elif "serialized_exported_program.json" in names:
+            raise untrusted(path, "it is a torch.export archive of the pre-2.8 format, whose loader unpickles with "
+                                  "weights_only=False; re-save it with a current torch.export.save")
+        else:
+            program, extra[CONTRACT_FILE] = _load_export_checked(path)
         try:
-            program = torch.export.load(str(path), extra_files=extra)
+            module = program.module()
         except Exception as exc:
             raise CheckpointError(f"{path}: corrupt torch.export program ({_first_line(exc)})") from None
-        module = program.module()
         if options.device != "cpu":
             module = module.to(options.device)
         contract = self._read_contract(extra[CONTRACT_FILE])
@@ -138,17 +189,19 @@ class TorchLoader:
             z_spec = program.graph_signature.user_inputs
             placeholders = [n for n in program.graph.nodes if n.op == "placeholder" and n.name in z_spec]
             if placeholders and "val" in placeholders[0].meta:
-                shape = placeholders[0].meta["val"].shape
+                shape = getattr(placeholders[0].meta["val"], "shape", ())  # a tensor, unless the file is odd
                 if len(shape) == 2 and isinstance(shape[1], int):
                     contract = GeneratorContract(latent_dim=int(shape[1]), num_classes=0, detected=["latent_dim"])
-        return LoadedGenerator(_call(module), contract, "torch.export", str(path), module=None)
+        return LoadedGenerator(_call(module, path), contract, "torch.export", str(path), module=None)
 
     def _load_untrusted_pickle(self, path, options, exc) -> LoadedGenerator:
+        found = pickled_global(exc) or _head_global(path)
+        if not options.trust_checkpoint and found is None:  # not a pickle torch reads: garbage, not a threat
+            raise CheckpointError(f"{path}: corrupt or truncated, or not a PyTorch file: neither a zip archive "
+                                  "nor a pickle that torch.load reads")
         if not options.trust_checkpoint:
-            raise CheckpointError(
-                f"{path} holds pickled Python objects (e.g. a whole nn.Module), which run code when loaded; "
-                "if you trust where it came from, pass --trust-checkpoint"
-            )
+            raise untrusted(path, f"it holds pickled Python objects (global {shown(found)}; a whole nn.Module, "
+                                  "say), which run code when unpickled")
         try:
             obj = torch.load(path, map_location=options.device, weights_only=False)
         except Exception as e:
@@ -156,7 +209,7 @@ class TorchLoader:
         if not isinstance(obj, torch.nn.Module):
             raise CheckpointError(f"{path}: unpickled a {type(obj).__name__}, not a torch.nn.Module")
         obj.eval()
-        return LoadedGenerator(_call(obj), _contract_from_attrs(obj), "pickled-module", str(path), module=obj)
+        return LoadedGenerator(_call(obj, path), _contract_from_attrs(obj), "pickled-module", str(path), module=obj)
 
     def _load_state_dict(self, path, options, state) -> LoadedGenerator:
         if not options.generator_class:
@@ -176,7 +229,39 @@ class TorchLoader:
         except Exception as exc:
             raise CheckpointError(f"cannot build {options.generator_class} from {path}: {_first_line(exc)}") from None
         module.to(options.device).eval()
-        return LoadedGenerator(_call(module), _contract_from_attrs(module), "state_dict", str(path), module=module)
+        return LoadedGenerator(_call(module, path), _contract_from_attrs(module), "state_dict", str(path), module=module)
+
+
+def _head_global(path, limit: int = 1 << 20):
+    """The first global named in the file's first MiB, if it is a plain pickle (``pickle.dump``'d)."""
+    with open(path, "rb") as f:
+        return pickle_global(f.read(limit))
+
+
+def _load_export_checked(path):
+    """A ``.pt2`` checked before and after loading; returns (program, stored contract text).
+
+    ``load_pt2`` is called rather than ``torch.export.load``, which falls back
+    to the pre-2.8 format, read with a second zip parser, when the first load
+    fails; such old archives need --trust-checkpoint.
+    """
+    from torch.export.pt2_archive._package import load_pt2
+
+    with open(path, "rb") as f:  # one open file for the check and the load: nothing swapped in between
+        check_pt2(path, f)
+        try:
+            with weights_only_backstop(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                contents = load_pt2(f)
+        except CheckpointError:
+            raise
+        except Exception as exc:
+            raise CheckpointError(f"{path}: corrupt torch.export program ({_first_line(exc)})") from None
+    program = contents.exported_programs.get("model")
+    if program is None:
+        raise CheckpointError(f"{path}: no program named 'model' in this torch.export archive")
+    check_exported_program(path, program)
+    return program, contents.extra_files.get(CONTRACT_FILE, "")
 
 
 def _contract_from_attrs(module):
