@@ -103,7 +103,7 @@ def test_points_default_to_an_ema_generator_images_do_not(tmp_path):
 
 def test_data_keyed_defaults_grid25_trains_longer_ring8_and_digits_unchanged():
     from gandiag.training.data import TrainingData
-    from gandiag.training.loop import resolve
+    from gandiag.training.settings import resolve
     from gandiag.training.variants import Options, get_variant
 
     gan, dcgan = get_variant("gan"), get_variant("dcgan")
@@ -122,7 +122,7 @@ def test_data_keyed_defaults_grid25_trains_longer_ring8_and_digits_unchanged():
 
 
 def test_ema_warms_up_so_short_runs_are_not_their_initial_weights(tmp_path):
-    from gandiag.training.loop import ema_decay
+    from gandiag.training.settings import ema_decay
 
     assert ema_decay(0.999, 1) == 0.1 and ema_decay(0.999, 100) == pytest.approx(100 / 109)
     assert ema_decay(0.999, 9000) == 0.999 and ema_decay(0.9995, 30000) == 0.9995

@@ -1,10 +1,13 @@
 """One training loop for every variant.
 
-Each step: ``n_critic`` discriminator updates, then one generator update.
-A step's randomness (latents, data indices, interpolation weights, instance
-noise) comes from one seeded ``torch.Generator`` whose state the checkpoint
-keeps, and mixture points are seeded by (seed, step, critic iteration), so a
-run resumed from a checkpoint reaches the same weights as one never stopped.
+Each step: ``n_critic`` discriminator updates (:func:`critic_step`), then one
+generator update (:func:`generator_step`), the EMA, and on logging steps a
+record for ``log.jsonl`` (:func:`log_record`). A step's randomness (latents,
+data indices, interpolation weights, instance noise) comes from one seeded
+``torch.Generator`` whose state the checkpoint keeps, and mixture points are
+seeded by (seed, step, critic iteration), so a run resumed from a checkpoint
+reaches the same weights as one never stopped. The order of the draws is part
+of that promise: the steps below draw in the order they always have.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -26,107 +29,8 @@ from ..contract import GeneratorContract
 from ..errors import CheckpointError, GandiagError
 from . import losses, periodic_eval, trainlog
 from .data import TrainingData
+from .settings import Resolved, build_nets, ema_decay, learning_rate, make_optimizer, resolve
 from .variants import Options, Variant, check_options, get_variant
-
-# Defaults that depend on the data rather than the variant.
-POINT_DEFAULTS = {"latent_dim": 8, "width": 128, "batch_size": 64, "steps": 14000, "eval_samples": 2500,
-                  "adam_lr": 1e-3, "lr_schedule": "cosine", "ema": 0.999}
-IMAGE_DEFAULTS = {"latent_dim": 32, "width": 32, "batch_size": 64, "steps": 1500, "eval_samples": 1000,
-                  "adam_lr": None, "lr_schedule": "constant", "ema": 0.0}
-# Named per-data configurations on top of POINT_DEFAULTS, keyed by the data source (docs/training.md).
-# grid25: its 25 modes only sharpen late in the cosine decay, so it trains twice as long as ring8 with a slower
-# EMA; its D sees the grid at scale 0.25 (±1) instead of 0.1/σ = 2, and Adam runs at 2e-3. Chosen by
-# benchmarks/sweep_trainer.py (docs/training.md): D input scale 2 / 1 / 0.5 / 0.25 gave 49 / 49 / 53 / 68% HQ over
-# 3-10 seeds at lr 1e-3, and 2e-3 with scale 0.25 75% over 4 seeds (85-89% on this machine), 24-25 modes each.
-DATA_DEFAULTS = {
-    "grid25": {"steps": 30000, "ema": 0.9995, "d_input_scale": 0.25, "adam_lr": 2e-3},
-}
-# On points, variants whose published setting is Adam at 2e-4 (gan, cgan, lsgan, hinge-sn) train at 1e-3
-# with a cosine decay instead: the 2D mixtures' 0.01-wide modes are only reached within a CPU budget that way.
-# wgan and wgan-gp keep their published learning rates everywhere.
-
-
-@dataclass
-class Resolved:
-    """The settings actually used: variant defaults, data defaults, then the user's options."""
-
-    loss: str
-    lr_schedule: str
-    lr_g: float
-    lr_d: float
-    n_critic: int
-    steps: int
-    batch_size: int
-    latent_dim: int
-    width: int
-    eval_every: int
-    eval_samples: int
-    d_input_scale: float
-    ema: float = 0.0
-
-
-def default_input_scale(data: TrainingData) -> float:
-    """Points: scale D's input so that a mixture mode's std becomes 0.1 (1 for images and points of unknown scale)."""
-    return 0.1 / data.mixture.std if data.kind == "points" and data.mixture is not None else 1.0
-
-
-def resolve(v: Variant, o: Options, data: TrainingData) -> Resolved:
-    d = {**POINT_DEFAULTS, **DATA_DEFAULTS.get(data.spec, {})} if data.kind == "points" else IMAGE_DEFAULTS
-    steps = o.steps or d["steps"]
-    pick = lambda mine, default: default if mine is None else mine  # noqa: E731
-    fast = d["adam_lr"] is not None and v.optimizer == "adam" and v.lr_g == v.lr_d == 2e-4
-    lr_g, lr_d = (d["adam_lr"], d["adam_lr"]) if fast else (v.lr_g, v.lr_d)
-    return Resolved(
-        loss=pick(o.loss, v.loss), lr_g=pick(o.lr_g, lr_g), lr_d=pick(o.lr_d, lr_d),
-        lr_schedule=pick(o.lr_schedule, d["lr_schedule"]),
-        n_critic=pick(o.n_critic, v.n_critic), steps=steps, batch_size=pick(o.batch_size, d["batch_size"]),
-        latent_dim=pick(o.latent_dim, d["latent_dim"]), width=pick(o.width, d["width"]),
-        eval_every=pick(o.eval_every, max(steps // 10, 1)), eval_samples=pick(o.eval_samples, d["eval_samples"]),
-        d_input_scale=pick(o.d_input_scale, d.get("d_input_scale") or default_input_scale(data)),
-        ema=pick(o.ema, d["ema"]),
-    )
-
-
-def build_nets(v: Variant, o: Options, r: Resolved, data: TrainingData):
-    """(generator arch, kwargs), (discriminator arch, kwargs) sized to the data."""
-    k = data.num_classes if v.conditional else 0
-    if v.conditional and not k:
-        raise GandiagError(f"variant {v.name!r} is class-conditional but {data.spec!r} has no class labels")
-    if data.kind == "points":
-        if v.images_only:
-            raise GandiagError(f"variant {v.name!r} is convolutional and trains on images; use 'gan' for 2D points")
-        dim = data.sample_shape[0]
-        g = ("mlp-generator", {"latent_dim": r.latent_dim, "out_dim": dim, "hidden": r.width, "depth": o.depth, "num_classes": k})
-        d = ("mlp-discriminator", {"in_dim": dim, "hidden": r.width, "depth": o.depth, "pack": o.pack, "num_classes": k,
-                                   "spectral_norm": v.spectral_norm, "input_scale": r.d_input_scale})
-    else:
-        c, size = data.sample_shape[0], data.sample_shape[1]
-        g = ("dcgan-generator", {"latent_dim": r.latent_dim, "channels": c, "size": size, "width": r.width, "num_classes": k})
-        d = ("dcgan-discriminator", {"channels": c, "size": size, "width": r.width, "pack": o.pack, "num_classes": k,
-                                     "spectral_norm": v.spectral_norm})
-    return g, d
-
-
-def learning_rate(base: float, step: int, r: Resolved, o: Options) -> float:
-    if r.lr_schedule == "step":
-        every = o.lr_step_every or max(r.steps // 3, 1)
-        return base * o.lr_step_gamma ** ((step - 1) // every)
-    if r.lr_schedule == "cosine":
-        return base * 0.5 * (1 + math.cos(math.pi * (step - 1) / r.steps))
-    return base
-
-
-def ema_decay(target: float, step: int) -> float:
-    """EMA decay at a step, warmed up as TensorFlow's ExponentialMovingAverage(num_updates): a short run's
-    average is not dominated by the initial weights, and from step ≈ 9/(1-target) on it is the target."""
-    return min(target, step / (step + 9))
-
-
-def make_optimizer(v: Variant, params, lr: float):
-    if v.optimizer == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, foreach=True)
-    # foreach: one kernel per op over all tensors instead of one per tensor (Python overhead dominates tiny nets)
-    return torch.optim.Adam(params, lr=lr, betas=tuple(v.betas), foreach=True)
 
 
 class _Meter:
@@ -145,6 +49,32 @@ class _Meter:
         out = {k: self.sums[k] / self.counts[k] for k in self.sums}
         self.sums, self.counts = {}, {}
         return out
+
+
+@dataclass
+class Run:
+    """What one training run holds: the variant, its settings, networks, optimisers and the step's generator."""
+
+    v: Variant
+    o: Options
+    r: Resolved
+    data: TrainingData
+    G: torch.nn.Module
+    D: torch.nn.Module
+    G_ema: Optional[torch.nn.Module]
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    gen: torch.Generator
+    specs: dict  # "generator"/"discriminator" -> (arch, kwargs)
+    meter: _Meter = field(default_factory=_Meter)
+
+    @property
+    def batch(self) -> int:
+        return self.r.batch_size * self.o.pack  # samples per batch: batch_size groups of `pack`
+
+    def sample(self, labels):
+        z = torch.randn(self.batch, self.r.latent_dim, generator=self.gen).to(self.o.device)
+        return self.G(z, labels) if self.v.conditional else self.G(z)
 
 
 def train(variant: str, data: str, out, *, steps: Optional[int] = None, seed: int = 0, resume: bool = False,
@@ -181,16 +111,16 @@ def train(variant: str, data: str, out, *, steps: Optional[int] = None, seed: in
         torch.set_num_threads(threads)
 
 
-def _restore(prior: dict, ckpt_path, G, D, G_ema, opt_g, opt_d, gen) -> int:
+def _restore(prior: dict, ckpt_path, run: Run) -> int:
     """Load a checkpoint's weights, optimiser and RNG states; returns its step. A state that does not fit is bad input."""
     try:
-        G.load_state_dict(prior["generator"]["state_dict"])
-        D.load_state_dict(prior["discriminator"]["state_dict"])
-        if G_ema is not None:
-            G_ema.load_state_dict(prior["ema_generator"])
-        opt_g.load_state_dict(prior["optimizers"]["G"])
-        opt_d.load_state_dict(prior["optimizers"]["D"])
-        gen.set_state(prior["rng"]["torch"])
+        run.G.load_state_dict(prior["generator"]["state_dict"])
+        run.D.load_state_dict(prior["discriminator"]["state_dict"])
+        if run.G_ema is not None:
+            run.G_ema.load_state_dict(prior["ema_generator"])
+        run.opt_g.load_state_dict(prior["optimizers"]["G"])
+        run.opt_d.load_state_dict(prior["optimizers"]["D"])
+        run.gen.set_state(prior["rng"]["torch"])
         torch.set_rng_state(prior["rng"]["torch_global"])
         return int(prior["step"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
@@ -221,126 +151,163 @@ def _resumed_options(prior: dict, ckpt_path, variant: str, data: str, steps):
         raise CheckpointError(f"--resume: {ckpt_path} does not hold a resumable configuration ({exc})") from None
 
 
-def _train(v, variant, data, o, out, ckpt_path, prior, progress, eval_extractor, stop_after) -> Path:
-    torch.manual_seed(o.seed)
-    dataset = TrainingData(data, o.seed, o.exclude_classes, o.device)
-    r = resolve(v, o, dataset)
-    (g_arch, g_kw), (d_arch, d_kw) = build_nets(v, o, r, dataset)
+def build_run(v: Variant, o: Options, dataset: TrainingData) -> Run:
+    """Networks, optimisers and the step generator, seeded: the same options always build the same run."""
     from ..plugins import registry
 
+    r = resolve(v, o, dataset)
+    (g_arch, g_kw), (d_arch, d_kw) = build_nets(v, o, r, dataset)
     arch = registry("architecture")
     G, D = arch[g_arch](**g_kw).to(o.device), arch[d_arch](**d_kw).to(o.device)
     G_ema = copy.deepcopy(G).eval() if r.ema else None
     opt_g, opt_d = make_optimizer(v, G.parameters(), r.lr_g), make_optimizer(v, D.parameters(), r.lr_d)
-    gen = torch.Generator().manual_seed(o.seed)
-    contract = GeneratorContract(
-        latent_dim=r.latent_dim, latent_dist="normal", num_classes=g_kw["num_classes"], kind=dataset.kind,
-        layout="NCHW" if dataset.kind == "images" else None,
-        output_range="-1,1" if dataset.kind == "images" else None, sample_shape=tuple(dataset.sample_shape),
+    return Run(v, o, r, dataset, G, D, G_ema, opt_g, opt_d, torch.Generator().manual_seed(o.seed),
+               {"generator": (g_arch, g_kw), "discriminator": (d_arch, d_kw)})
+
+
+def run_contract(run: Run) -> GeneratorContract:
+    kind = run.data.kind
+    return GeneratorContract(
+        latent_dim=run.r.latent_dim, latent_dist="normal", num_classes=run.specs["generator"][1]["num_classes"],
+        kind=kind, layout="NCHW" if kind == "images" else None, output_range="-1,1" if kind == "images" else None,
+        sample_shape=tuple(run.data.sample_shape),
     ).validate()
+
+
+def save(run: Run, ckpt_path: Path, contract: GeneratorContract, config: dict, step: int) -> None:
+    (g_arch, g_kw), (d_arch, d_kw) = run.specs["generator"], run.specs["discriminator"]
+    save_checkpoint(make_checkpoint(
+        generator=net_spec(g_arch, g_kw, run.G), discriminator=net_spec(d_arch, d_kw, run.D),
+        ema_generator=None if run.G_ema is None else {k: t.detach().cpu() for k, t in run.G_ema.state_dict().items()},
+        contract=contract, data=run.data.checkpoint_data(), config=config, step=step,
+        optimizers={"G": run.opt_g.state_dict(), "D": run.opt_d.state_dict()},
+        rng={"torch": run.gen.get_state(), "torch_global": torch.get_rng_state()},
+    ), ckpt_path)
+
+
+def set_learning_rates(run: Run, step: int) -> tuple[float, float]:
+    lr_g, lr_d = learning_rate(run.r.lr_g, step, run.r, run.o), learning_rate(run.r.lr_d, step, run.r, run.o)
+    for group in run.opt_g.param_groups:
+        group["lr"] = lr_g
+    for group in run.opt_d.param_groups:
+        group["lr"] = lr_d
+    return lr_g, lr_d
+
+
+def instance_noise(run: Run, step: int):
+    """(std, f): f adds Gaussian noise of that std to D's inputs, annealed to 0 over the run."""
+    std = run.o.instance_noise * max(0.0, 1.0 - (step - 1) / run.r.steps)
+    if std <= 0:
+        return std, (lambda x: x)
+    return std, (lambda x: x + std * torch.randn(x.shape, generator=run.gen).to(x.device))
+
+
+def critic_step(run: Run, step: int, k: int, noisy, want_norms: bool):
+    """One discriminator update; (its loss, per-parameter gradient norms or None)."""
+    v, r, o, D = run.v, run.r, run.o, run.D
+    real, labels = run.data.batch(run.batch, step, k, run.gen)
+    if not v.conditional:
+        labels = None
+    with torch.no_grad():
+        fake = run.sample(labels)
+    s_real, s_fake = D(noisy(real), labels), D(noisy(fake), labels)
+    loss_d = losses.d_loss(r.loss, s_real, s_fake, o.label_smoothing)
+    gp = gp_norm = None
+    if v.gp_weight:
+        gp, gp_norm = losses.gradient_penalty(D, real, fake, labels, o.pack, run.gen)
+        loss_d = loss_d + v.gp_weight * gp
+    run.opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    norms = trainlog.grad_norms(D) if want_norms else None
+    if o.grad_clip:
+        torch.nn.utils.clip_grad_norm_(D.parameters(), o.grad_clip)
+    run.opt_d.step()
+    if v.weight_clip:
+        with torch.no_grad():
+            for p in D.parameters():
+                p.clamp_(-v.weight_clip, v.weight_clip)
+    _meter_critic(run, loss_d, s_real, s_fake, gp, gp_norm)
+    return loss_d, norms
+
+
+def _meter_critic(run: Run, loss_d, s_real, s_fake, gp, gp_norm) -> None:
+    run.meter.add(d_loss=loss_d.detach(), d_real=s_real.detach().mean(), d_fake=s_fake.detach().mean(),
+                  gp=None if gp is None else gp.detach(), gp_grad_norm=gp_norm)
+    if losses.uses_probabilities(run.r.loss):
+        run.meter.add(d_real_prob=torch.sigmoid(s_real.detach()).mean(), d_fake_prob=torch.sigmoid(s_fake.detach()).mean())
+    if run.r.loss == "wasserstein":
+        run.meter.add(wasserstein=(s_real.detach().mean() - s_fake.detach().mean()))
+
+
+def generator_step(run: Run, noisy, want_norms: bool):
+    """One generator update; (its loss, per-parameter gradient norms or None)."""
+    labels = run.data.random_labels(run.batch, run.gen) if run.v.conditional else None
+    fake = run.sample(labels)
+    loss_g = losses.g_loss(run.r.loss, run.D(noisy(fake), labels))
+    run.opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    norms = trainlog.grad_norms(run.G) if want_norms else None
+    if run.o.grad_clip:
+        torch.nn.utils.clip_grad_norm_(run.G.parameters(), run.o.grad_clip)
+    run.opt_g.step()
+    run.meter.add(g_loss=loss_g.detach())
+    return loss_g, norms
+
+
+def update_ema(run: Run, step: int) -> None:
+    if run.G_ema is None:
+        return
+    decay = ema_decay(run.r.ema, step)
+    with torch.no_grad():
+        for pe, p in zip(run.G_ema.parameters(), run.G.parameters()):
+            pe.lerp_(p, 1.0 - decay)
+        for be, b in zip(run.G_ema.buffers(), run.G.buffers()):
+            be.copy_(b)
+
+
+def log_record(run: Run, step: int, elapsed: float, lrs, noise: float, norms) -> dict:
+    """A ``log.jsonl`` line (docs/training-log.md), before the periodic evaluation adds to it."""
+    rec = {"step": step, "time": round(elapsed, 3), **run.meter.means(), "lr_g": lrs[0], "lr_d": lrs[1],
+           "instance_noise": noise}
+    g_norms, d_norms = norms
+    if g_norms is not None:
+        rec["grad_norm"] = {"G": g_norms, "D": d_norms}
+        rec["grad_norm_total"] = {"G": trainlog.total_norm(g_norms), "D": trainlog.total_norm(d_norms)}
+    return rec
+
+
+def _train(v, variant, data, o, out, ckpt_path, prior, progress, eval_extractor, stop_after) -> Path:
+    torch.manual_seed(o.seed)
+    run = build_run(v, o, TrainingData(data, o.seed, o.exclude_classes, o.device))
+    r, contract = run.r, run_contract(run)
     config = {"variant_name": v.name, "variant": v.to_json(), "data": data, "options": o.to_json(),
               "resolved": asdict(r), "eval_extractor": eval_extractor,
-              "architectures": {"generator": [g_arch, g_kw], "discriminator": [d_arch, d_kw]}}
-    start = 0
-    if prior is not None:
-        start = _restore(prior, ckpt_path, G, D, G_ema, opt_g, opt_d, gen)
+              "architectures": {k: list(spec) for k, spec in run.specs.items()}}
+    start = _restore(prior, ckpt_path, run) if prior is not None else 0
     out.mkdir(parents=True, exist_ok=True)
     log = trainlog.TrainLog(out / "log.jsonl", resume_step=start if prior is not None else None)
-    evaluator = periodic_eval.PeriodicEval(dataset, contract, r.eval_samples, eval_extractor, o.device)
-
-    def checkpoint(step: int) -> None:
-        save_checkpoint(make_checkpoint(
-            generator=net_spec(g_arch, g_kw, G), discriminator=net_spec(d_arch, d_kw, D),
-            ema_generator=None if G_ema is None else {k: t.detach().cpu() for k, t in G_ema.state_dict().items()},
-            contract=contract, data=dataset.checkpoint_data(), config=config, step=step,
-            optimizers={"G": opt_g.state_dict(), "D": opt_d.state_dict()},
-            rng={"torch": gen.get_state(), "torch_global": torch.get_rng_state()},
-        ), ckpt_path)
-
-    n = r.batch_size * o.pack  # samples per batch: batch_size groups of `pack`
-    meter = _Meter()
+    evaluator = periodic_eval.PeriodicEval(run.data, contract, r.eval_samples, eval_extractor, o.device)
     t0 = time.perf_counter()
     bar = tqdm(total=r.steps, initial=start, file=sys.stderr, disable=not progress, desc=f"{v.name} {data}",
                dynamic_ncols=True, leave=False)
-    step = start
-    diverged = False
+    step, diverged = start, False
     try:
         for step in range(start + 1, r.steps + 1):
-            lr_g, lr_d = learning_rate(r.lr_g, step, r, o), learning_rate(r.lr_d, step, r, o)
-            for group in opt_g.param_groups:
-                group["lr"] = lr_g
-            for group in opt_d.param_groups:
-                group["lr"] = lr_d
-            noise = o.instance_noise * max(0.0, 1.0 - (step - 1) / r.steps)
-            noisy = (lambda x: x + noise * torch.randn(x.shape, generator=gen).to(x.device)) if noise > 0 else (lambda x: x)
-            logging_now = step % o.log_every == 0 or step % r.eval_every == 0 or step == 1 or step == r.steps
-
-            for k in range(r.n_critic):
-                real, labels = dataset.batch(n, step, k, gen)
-                if not v.conditional:
-                    labels = None
-                z = torch.randn(n, r.latent_dim, generator=gen).to(o.device)
-                with torch.no_grad():
-                    fake = G(z, labels) if v.conditional else G(z)
-                s_real, s_fake = D(noisy(real), labels), D(noisy(fake), labels)
-                loss_d = losses.d_loss(r.loss, s_real, s_fake, o.label_smoothing)
-                gp = gp_norm = None
-                if v.gp_weight:
-                    gp, gp_norm = losses.gradient_penalty(D, real, fake, labels, o.pack, gen)
-                    loss_d = loss_d + v.gp_weight * gp
-                opt_d.zero_grad(set_to_none=True)
-                loss_d.backward()
-                d_norms = trainlog.grad_norms(D) if logging_now and k == r.n_critic - 1 else None
-                if o.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(D.parameters(), o.grad_clip)
-                opt_d.step()
-                if v.weight_clip:
-                    with torch.no_grad():
-                        for p in D.parameters():
-                            p.clamp_(-v.weight_clip, v.weight_clip)
-                meter.add(d_loss=loss_d.detach(), d_real=s_real.detach().mean(), d_fake=s_fake.detach().mean(),
-                          gp=None if gp is None else gp.detach(),
-                          gp_grad_norm=gp_norm)
-                if losses.uses_probabilities(r.loss):
-                    meter.add(d_real_prob=torch.sigmoid(s_real.detach()).mean(), d_fake_prob=torch.sigmoid(s_fake.detach()).mean())
-                if r.loss == "wasserstein":
-                    meter.add(wasserstein=(s_real.detach().mean() - s_fake.detach().mean()))
-
-            g_labels = dataset.random_labels(n, gen) if v.conditional else None
-            z = torch.randn(n, r.latent_dim, generator=gen).to(o.device)
-            fake = G(z, g_labels) if v.conditional else G(z)
-            loss_g = losses.g_loss(r.loss, D(noisy(fake), g_labels))
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            g_norms = trainlog.grad_norms(G) if logging_now else None
-            if o.grad_clip:
-                torch.nn.utils.clip_grad_norm_(G.parameters(), o.grad_clip)
-            opt_g.step()
-            if G_ema is not None:
-                decay = ema_decay(r.ema, step)
-                with torch.no_grad():
-                    for pe, p in zip(G_ema.parameters(), G.parameters()):
-                        pe.lerp_(p, 1.0 - decay)
-                    for be, b in zip(G_ema.buffers(), G.buffers()):
-                        be.copy_(b)
-            meter.add(g_loss=loss_g.detach())
-            bar.update(1)
-
+            lrs = set_learning_rates(run, step)
+            noise, noisy = instance_noise(run, step)
             eval_now = step % r.eval_every == 0 or step == r.steps
-            if logging_now or eval_now:
-                rec = {"step": step, "time": round(time.perf_counter() - t0, 3), **meter.means(),
-                       "lr_g": lr_g, "lr_d": lr_d, "instance_noise": noise}
-                if g_norms is not None:
-                    rec["grad_norm"] = {"G": g_norms, "D": d_norms}
-                    rec["grad_norm_total"] = {"G": trainlog.total_norm(g_norms), "D": trainlog.total_norm(d_norms)}
-                if eval_now:  # an SVD per weight matrix: at evaluation points only (it would dominate tiny nets' steps)
-                    rec["sigma_max"] = {"G": trainlog.spectral_norms(G), "D": trainlog.spectral_norms(D)}
-                    te = time.perf_counter()
-                    rec["eval"] = evaluator(G_ema if G_ema is not None else G, step, o.seed)
-                    rec["eval_seconds"] = round(time.perf_counter() - te, 3)
-                    line = periodic_eval.describe(rec["eval"])
-                    if line:
-                        bar.write(f"[{v.name} {data}] step {step}/{r.steps}: {line}", file=sys.stderr)
+            logging_now = step % o.log_every == 0 or eval_now or step == 1
+            d_norms = None
+            for k in range(r.n_critic):
+                loss_d, norms = critic_step(run, step, k, noisy, logging_now and k == r.n_critic - 1)
+                d_norms = norms if norms is not None else d_norms
+            loss_g, g_norms = generator_step(run, noisy, logging_now)
+            update_ema(run, step)
+            bar.update(1)
+            if logging_now:
+                rec = log_record(run, step, time.perf_counter() - t0, lrs, noise, (g_norms, d_norms))
+                if eval_now:
+                    _evaluate_into(rec, run, evaluator, step, bar, f"[{v.name} {data}] step {step}/{r.steps}")
                 log.write(rec)
                 bar.set_postfix(d=f"{rec.get('d_loss', float('nan')):.3f}", g=f"{rec.get('g_loss', float('nan')):.3f}")
             ld, lg = loss_d.item(), loss_g.item()
@@ -353,10 +320,21 @@ def _train(v, variant, data, o, out, ckpt_path, prior, progress, eval_extractor,
             if stop_after is not None and step >= stop_after:
                 return ckpt_path
             if step % o.ckpt_every == 0 and step != r.steps:
-                checkpoint(step)
+                save(run, ckpt_path, contract, config, step)
         config["diverged"] = diverged
-        checkpoint(step)
+        save(run, ckpt_path, contract, config, step)
     finally:
         bar.close()
         log.close()
     return ckpt_path
+
+
+def _evaluate_into(rec: dict, run: Run, evaluator, step: int, bar, prefix: str) -> None:
+    """The periodic evaluation and spectral norms (an SVD per weight matrix: evaluation steps only)."""
+    rec["sigma_max"] = {"G": trainlog.spectral_norms(run.G), "D": trainlog.spectral_norms(run.D)}
+    te = time.perf_counter()
+    rec["eval"] = evaluator(run.G_ema if run.G_ema is not None else run.G, step, run.o.seed)
+    rec["eval_seconds"] = round(time.perf_counter() - te, 3)
+    line = periodic_eval.describe(rec["eval"])
+    if line:
+        bar.write(f"{prefix}: {line}", file=sys.stderr)
