@@ -199,7 +199,11 @@ def load_artifacts(json_path, results_json: dict) -> tuple[dict, Optional[str]]:
     if rel.is_absolute() or ".." in rel.parts:
         return {}, f"artifacts path {ref['path']!r} is not a file beside the results; ignored"
     path = Path(json_path).parent / rel
-    if not path.exists():
+    try:
+        present = path.exists()
+    except (OSError, ValueError):  # a name too long, a NUL
+        return {}, f"artifacts path {ref['path'][:80]!r} is not a usable file name; ignored"
+    if not present:
         return {}, f"artifacts file {path.name} is missing (it should sit beside the results JSON)"
     try:
         data = read_bytes_limited(path, "an artifacts file", budget=ARRAY_BYTES)

@@ -220,11 +220,23 @@ def _check_field(config: dict, keys: tuple, types: tuple, path) -> None:
                               f"{' or '.join(t.__name__ for t in types if t is not int or bool not in types)}")
     if types is _INT and v is not None and v < (0 if keys[-1] == "steps" else 1):
         raise CheckpointError(f"{path}: {name!r} is {v}, not a positive integer")
+    limit = _config_limit(keys[-1])
+    if types is _INT and v is not None and limit is not None and v > limit:
+        raise CheckpointError(f"{path}: {name!r} is {v:,}, above the {limit:,} gandiag accepts")
     if keys[-1] == "loss" and v is not None:
         from .training.variants import LOSSES
 
         if v not in LOSSES:
             raise CheckpointError(f"{path}: {name!r} is {shown(repr(v), 40)}, not one of {', '.join(LOSSES)}")
+
+
+def _config_limit(field: str):
+    """Upper bounds of the config numbers that size what the diagnostics allocate (pack, batch, latent)."""
+    from .safety import budgets
+    from .training.variants import MAX_PACK
+
+    return {"pack": MAX_PACK, "batch_size": budgets.BATCH_SIZE.value,
+            "latent_dim": budgets.LATENT_SIZE.value}.get(field)
 
 
 def check_net_spec(spec, path, key: str) -> None:

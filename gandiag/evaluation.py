@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import platform
+import stat
 import sys
 import time
 from dataclasses import dataclass, field
@@ -21,9 +22,10 @@ import torch
 
 from . import __version__, cache, distributed
 from .safety import budgets
+from .safety.files import require_input
 from .safety.text import clean
 from .contract import GeneratorContract
-from .errors import DataError, GandiagError, GeneratorOutputError
+from .errors import CheckpointError, DataError, GandiagError, GeneratorOutputError
 from .features import FeatureSet
 from .loading import LoadedGenerator, LoadOptions, load_generator
 from .metrics import MetricContext, MetricOptions
@@ -186,8 +188,9 @@ def evaluate(
     t0 = time.perf_counter()
     target = Path(target)
     gen, contract, fake_set = None, None, None
-    model_dir = target.is_dir() and any(l.sniff(target) for l in registry("loader").values())  # a SavedModel
-    if (target.is_dir() and not model_dir) or target.suffix == ".npz":
+    is_dir = stat.S_ISDIR(require_input(target, "the evaluated path", folder_ok=True, error=CheckpointError).st_mode)
+    model_dir = is_dir and any(l.sniff(target) for l in registry("loader").values())  # a SavedModel
+    if (is_dir and not model_dir) or target.suffix == ".npz":
         if world > 1:
             raise GandiagError("pre-generated samples are read by one process; run without torchrun")
         fake_set = open_samples(str(target))

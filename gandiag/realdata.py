@@ -62,8 +62,10 @@ class PathSource:
     def matches(self, spec: str) -> bool:
         from pathlib import Path
 
+        from .safety.files import stat_or_none
+
         p = Path(spec)
-        return p.is_dir() or p.suffix == ".npz" or "/" in spec or p.exists()
+        return p.suffix == ".npz" or "/" in spec or stat_or_none(p) is not None
 
     def load(self, spec: str, n: Optional[int] = None, seed: int = 0):
         s = open_samples(spec)

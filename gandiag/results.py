@@ -83,36 +83,45 @@ class Results:
                              str(path))
 
     def summary(self) -> str:
-        """A few lines for a terminal or a CI log."""
-        lines = []
-        g = self.generator
-        lines.append(f"gandiag: {g.get('path', '?')} ({g.get('format', '?')})"
-                     + (f" vs {self.real['source']}" if self.real else ""))
-        p = self.provenance
-        lines.append(f"  {p.get('num_samples')} samples, seed {p.get('seed')}, device {p.get('device')}, "
-                     f"features {p.get('extractor', {}).get('name')}")
+        """A few lines for a terminal or a CI log; any value read from a file is shown, never trusted to format."""
+        g, p = self.generator, self.provenance
+        lines = [f"gandiag: {g.get('path', '?')} ({g.get('format', '?')})"
+                 + (f" vs {self.real.get('source', '?')}" if self.real else ""),
+                 f"  {p.get('num_samples')} samples, seed {p.get('seed')}, device {p.get('device')}, "
+                 f"features {(p.get('extractor') or {}).get('name') if isinstance(p.get('extractor'), dict) else '?'}"]
         for name in sorted(self.metrics, key=lambda k: (METRIC_ORDER.index(k) if k in METRIC_ORDER else 99, k)):
-            m = self.metrics[name]
-            text = _num(m.get("value"), ".6g")
-            if m.get("std") is not None:
-                text += f" ± {_num(m['std'], '.3g')}"
-            if m.get("ci95") is not None:
-                text += f"  (95% CI {_num(m['ci95'][0], '.4g')}–{_num(m['ci95'][1], '.4g')})"
-            lines.append(f"  {m.get('label', name):<24} {text}")
+            lines.append(_metric_line(name, self.metrics[name]))
         for name, diag in self.diagnostics.items():
             if isinstance(diag, dict) and "verdict" in diag:
-                fired = [r for r in diag.get("reasons", []) if not (isinstance(r, dict) and r.get("level") == "info")]
-                reasons = "; ".join(r if isinstance(r, str) else r.get("message", str(r)) for r in fired[:3])
-                facts = ""
-                if diag.get("modes_total"):
-                    facts = f" ({diag.get('modes_captured')}/{diag['modes_total']} modes"
-                    if diag.get("high_quality_fraction") is not None:
-                        facts += f", {diag['high_quality_fraction']:.1%} high quality"
-                    facts += ")"
-                lines.append(f"  {name:<24} {diag['verdict']}{facts}" + (f" — {reasons}" if reasons else ""))
+                lines.append(_diagnostic_line(name, diag))
         for w in self.warnings:
             lines.append(f"  warning: {w}")
         return "\n".join(clean(line) for line in lines)  # data never sends control sequences to a terminal
+
+
+def _metric_line(name: str, m: dict) -> str:
+    text = _num(m.get("value"), ".6g")
+    if m.get("std") is not None:
+        text += f" ± {_num(m['std'], '.3g')}"
+    ci = m.get("ci95")
+    if isinstance(ci, (list, tuple)) and len(ci) == 2:
+        text += f"  (95% CI {_num(ci[0], '.4g')}–{_num(ci[1], '.4g')})"
+    if m.get("error"):
+        text += f"  (could not be computed: {m['error']})"
+    return f"  {str(m.get('label', name)):<24} {text}"
+
+
+def _diagnostic_line(name: str, diag: dict) -> str:
+    reasons = "; ".join(r if isinstance(r, str) else str(r.get("message", r)) if isinstance(r, dict) else str(r)
+                        for r in (diag.get("reasons") or [])[:6]
+                        if not (isinstance(r, dict) and r.get("level") == "info"))
+    facts = ""
+    if diag.get("modes_total"):
+        facts = f" ({diag.get('modes_captured')}/{diag['modes_total']} modes"
+        if diag.get("high_quality_fraction") is not None:
+            facts += f", {_num(diag['high_quality_fraction'], '.1%')} high quality"
+        facts += ")"
+    return f"  {name:<24} {diag['verdict']}{facts}" + (f" — {reasons[:500]}" if reasons else "")
 
 
 _FIELD_TYPES = {"metrics": dict, "generator": dict, "contract": (dict, type(None)), "real": (dict, type(None)),
@@ -120,7 +129,15 @@ _FIELD_TYPES = {"metrics": dict, "generator": dict, "contract": (dict, type(None
 
 
 def _number_or_null(v) -> bool:
-    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+    if v is None:
+        return True
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return False
+    try:
+        float(v)  # an integer of 400 digits is JSON, not a number anything downstream can use
+    except OverflowError:
+        return False
+    return True
 
 
 def _check_fields(d: dict, where: str) -> None:
@@ -148,7 +165,13 @@ def metric_label(label: str, extractor: str) -> str:
 
 
 def _num(v, spec: str) -> str:
-    return "n/a" if v is None else format(v, spec)
+    """``v`` formatted, or shown as text when it is not a number that format can take (a file said it)."""
+    if v is None:
+        return "n/a"
+    try:
+        return format(float(v), spec) if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)[:40]
+    except (OverflowError, ValueError):
+        return str(v)[:40]
 
 
 def _json_safe(obj: Any) -> Any:

@@ -91,13 +91,25 @@ class FolderSampleSet:
 
 @contextlib.contextmanager
 def _open_image(path: Path):
-    """PIL image of a regular file, opened without blocking (a FIFO never hangs a run)."""
-    from PIL import Image
+    """PIL image of a regular file, opened without blocking (a FIFO never hangs a run).
+
+    Pillow's warnings about damaged files (corrupt EXIF...) are kept off the
+    terminal: a file either decodes or is refused in one line.
+    """
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
 
     from .safety.files import open_regular
 
-    with open_regular(path, "an image", error=DataError) as f, Image.open(f) as im:
-        yield im
+    with open_regular(path, "an image", error=DataError) as f, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            im = Image.open(f)
+        except UnidentifiedImageError:
+            raise DataError(f"cannot read image {path}: not an image file Pillow can decode") from None
+        with im:
+            yield im
 
 
 def _read_image(path: Path, channels: int) -> np.ndarray:

@@ -334,7 +334,8 @@ def test_torchscript_with_print_file_ops_or_setstate_is_refused(hostile_ts):
 
 def test_torchscript_custom_op_namespace_is_refused(exports, tmp_path):
     names = zipfile.ZipFile(exports["ts"]).namelist()
-    code = next(n.split("/", 1)[1] for n in names if n.endswith("gandiag/nets.py"))
+    # gandiag/nets.py, or gandiag/nets/___torch_mangle_N.py when this process traced the class before
+    code = next(n.split("/", 1)[1] for n in names if "gandiag/nets" in n and n.endswith(".py"))
     text = zipfile.ZipFile(exports["ts"]).read(next(n for n in names if n.endswith(code))).decode()
     text = text.replace("return ", "_x = ops.my_ops.run(z)\n    return ", 1)
     bad = edit_zip(exports["ts"], tmp_path / "bad.pt", replace={code: text.encode()})
@@ -577,7 +578,9 @@ def test_saver_ops_are_allowed_only_where_the_saver_puts_them(savedmodels, tmp_p
     serving = mg.signature_def["serving_default"].outputs["points"].name.split(":")[0]
     mg.saver_def.restore_op_name = mg.saver_def.save_tensor_name = serving
     (path / "saved_model.pb").write_bytes(sm.SerializeToString())
-    with pytest.raises(CheckpointError, match="uses the TensorFlow op SaveV2"):
+    # Which saver op is named first depends on the library's order; any of them refuses the file.
+    with pytest.raises(CheckpointError, match="uses the TensorFlow op (SaveV2|RestoreV2|MergeV2Checkpoints|"
+                                              "ShardedFilename|StringJoin|StaticRegexFullMatch|DisableCopyOnRead)"):
         load_generator(path)
 
 

@@ -42,12 +42,18 @@ CHANCE_D_LOSS = {"ns": 2 * math.log(2), "minimax": 2 * math.log(2), "ls": 0.25, 
 
 
 def find_log(checkpoint_path) -> Optional[Path]:
+    from ..safety.files import is_folder, is_regular_file
+
     p = Path(checkpoint_path)
-    candidate = (p if p.is_dir() else p.parent) / "log.jsonl"
-    return candidate if candidate.is_file() else None
+    candidate = (p if is_folder(p) else p.parent) / "log.jsonl"
+    return candidate if is_regular_file(candidate) else None
 
 
 def analyse_log(records: list, loss: Optional[str]) -> dict:
+    """Trends of a log's records; records are checked first (a DataError names a malformed one)."""
+    from ..training.trainlog import check_record
+
+    records = [check_record(r, f"log record {i}") for i, r in enumerate(records, 1)]
     steps = [r for r in records if "event" not in r]
     out = {"records": len(records), "last_step": max((r.get("step", 0) for r in records), default=0), "loss": loss}
     reasons = []

@@ -471,7 +471,9 @@ def training_log_path(view) -> Optional[Path]:
     candidates = [Path(p).parent / "log.jsonl"]
     if view.json_path is not None and not Path(p).is_absolute():
         candidates.append(view.json_path.parent / Path(p).parent / "log.jsonl")
-    return next((c for c in candidates if c.is_file()), None)
+    from ..safety.files import is_regular_file
+
+    return next((c for c in candidates if is_regular_file(c)), None)
 
 
 def read_training_log(view) -> Optional[list]:

@@ -26,6 +26,29 @@ def kind_of(mode: int) -> str:
     return "a regular file" if stat.S_ISREG(mode) else "a special file"
 
 
+def stat_or_none(path) -> "os.stat_result | None":
+    """``stat`` that never raises: None for a missing path, a name too long, a NUL, a loop, no permission.
+
+    For asking "is there a file here?" about paths that come from data (a
+    results file's generator path, a real-data spec), where the answer "no" is
+    enough and an exception would be a crash.
+    """
+    try:
+        return os.stat(path)
+    except (OSError, ValueError):
+        return None
+
+
+def is_regular_file(path) -> bool:
+    st = stat_or_none(path)
+    return st is not None and stat.S_ISREG(st.st_mode)
+
+
+def is_folder(path) -> bool:
+    st = stat_or_none(path)
+    return st is not None and stat.S_ISDIR(st.st_mode)
+
+
 def require_input(path, what: str = "the input", *, folder_ok: bool = False, error=GandiagError) -> os.stat_result:
     """stat ``path`` (following links) and refuse anything but a regular file (or a folder if ``folder_ok``)."""
     p = Path(path)
@@ -35,8 +58,8 @@ def require_input(path, what: str = "the input", *, folder_ok: bool = False, err
         raise error(f"{p}: no such file or folder") from None
     except PermissionError:
         raise error(f"{p}: permission denied") from None
-    except OSError as exc:
-        raise error(f"{p}: cannot be read ({exc.strerror or exc})") from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        raise error(f"{p!r}: cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
     if stat.S_ISREG(st.st_mode) or (folder_ok and stat.S_ISDIR(st.st_mode)):
         return st
     expected = "a regular file or a folder" if folder_ok else "a regular file"
@@ -74,7 +97,7 @@ def read_bytes_limited(path, what: str, budget=None, error=GandiagError) -> byte
     st = require_input(path, what, error=error)
     budget.check(st.st_size, f"{path}")
     with open_regular(path, what, error) as f:
-        data = f.read(budget.value + 1)
+        data = f.read(min(st.st_size, budget.value) + 1)  # never reserve the whole budget up front
     budget.check(len(data), f"{path}")  # grew since the stat
     return data
 

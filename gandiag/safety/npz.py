@@ -13,6 +13,7 @@ not unpickled.
 from __future__ import annotations
 
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -36,8 +37,9 @@ def _header(z: zipfile.ZipFile, info: zipfile.ZipInfo, where: str):
                 raise ValueError(f"unsupported .npy version {version}")
             shape, _fortran, dtype = read(f, max_header_size=10_000)
             return shape, dtype, f.tell()
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, SyntaxError, TypeError, KeyError) as exc:
-        raise DataError(f"{where}: array {info.filename!r} has no readable .npy header ({exc})") from None
+    except Exception as exc:  # numpy parses the header with ast: hostile bytes raise many types
+        raise DataError(f"{where}: array {info.filename!r} has no readable .npy header "
+                        f"({type(exc).__name__}: {str(exc)[:200]})") from None
 
 
 def _check_member(z, info, where: str) -> None:
@@ -76,8 +78,8 @@ def _read(path: Path, choose: Callable[[list], list]) -> dict:
         f.seek(0)
         try:
             z = zipfile.ZipFile(f)
-        except (zipfile.BadZipFile, OSError, ValueError) as exc:
-            raise DataError(f"{where}: not a readable .npz (zip) file ({exc})") from None
+        except Exception as exc:  # BadZipFile, UnicodeDecodeError for non-UTF-8 names, ValueError...
+            raise DataError(f"{where}: not a readable .npz (zip) file ({type(exc).__name__}: {str(exc)[:200]})") from None
         with z:
             infos = z.infolist()
             budgets.ARCHIVE_MEMBERS.check(len(infos), where)
@@ -93,5 +95,5 @@ def _load(z, info, where: str) -> np.ndarray:
     try:
         with z.open(info) as f:
             return np.lib.format.read_array(f, allow_pickle=False)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise DataError(f"{where}: array {info.filename!r} cannot be read ({exc})") from None

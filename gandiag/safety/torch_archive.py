@@ -26,7 +26,7 @@ import warnings
 
 import torch
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, GandiagError
 from .budgets import ARCHIVE_BYTES, ARCHIVE_MEMBERS, TEXT_FILE_BYTES
 from .sym_expr import check_expr, check_guard
 from .torch_graph import DENIED_OPS, SAFE_NAME, SCRIPT_NAMESPACES, export_target_problem
@@ -93,10 +93,12 @@ class Archive:
         try:
             self.reader = torch._C.PyTorchFileReader(fileobj)
             self.names = list(self.reader.get_all_records())
-        except Exception as exc:
+            ARCHIVE_MEMBERS.check(len(self.names), f"{path}")
+            self.sizes = {n: self.reader.get_record_size(n) for n in self.names}
+        except GandiagError:
+            raise
+        except Exception as exc:  # a damaged central directory: names that do not resolve, sizes that cannot be read
             raise CheckpointError(f"{path}: corrupt or truncated {kind} archive ({first_line(exc)})") from None
-        ARCHIVE_MEMBERS.check(len(self.names), f"{path}")
-        self.sizes = {n: self.reader.get_record_size(n) for n in self.names}
         ARCHIVE_BYTES.check(sum(self.sizes.values()), f"{path}")
         self.known = set(self.names)
 

@@ -141,3 +141,34 @@ def check_script_module(path, module) -> None:
         for node in _script_nodes(graph):
             if (problem := script_op_problem(node.kind())):
                 raise untrusted(path, f"TorchScript method {shown(qualname)} calls {problem}, {EXPLAIN}")
+
+
+def out_of_bounds(t: torch.Tensor) -> bool:
+    """True when a tensor's view reaches past its storage: a damaged archive whose record is shorter than the
+    tensor's shape. PyTorch's TorchScript loader does not check this, and the first read of such a tensor
+    is an out-of-bounds read (a crash, or memory that is not the file's)."""
+    if t.numel() == 0 or t.layout != torch.strided:
+        return False
+    storage = t.untyped_storage()
+    try:
+        if storage.data_ptr() == 0:  # an empty record: a storage that claims bytes and holds none
+            return True
+    except RuntimeError:  # "invalid python storage": the same, as PyTorch sees it
+        return True
+    extent = t.storage_offset() + sum((size - 1) * stride for size, stride in zip(t.shape, t.stride())) + 1
+    return extent * t.element_size() > storage.nbytes()
+
+
+def check_script_tensors(path, module) -> None:
+    """Refuse (trusted or not) a loaded TorchScript module whose weights or constants overrun their storage."""
+    from ..errors import CheckpointError
+
+    tensors = list(module.state_dict().items())
+    for qualname, graph in script_methods(module):
+        for node in _script_nodes(graph):
+            if node.kind() == "prim::Constant" and node.hasAttribute("value") and node.kindOf("value") == "t":
+                tensors.append((f"a constant of {qualname}", node.t("value")))
+    for name, t in tensors:
+        if out_of_bounds(t):
+            raise CheckpointError(f"{path}: corrupt TorchScript archive: tensor {shown(name)} of shape "
+                                  f"{tuple(t.shape)} needs more bytes than its record holds")

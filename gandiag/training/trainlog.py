@@ -81,15 +81,23 @@ def read_log(path) -> list[dict]:
             if k == len(lines) - 1:
                 break  # a line cut by a kill
             raise
-        records.append(_check_record(rec, where))
+        records.append(check_record(rec, where))
     return records
 
 
 def _is_number(v) -> bool:
-    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+    if v is None:
+        return True
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return False
+    try:
+        float(v)  # a 400-digit integer is valid JSON but no number the analysis can use
+    except OverflowError:
+        return False
+    return True
 
 
-def _check_record(rec, where: str) -> dict:
+def check_record(rec, where: str) -> dict:
     from ..errors import DataError
 
     def bad(field, expected):
@@ -97,9 +105,9 @@ def _check_record(rec, where: str) -> dict:
 
     if not isinstance(rec, dict):
         raise DataError(f"{where}: not a JSON object")
-    step = rec.get("step", 0)
-    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
-        raise bad("step", "a non-negative integer")
+    step = rec.get("step")
+    if not isinstance(step, int) or isinstance(step, bool) or not 0 <= step < 1 << 62:
+        raise bad("step", "present, a non-negative integer")
     for f in NUMBER_FIELDS:
         if not _is_number(rec.get(f)):
             raise bad(f, "a number or null")

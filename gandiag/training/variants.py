@@ -103,9 +103,12 @@ def get_variant(name: str) -> Variant:
     return VARIANTS[name]
 
 
+MAX_PACK = 64  # PacGAN packs 2-4 samples; far beyond that D's input is no longer a sample of anything
+
+
 def check_options(o: Options) -> None:
-    if o.pack < 1:
-        raise GandiagError(f"--pack must be 1 or more, got {o.pack}")
+    if not 1 <= o.pack <= MAX_PACK:
+        raise GandiagError(f"--pack must be between 1 and {MAX_PACK}, got {o.pack}")
     if o.loss is not None and o.loss not in LOSSES:
         raise GandiagError(f"--loss {o.loss!r} is not one of {', '.join(LOSSES)}")
     if o.lr_schedule is not None and o.lr_schedule not in SCHEDULES:

@@ -41,7 +41,7 @@ from gandiag.safety.files import require_input
 from gandiag.safety.keras_files import KERAS_SUFFIXES, is_keras_file, keras_refusal
 from gandiag.safety.torch_archive import (check_pt2, check_torchscript, pickle_global, pickled_global,
                                           weights_only_backstop)
-from gandiag.safety.torch_graph import check_exported_program, check_script_module
+from gandiag.safety.torch_graph import check_exported_program, check_script_module, check_script_tensors
 from gandiag.safety.untrusted import shown, untrusted
 
 __version__ = "0.1.0"
@@ -50,10 +50,11 @@ SUFFIXES = (".pt", ".pth", ".pt2", ".ckpt", ".bin", ".jit", ".torchscript")
 
 
 def _zip_names(path: Path) -> list:
+    """Member names when the file is a zip archive; [] otherwise (then it is read as a pickle, or refused)."""
     try:
         with zipfile.ZipFile(path) as z:
             return z.namelist()
-    except (zipfile.BadZipFile, OSError):
+    except Exception:  # zipfile raises many types on hostile bytes (BadZipFile, UnicodeDecodeError, ValueError...)
         return []
 
 
@@ -160,6 +161,7 @@ class TorchLoader:
                     module = torch.jit.load(f, map_location=options.device, _extra_files=extra)
             except Exception as exc:
                 raise CheckpointError(f"{path}: corrupt TorchScript archive ({_first_line(exc)})") from None
+        check_script_tensors(path, module)  # trusted too: a short record would crash the process, not run code
         if not trusted:
             check_script_module(path, module)
         module.eval()
