@@ -46,9 +46,9 @@ def timed(fn, repeats=1):
 
 def end_to_end(n_images: int, device: str, weights: str, tmp: Path) -> list:
     import torch_fidelity
+    from conftest import colour_digits, write_pngs
 
     import gandiag
-    from conftest import colour_digits, write_pngs
 
     fake = write_pngs(tmp / "fake", colour_digits(n_images, seed=1, shift=0.05))
     real = write_pngs(tmp / "real", colour_digits(n_images, seed=2))
@@ -80,8 +80,8 @@ def _features(n, d, seed):
 def stats_stage(n: int, d: int, device: str) -> tuple:
     from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
 
+    from gandiag.features.stats import FeatureStats
     from gandiag.metrics.fid import frechet_distance
-    from gandiag.stats import FeatureStats
 
     x1, x2 = _features(n, d, 1), _features(n, d, 2)
     t1, t2 = torch.from_numpy(x1), torch.from_numpy(x2)

@@ -27,8 +27,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "plugins"), str(ROOT / "benchmarks")]
 
 
 def run_one(spec: dict) -> dict:
-    from gandiag.training import read_log
     from trainer_quality import judge, timed_train
+
+    from gandiag.training import read_log
 
     options = dict(spec.get("options", {}))
     with tempfile.TemporaryDirectory() as tmp:

@@ -5,7 +5,7 @@ then judges the final generator (its EMA when there is one) independently of the
 training-time evaluation:
 
 - ring8 / grid25: the PacGAN/VEEGAN protocol on 2,500 samples (3σ): modes
-  captured, % high quality, reverse KL (gandiag.mixture_protocol);
+  captured, % high quality, reverse KL (gandiag.data.mixtures);
 - digits: 2,000 samples through the bundled digits classifier: classes covered
   (≥ 10% of their uniform share), FID on its 64-d features against the 1,797 digits.
 
@@ -36,9 +36,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 
-from gandiag.checkpoint import build_network, read_checkpoint  # noqa: E402
-from gandiag.mixture_protocol import mixture_mode_stats  # noqa: E402
-from gandiag.mixtures import MIXTURES  # noqa: E402
+from gandiag.data.mixtures import MIXTURES  # noqa: E402
+from gandiag.data.mixtures import mixture_mode_stats  # noqa: E402
+from gandiag.generator.checkpoint import build_network, read_checkpoint  # noqa: E402
 from gandiag.training import train  # noqa: E402
 from gandiag.training.periodic_eval import sample_generator  # noqa: E402
 
@@ -78,9 +78,9 @@ def judge(ckpt: dict, data: str) -> dict:
         x = sample_generator(G, N_POINTS, c["latent_dim"], c["num_classes"], EVAL_SEED)
         s = mixture_mode_stats(x.numpy(), MIXTURES[data])
         return {k: s[k] for k in ("modes_captured", "modes_total", "high_quality_fraction", "reverse_kl", "missing_modes")}
-    from gandiag.contract import GeneratorContract, to_uint8_nchw
-    from gandiag.digits_classifier import build, digits_uint8
-    from gandiag.features import FeatureSet
+    from gandiag.features.digits import build, digits_uint8
+    from gandiag.features.featureset import FeatureSet
+    from gandiag.generator.contract import GeneratorContract, to_uint8_nchw
     from gandiag.metrics.fid import frechet_distance
 
     ext = build()

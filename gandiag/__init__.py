@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 
 
 def evaluate(*args, **kwargs):
-    """See :func:`gandiag.evaluation.evaluate`."""
-    from .evaluation import evaluate as _evaluate
+    """See :func:`gandiag.pipeline.evaluate`."""
+    from .pipeline import evaluate as _evaluate
 
     return _evaluate(*args, **kwargs)

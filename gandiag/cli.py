@@ -87,8 +87,8 @@ def evaluation_options(f):
 
 
 def run_evaluation(target, kw, **extra):
-    from .contract import parse_range
-    from .evaluation import evaluate
+    from .generator.contract import parse_range
+    from .pipeline import evaluate
 
     progress = kw.pop("progress")
     return evaluate(

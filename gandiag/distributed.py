@@ -1,6 +1,6 @@
 """Running one evaluation over several processes with ``torchrun``.
 
-Sampling is sharded by seed blocks (:func:`gandiag.sampling.shard_ranges`):
+Sampling is sharded by seed blocks (:func:`gandiag.generator.sampling.shard_ranges`):
 rank r of w draws blocks r, r+w, ... Each rank extracts features for its
 own samples; the features are then gathered on every rank and put back in
 sample order, so every rank computes exactly the metrics a single process
@@ -17,8 +17,7 @@ import os
 import numpy as np
 import torch
 
-from .features import FeatureSet
-
+from .features.featureset import FeatureSet
 
 _OWNED = False  # True when gandiag itself joined the process group (and so must leave it)
 

@@ -22,7 +22,7 @@ def register_loaders(register):
 
     A loader has ``name``, ``description``, ``sniff(path) -> bool`` (cheap: may
     it read this file?) and ``load(path, options) -> LoadedGenerator``. See
-    :mod:`gandiag.loading`.
+    :mod:`gandiag.generator.loading`.
     """
 
 
@@ -31,7 +31,7 @@ def register_real_sources(register):
     """Register real-data sources: ``register(source)``.
 
     A source has ``name``, ``description``, ``matches(spec) -> bool`` and
-    ``load(spec, n, seed) -> Samples``. See :mod:`gandiag.realdata`.
+    ``load(spec, n, seed) -> Samples``. See :mod:`gandiag.data.sources`.
     """
 
 

@@ -46,8 +46,8 @@ class Finished:
 
 def plan_outputs(json=None, report=None, junit=None, target: Optional[str] = None) -> PlannedOutputs:
     """Check the output paths of a run before it starts; ``report=""`` names reports/<target>.html."""
-    from .artifacts import artifacts_path
     from .report import report_path_for
+    from .report.artifacts import artifacts_path
 
     plan = PlannedOutputs()
     if json:
@@ -62,11 +62,10 @@ def plan_outputs(json=None, report=None, junit=None, target: Optional[str] = Non
 
 def finish(results, outputs: Optional[PlannedOutputs] = None, gates=None) -> Finished:
     """Check ``gates`` and write the planned outputs of ``results``, all or none."""
-    from .artifacts import artifacts_bytes
+    from .distributed import rank
     from .gates import check_gates, junit_xml
     from .report import render_html
-
-    from .distributed import rank
+    from .report.artifacts import artifacts_bytes
 
     outputs = outputs or PlannedOutputs()
     done = Finished()

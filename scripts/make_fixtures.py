@@ -20,9 +20,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "plugins"), str(ROOT / "benchmarks")]
 
-from gandiag.checkpoint import read_checkpoint, save_checkpoint  # noqa: E402
-from gandiag.training import train  # noqa: E402
 from trainer_quality import judge  # noqa: E402
+
+from gandiag.generator.checkpoint import read_checkpoint, save_checkpoint  # noqa: E402
+from gandiag.training import train  # noqa: E402
 
 OUT = ROOT / "tests" / "fixtures" / "models"
 SMALL_IMAGES = {"width": 32, "latent_dim": 32}

@@ -1,4 +1,4 @@
-"""Train the ``digits`` feature extractor and write gandiag/weights/digits_classifier.pt.
+"""Train the ``digits`` feature extractor and write gandiag/features/weights/digits_classifier.pt.
 
 Deterministic on CPU (fixed seeds, one thread count) so the shipped weights
 can be rebuilt and their sha256 compared. Trains on the same uint8 form the
@@ -27,7 +27,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gandiag.atomic import write_bytes  # noqa: E402
-from gandiag.digits_classifier import DEFAULT_WEIGHTS, DigitsNet, digits_uint8, heldout_split, preprocess  # noqa: E402
+from gandiag.features.digits import DEFAULT_WEIGHTS, DigitsNet, digits_uint8, heldout_split, preprocess  # noqa: E402
 
 SEED = 0
 UPSCALE_SIZES = (12, 16, 20, 24, 28, 32)

@@ -101,7 +101,7 @@ def require_extra(module_name: str):
 
     try:
         if module_name == "tensorflow":  # through gandiag: the import order with triton matters
-            from gandiag.export_tf import import_tensorflow
+            from gandiag.export.tensorflow import import_tensorflow
 
             return import_tensorflow()
         return importlib.import_module(module_name)

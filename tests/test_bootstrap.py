@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from gandiag.bootstrap import add_confidence_intervals, radii_excluding_copies
-from gandiag.evaluation import evaluate
-from gandiag.features import FeatureSet
+from gandiag.data.mixtures import MIXTURES
+from gandiag.features.featureset import FeatureSet
 from gandiag.metrics import MetricContext, MetricOptions
+from gandiag.metrics.bootstrap import add_confidence_intervals, radii_excluding_copies
 from gandiag.metrics.fid import FID
 from gandiag.metrics.prdc import builtin_metrics, kth_nn_radii
-from gandiag.mixtures import MIXTURES
+from gandiag.pipeline import evaluate
 
 METRICS = (FID(), *builtin_metrics())
 

@@ -23,7 +23,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from gandiag.mixtures import MIXTURES
+from gandiag.data.mixtures import MIXTURES
 
 FIXTURES = Path(__file__).parent / "fixtures" / "models"
 RING_CKPT = FIXTURES / "ring8_gan_pack4" / "checkpoint.pt"
@@ -32,7 +32,8 @@ GANDIAG = [sys.executable, "-m", "gandiag.cli"]
 
 def cli(*args, env=None):
     """The CLI in-process: (exit code, stdout, stderr)."""
-    from gandiag.cli import _add_plugin_commands, cli as group
+    from gandiag.cli import _add_plugin_commands
+    from gandiag.cli import cli as group
 
     _add_plugin_commands()
     res = CliRunner().invoke(group, [str(a) for a in args], env=env)
@@ -110,12 +111,12 @@ def test_outputs_get_ordinary_permissions(tmp_path, ring_npz):
 def test_unwritable_output_is_refused_before_the_evaluation(tmp_path, monkeypatch):
     blocker = tmp_path / "file.txt"
     blocker.write_text("x")
-    import gandiag.evaluation
+    import gandiag.pipeline
 
     def never(*a, **k):
         raise AssertionError("the evaluation ran before the output paths were checked")
 
-    monkeypatch.setattr(gandiag.evaluation, "evaluate", never)
+    monkeypatch.setattr(gandiag.pipeline, "evaluate", never)
     code, _, err = cli("evaluate", RING_CKPT, "--json", blocker / "out.json")
     assert_one_line(code, err, "is not a folder")
     code, _, err = cli("evaluate", RING_CKPT, "--json", tmp_path / "a.json", "--report", tmp_path / "a.json")
@@ -348,7 +349,7 @@ def digits_npz(tmp_path_factory):
 
 
 def _rewrite_entry(path: Path, change) -> None:
-    from gandiag.cache import _checksum
+    from gandiag.features.cache import _checksum
 
     with np.load(path) as z:
         arrays = {k: z[k] for k in z.files}
@@ -366,7 +367,7 @@ def _rewrite_entry(path: Path, change) -> None:
     (None, "invalid"),
 ])
 def test_damaged_cache_entry_is_recomputed_with_a_warning(fresh_cache, digits_npz, damage, message):
-    from gandiag.evaluation import evaluate
+    from gandiag.pipeline import evaluate
 
     args = dict(metrics=["fid", "kid", "precision"], diagnostics=False)
     clean = evaluate(digits_npz, "digits", **args)
@@ -397,7 +398,7 @@ def test_unusable_cache_folder_is_a_warning(tmp_path, digits_npz, monkeypatch):
 
 
 def _results_json(tmp_path, name, **prov_changes):
-    from gandiag.evaluation import evaluate
+    from gandiag.pipeline import evaluate
 
     r = evaluate(tmp_path / "pts.npz", "ring8", metrics=["fid"], diagnostics=False)
     r.provenance.update(prov_changes)

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from gandiag.mixtures import MIXTURES
+from gandiag.data.mixtures import MIXTURES
 
 GANDIAG = [sys.executable, "-m", "gandiag.cli"]
 

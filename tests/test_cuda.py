@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import colour_digits, write_pngs
 
 import gandiag
-from conftest import colour_digits, write_pngs
-from gandiag.stats import FeatureStats
+from gandiag.features.stats import FeatureStats
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
 MODELS = Path(__file__).parent / "fixtures" / "models"

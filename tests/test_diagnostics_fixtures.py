@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gandiag.evaluation import evaluate
+from gandiag.pipeline import evaluate
 
 MODELS = Path(__file__).parent / "fixtures" / "models"
 N = {"ring8": None, "digits": 5000}  # ring8: the protocol's 2,500 points; digits: enough for class shares

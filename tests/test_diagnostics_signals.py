@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from gandiag.data.mixtures import MIXTURES
 from gandiag.diagnostics import classifier_modes, duplicates, latent_sensitivity, mixture_modes, ndb, training_log
 from gandiag.diagnostics.mode_collapse import summarise
-from gandiag.mixtures import MIXTURES
-
 
 # -- 2D mixtures ---------------------------------------------------------------------------------
 
@@ -95,7 +94,7 @@ def test_js_divergence():
 
 @pytest.fixture(scope="module")
 def digit_features():
-    from gandiag.digits_classifier import _default_extractor, digits_uint8, heldout_split
+    from gandiag.features.digits import _default_extractor, digits_uint8, heldout_split
 
     x, y = digits_uint8()
     feats = _default_extractor()(x)["pool"].numpy()

@@ -9,9 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gandiag import digits_classifier as dc
 from gandiag.errors import FeatureExtractorError
-from gandiag.features import ExtractorSpec
+from gandiag.features import digits as dc
+from gandiag.features.extractor import ExtractorSpec
 
 
 @pytest.fixture(scope="module")

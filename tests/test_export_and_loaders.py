@@ -15,9 +15,9 @@ import torch
 
 import gandiag
 from gandiag.errors import CheckpointError, GandiagError, GeneratorOutputError
-from gandiag.export import SUFFIX, TARGETS, export_checkpoint
-from gandiag.export_tf import import_tensorflow
-from gandiag.loading import load_generator
+from gandiag.export.exporters import SUFFIX, TARGETS, export_checkpoint
+from gandiag.export.tensorflow import import_tensorflow
+from gandiag.generator.loading import load_generator
 from gandiag.training import train
 
 GANDIAG = [sys.executable, "-m", "gandiag.cli"]

@@ -35,19 +35,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import require_extra
 
 require_extra("hypothesis")  # the test extra installs it; missing, this module fails in CI and is skipped elsewhere
 
+from fuzz_support import (JSON_VALUES, apply_mutations, assert_errors_are_gandiag, call_reader, dumps,  # noqa: E402
+                          json_paths, make_zip, memory_cap, mutations, nothing_left_behind, npy_bytes, run_cli, scratch,
+                          set_path, to_toml, toml_values, unsound_tensors, zip_members)
 from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from hypothesis.extra import numpy as hnp  # noqa: E402
-from fuzz_support import (  # noqa: E402
-    JSON_VALUES, apply_mutations, assert_errors_are_gandiag, call_reader, dumps, json_paths, make_zip, memory_cap,
-    mutations, npy_bytes, nothing_left_behind, run_cli, scratch, set_path, to_toml, toml_values, unsound_tensors,
-    zip_members,
-)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "models"
 RING_CKPT = FIXTURES / "ring8_gan_pack4" / "checkpoint.pt"
@@ -137,8 +134,8 @@ def load_and_evaluate(path, real="ring8", diagnostics=False, cap=True):
     """The loader on ``path``; when it loads, one short evaluation (which calls the generator).
 
     Under a memory cap (``cap``): a file that makes gandiag allocate gigabytes fails fast, and is reported."""
-    from gandiag.evaluation import evaluate
-    from gandiag.loading import LoadOptions, load_generator
+    from gandiag.generator.loading import LoadOptions, load_generator
+    from gandiag.pipeline import evaluate
 
     with memory_cap() if cap else contextlib.nullcontext():
         loaded = call_reader(f"load_generator({Path(path).name})", load_generator, path, LoadOptions())
@@ -644,7 +641,7 @@ def npz_files(draw, genuine: bytes):
 
 @pytest.fixture(scope="module")
 def ring_points():
-    from gandiag.mixtures import MIXTURES
+    from gandiag.data.mixtures import MIXTURES
 
     pts, _ = MIXTURES["ring8"].sample(64, 3)
     return pts.astype(np.float32)
@@ -666,7 +663,7 @@ def read_samples(p):
 
 
 def _read_samples(p):
-    from gandiag.samples import open_npz, open_samples
+    from gandiag.data.samples import open_npz, open_samples
 
     for fn in (open_npz, open_samples):
         s = call_reader(f"{fn.__name__}({p.name})", fn, p if fn is open_npz else str(p))
@@ -840,7 +837,7 @@ def _write_tree(root: Path, files: dict) -> None:
 @given(files=image_folders())
 def test_image_folder(tmp_path, files):
     """open_folder (and open_samples) then every batch, on folders of mutated images of every mode and format."""
-    from gandiag.samples import open_folder, open_samples
+    from gandiag.data.samples import open_folder, open_samples
 
     with scratch(tmp_path) as d:
         root = d / "imgs"
@@ -892,9 +889,9 @@ def test_image_folder_warning_is_not_printed_around_the_error(tmp_path):
 @pytest.fixture(scope="module")
 def genuine_results(tmp_path_factory, ring_points):
     """A results JSON (with diagnostics, bootstrap intervals and its artifacts file) from a real evaluation."""
-    from gandiag.artifacts import save_artifacts
-    from gandiag.evaluation import evaluate
-    from gandiag.mixtures import MIXTURES
+    from gandiag.data.mixtures import MIXTURES
+    from gandiag.pipeline import evaluate
+    from gandiag.report.artifacts import save_artifacts
 
     d = tmp_path_factory.mktemp("results")
     pts, _ = MIXTURES["ring8"].sample(300, 5)
@@ -1293,7 +1290,7 @@ def test_training_log_edge_cases(tmp_path, name):
 
 @pytest.fixture(scope="module")
 def lr1_generator():
-    from gandiag.loading import LoadOptions, load_generator
+    from gandiag.generator.loading import LoadOptions, load_generator
 
     return load_generator(LR1_DIR / "checkpoint.pt", LoadOptions())
 
@@ -1338,7 +1335,7 @@ def test_training_log_diagnose_cli(tmp_path, genuine_log_lines, data):
 
 @pytest.fixture(scope="module")
 def lr1_results_json(tmp_path_factory):
-    from gandiag.evaluation import evaluate
+    from gandiag.pipeline import evaluate
 
     r = evaluate(LR1_DIR / "checkpoint.pt", num_samples=200, metrics=[], diagnostics=False, device="cpu",
                  use_cache=False)
@@ -1379,7 +1376,7 @@ def digits_fake(tmp_path_factory):
     no-cache numbers. Small, so that recomputing after a damaged entry is cheap."""
     from sklearn.datasets import load_digits
 
-    from gandiag.evaluation import evaluate
+    from gandiag.pipeline import evaluate
 
     d = tmp_path_factory.mktemp("cachefake")
     imgs = np.rint(load_digits().images[:180] * (255 / 16)).astype(np.uint8)[:, None]
@@ -1401,7 +1398,7 @@ def _same_numbers(got: dict, want: dict) -> bool:
 
 def _evaluate_capturing(paths):
     """evaluate() with the cache on; (results, the warnings it gave: results.warnings + Python warnings)."""
-    from gandiag.evaluation import evaluate
+    from gandiag.pipeline import evaluate
 
     fake, real = paths
     with warnings.catch_warnings(record=True) as caught:

@@ -8,14 +8,15 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from gandiag.data.mixtures import MIXTURES
 from gandiag.errors import GandiagError
 from gandiag.gates import check_gates, load_gates
-from gandiag.mixtures import MIXTURES
 from gandiag.results import Results
 
 
 def cli():
-    from gandiag.cli import _add_plugin_commands, cli as group
+    from gandiag.cli import _add_plugin_commands
+    from gandiag.cli import cli as group
 
     _add_plugin_commands()
     return group

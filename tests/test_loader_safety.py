@@ -25,12 +25,12 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import require_extra
 
-from gandiag.checkpoint import build_network, read_checkpoint, save_checkpoint
 from gandiag.errors import CheckpointError
 from gandiag.export import export_checkpoint
-from gandiag.loading import LoadOptions, load_generator
-from conftest import require_extra
+from gandiag.generator.checkpoint import build_network, read_checkpoint, save_checkpoint
+from gandiag.generator.loading import LoadOptions, load_generator
 from gandiag.safety import sym_expr, torch_graph
 
 FIXTURES = Path(__file__).parent / "fixtures" / "models"
@@ -43,7 +43,8 @@ TRUSTED = LoadOptions(trust_checkpoint=True)
 
 def cli(*args):
     """The CLI in-process: (exit code, stderr)."""
-    from gandiag.cli import _add_plugin_commands, cli as group
+    from gandiag.cli import _add_plugin_commands
+    from gandiag.cli import cli as group
 
     _add_plugin_commands()
     res = CliRunner().invoke(group, [str(a) for a in args])
@@ -334,8 +335,9 @@ def test_torchscript_with_print_file_ops_or_setstate_is_refused(hostile_ts):
 
 def test_torchscript_custom_op_namespace_is_refused(exports, tmp_path):
     names = zipfile.ZipFile(exports["ts"]).namelist()
-    # gandiag/nets.py, or gandiag/nets/___torch_mangle_N.py when this process traced the class before
-    code = next(n.split("/", 1)[1] for n in names if "gandiag/nets" in n and n.endswith(".py"))
+    # the generator's own code: .../training/nets.py, or .../training/nets/___torch_mangle_N.py when this process
+    # traced the class before
+    code = next(n.split("/", 1)[1] for n in names if "/nets" in n and n.endswith(".py"))
     text = zipfile.ZipFile(exports["ts"]).read(next(n for n in names if n.endswith(code))).decode()
     text = text.replace("return ", "_x = ops.my_ops.run(z)\n    return ", 1)
     bad = edit_zip(exports["ts"], tmp_path / "bad.pt", replace={code: text.encode()})

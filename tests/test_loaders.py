@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_models import NaNGenerator, PointsGenerator, TinyImageGenerator, TinyNHWCGenerator, WrongShapeGenerator
 
 import gandiag
 from gandiag.errors import CheckpointError, GandiagError, GeneratorOutputError
-from gandiag.loading import LoadOptions, load_generator
-from tiny_models import NaNGenerator, PointsGenerator, TinyImageGenerator, TinyNHWCGenerator, WrongShapeGenerator
+from gandiag.generator.loading import LoadOptions, load_generator
 
 sys.path.insert(0, str(Path(__file__).parent))
 

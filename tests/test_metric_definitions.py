@@ -15,11 +15,11 @@ import pytest
 import scipy.linalg
 import torch
 
+from gandiag.features.stats import FeatureStats
 from gandiag.metrics.fid import frechet_distance, trace_sqrt_product, trace_sqrt_product_lowrank
 from gandiag.metrics.inception_score import inception_score
 from gandiag.metrics.kid import kid, mmd2_unbiased
 from gandiag.metrics.prdc import density_coverage, precision_recall
-from gandiag.stats import FeatureStats
 
 
 def _gauss(n, d, seed, shift=0.0, scale=1.0):

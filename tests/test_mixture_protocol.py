@@ -5,8 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from gandiag.mixture_protocol import mixture_mode_stats
-from gandiag.mixtures import MIXTURES
+from gandiag.data.mixtures import MIXTURES, mixture_mode_stats
 
 RING = MIXTURES["ring8"]
 

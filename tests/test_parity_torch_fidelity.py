@@ -9,9 +9,9 @@ summing KID kernels in float32 where gandiag uses float64.
 from __future__ import annotations
 
 import pytest
+from conftest import colour_digits, write_pngs
 
 import gandiag
-from conftest import colour_digits, write_pngs
 
 N = 30  # Inception runs a few images per second on 2 CPU cores
 
@@ -62,7 +62,7 @@ def test_is_equals_torch_fidelity(both):
 
 
 def test_metrics_are_labelled_with_inception_and_weights_hash(both, inception_weights):
-    from gandiag.features import sha256_file
+    from gandiag.features.extractor import sha256_file
 
     _, ours = both
     assert ours.metrics["fid"]["label"] == "FID"

@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner
 
 from gandiag import plugins
-from gandiag.artifacts import artifacts_path, save_artifacts
-from gandiag.evaluation import evaluate
-from gandiag.mixtures import MIXTURES
+from gandiag.data.mixtures import MIXTURES
+from gandiag.pipeline import evaluate
 from gandiag.report import render_html, render_report
+from gandiag.report.artifacts import artifacts_path, save_artifacts
 from gandiag.results import Results
 
 XSS = "<script>alert(1)</script>"
@@ -27,7 +27,7 @@ def work(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def digits_results(work):
-    from gandiag.digits_classifier import digits_uint8
+    from gandiag.features.digits import digits_uint8
 
     images, _ = digits_uint8()
     path = work / "digits.npz"
@@ -45,7 +45,8 @@ def ring_results(work):
 
 
 def cli():
-    from gandiag.cli import _add_plugin_commands, cli as group
+    from gandiag.cli import _add_plugin_commands
+    from gandiag.cli import cli as group
 
     _add_plugin_commands()
     return group

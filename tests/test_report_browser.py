@@ -14,7 +14,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from gandiag.evaluation import evaluate
+from gandiag.pipeline import evaluate
 from gandiag.report import render_report
 
 XSS = "<script>alert(1)</script>"
@@ -38,7 +38,7 @@ def browser(exe, tmp_path, *args, timeout=90):
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    from gandiag.digits_classifier import digits_uint8
+    from gandiag.features.digits import digits_uint8
 
     d = tmp_path_factory.mktemp("browser")
     images, _ = digits_uint8()

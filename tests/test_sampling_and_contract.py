@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gandiag.contract import GeneratorContract, detect, parse_range, to_uint8_nchw
 from gandiag.errors import GandiagError, GeneratorOutputError
-from gandiag.sampling import BLOCK, latents, shard_ranges
+from gandiag.generator.contract import GeneratorContract, detect, parse_range, to_uint8_nchw
+from gandiag.generator.sampling import BLOCK, latents, shard_ranges
 
 
 def test_latents_do_not_depend_on_batching():

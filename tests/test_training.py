@@ -5,10 +5,9 @@ import json
 import pytest
 import torch
 
-from gandiag import nets
-from gandiag.checkpoint import build_network, read_checkpoint
 from gandiag.errors import GandiagError
-from gandiag.training import VARIANTS, read_log, train
+from gandiag.generator.checkpoint import build_network, read_checkpoint
+from gandiag.training import VARIANTS, nets, read_log, train
 
 FAST = dict(progress=False, log_every=5, eval_every=1000, ckpt_every=10)
 TINY_IMAGES = dict(width=8, latent_dim=8, batch_size=8)

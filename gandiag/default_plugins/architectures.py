@@ -1,7 +1,7 @@
-"""Built-in architectures: the reference trainer's networks (:mod:`gandiag.nets`)."""
+"""Built-in architectures: the reference trainer's networks (:mod:`gandiag.training.nets`)."""
 
 from ..hookspecs import hookimpl
-from ..nets import ARCHITECTURES
+from ..training.nets import ARCHITECTURES
 
 
 @hookimpl(trylast=True)

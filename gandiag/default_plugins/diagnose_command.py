@@ -55,8 +55,8 @@ def diagnose_unsampleable(target, kw: dict, error) -> "object":
     """Results for a generator whose output cannot be sampled (NaN/Inf): gradient health only."""
     from ..diagnostics import reason
     from ..diagnostics.gradient_health import check
-    from ..evaluation import default_device
-    from ..loading import LoadOptions, load_generator
+    from ..generator.loading import LoadOptions, load_generator
+    from ..pipeline import default_device
     from ..results import Results
 
     device = kw.get("device") or default_device()
@@ -87,7 +87,6 @@ def register_commands(cli):
     def diagnose(target, metrics, **kw):
         """Mode-collapse and gradient-health verdicts for a generator (exit 0 whatever they say)."""
         from ..errors import GandiagError, GeneratorOutputError
-
         from ..outputs import finish, plan_outputs
 
         outputs = plan_outputs(json=kw.pop("json_path"))  # refused before any work

@@ -1,10 +1,11 @@
+from ..features.inception import INCEPTION
+from ..features.points import POINTS
 from ..hookspecs import hookimpl
-from ..inception import INCEPTION, POINTS
 
 
 @hookimpl(trylast=True)
 def register_feature_extractors(register):
-    from ..digits_classifier import SPEC as DIGITS
+    from ..features.digits import SPEC as DIGITS
 
     register(INCEPTION)
     register(DIGITS)

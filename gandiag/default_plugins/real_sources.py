@@ -1,5 +1,5 @@
+from ..data.sources import DigitsSource, MixtureSource, PathSource
 from ..hookspecs import hookimpl
-from ..realdata import DigitsSource, MixtureSource, PathSource
 
 
 @hookimpl(trylast=True)

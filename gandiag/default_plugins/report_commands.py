@@ -8,7 +8,7 @@ from ..hookspecs import hookimpl
 
 
 def _load(paths):
-    from ..artifacts import load_artifacts
+    from ..report.artifacts import load_artifacts
     from ..results import Results
 
     out = []
@@ -29,9 +29,8 @@ def register_commands(cli):
     @click.option("--title", help="Page title.")
     def report_cmd(results_json, output, title):
         """Write a self-contained HTML report of RESULTS_JSON; several files compare runs side by side."""
-        from ..report import render_report
-
         from ..atomic import resolve_output
+        from ..report import render_report
         from ..safety.text import clean
 
         if output:
@@ -46,11 +45,10 @@ def register_commands(cli):
     @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
     def gate_cmd(results_json, gate_path, junit_path, quiet):
         """Check saved results against quality gates: exit 0 when all hold, 1 when one fails, 2 on bad input."""
+        from ..atomic import resolve_output
         from ..errors import EXIT_GATE_FAILED
         from ..gates import check_gates, load_gates
         from ..results import Results
-
-        from ..atomic import resolve_output
 
         if junit_path:
             resolve_output(junit_path, "--junit")  # refused before any work

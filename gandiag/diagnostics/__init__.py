@@ -3,7 +3,7 @@
 Layout (docs/diagnostics.md is the user's reference):
 
 - one module per signal, each a pure function of arrays plus a thin
-  ``compute(ctx)`` that reads the shared :class:`~gandiag.evaluation.EvalContext`
+  ``compute(ctx)`` that reads the shared :class:`~gandiag.pipeline.EvalContext`
   (no signal samples or extracts features again, except latent sensitivity,
   which must move z):
   :mod:`.mixture_modes`, :mod:`.classifier_modes`, :mod:`.ndb`,

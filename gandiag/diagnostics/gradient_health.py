@@ -110,7 +110,7 @@ def _range_of(contract):
 
 
 def output_checks(forward, contract, seed: int, device: str, real_samples=None) -> dict:
-    from ..sampling import draw_latents
+    from ..generator.sampling import draw_latents
 
     g = torch.Generator().manual_seed(int(seed) + SEED_OFFSET)
     draw = lambda n: draw_latents(contract, n, g)  # noqa: E731
@@ -194,7 +194,7 @@ def _may_read(spec, real_spec) -> bool:
 
 
 def adversarial_checks(ckpt: dict, seed: int, real_spec=None) -> dict:
-    from ..checkpoint import build_network
+    from ..generator.checkpoint import build_network
     from ..training import losses
     from ..training.data import TrainingData
     from ..training.trainlog import grad_norms, spectral_norms, total_norm

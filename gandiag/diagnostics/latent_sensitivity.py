@@ -29,8 +29,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..contract import to_uint8_nchw
-from ..sampling import draw_latents
+from ..generator.contract import to_uint8_nchw
+from ..generator.sampling import draw_latents
 from . import fmt, reason
 from .duplicates import nearest_neighbour_distances
 

@@ -1,6 +1,6 @@
 """Mode-collapse signal for the 2D mixtures (``ring8``, ``grid25``): the PacGAN/VEEGAN protocol.
 
-The numbers are exactly :func:`gandiag.mixture_protocol.mixture_mode_stats`
+The numbers are exactly :func:`gandiag.data.mixtures.mixture_mode_stats`
 (2,500 samples by default, nearest mode, high quality within 3σ, modes
 captured, %HQ, reverse KL of the HQ mode histogram against uniform), so the
 trainer's periodic evaluation, the benchmark table and this diagnostic agree.
@@ -26,8 +26,7 @@ import math
 
 import numpy as np
 
-from ..mixture_protocol import mixture_mode_stats
-from ..mixtures import MIXTURES
+from ..data.mixtures import MIXTURES, mixture_mode_stats
 from . import fmt, reason
 
 SIGNAL = "mixture"

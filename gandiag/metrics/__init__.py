@@ -14,7 +14,7 @@ from typing import Optional, Protocol
 
 import torch
 
-from ..features import FeatureSet
+from ..features.featureset import FeatureSet
 
 
 @dataclass

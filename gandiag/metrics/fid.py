@@ -20,7 +20,7 @@ import contextlib
 import numpy as np
 import torch
 
-from ..stats import FeatureStats
+from ..features.stats import FeatureStats
 from . import MetricContext, finite_or_raise
 
 

@@ -98,7 +98,7 @@ def run_label(results, index: Optional[int] = None) -> str:
 
 
 def _artifacts_for(results) -> tuple[dict, Optional[str]]:
-    from ..artifacts import collect, load_artifacts
+    from .artifacts import collect, load_artifacts
 
     if "artifacts" in results.extras:
         return results.extras["artifacts"], results.extras.get("artifacts_note")

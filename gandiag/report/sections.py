@@ -215,7 +215,7 @@ class Modes(Section):
     name, title, order = "modes", "Modes", 40
 
     def render(self, view):
-        from ..mixtures import MIXTURES
+        from ..data.mixtures import MIXTURES
 
         d = view.diagnostic("mode_collapse")
         a = view.artifacts
@@ -227,7 +227,7 @@ class Modes(Section):
         source = (view.results.real or {}).get("source")
         mixture = MIXTURES.get(source) if isinstance(source, str) else None
         if mixture is not None and str(a.get("kind")) == "points" and "fake_samples" in a:
-            from ..mixture_protocol import HQ_SIGMAS, mixture_mode_stats
+            from ..data.mixtures import HQ_SIGMAS, mixture_mode_stats
 
             stats = mixture_mode_stats(a["fake_samples"], mixture)
             sig = find_diag(view, "mixture") or d

@@ -1,10 +1,10 @@
 """Training data: the same real-data sources as ``gandiag evaluate``, served in batches.
 
 A 2D mixture (``ring8``, ``grid25``) is sampled afresh at every step from
-its definition (:data:`gandiag.mixtures.MIXTURES`), seeded by (run seed, step,
+its definition (:data:`gandiag.data.mixtures.MIXTURES`), seeded by (run seed, step,
 critic iteration), so a resumed run sees exactly the points an uninterrupted
 one would. Any other source (``digits``, an image folder, a ``.npz``) is
-loaded once through :func:`gandiag.realdata.load_real`, converted to floats
+loaded once through :func:`gandiag.data.sources.load_real`, converted to floats
 (images to [-1, 1]) and indexed with the run's torch generator.
 """
 
@@ -16,9 +16,9 @@ from typing import Optional
 import numpy as np
 import torch
 
+from ..data.mixtures import MIXTURES
+from ..data.sources import load_real
 from ..errors import DataError
-from ..mixtures import MIXTURES
-from ..realdata import load_real
 
 IMAGE_SIZES = (8, 16, 32, 64)
 

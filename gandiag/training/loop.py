@@ -24,9 +24,9 @@ from typing import Optional
 import torch
 from tqdm import tqdm
 
-from ..checkpoint import make_checkpoint, net_spec, read_checkpoint, save_checkpoint
-from ..contract import GeneratorContract
 from ..errors import CheckpointError, GandiagError
+from ..generator.checkpoint import make_checkpoint, net_spec, read_checkpoint, save_checkpoint
+from ..generator.contract import GeneratorContract
 from . import losses, periodic_eval, trainlog
 from .data import TrainingData
 from .settings import Resolved, build_nets, ema_decay, learning_rate, make_optimizer, resolve

@@ -1,6 +1,6 @@
 """Evaluation during training, through the same pieces as ``gandiag evaluate``.
 
-- 2D mixtures: the PacGAN/VEEGAN protocol (:func:`gandiag.mixture_protocol.mixture_mode_stats`)
+- 2D mixtures: the PacGAN/VEEGAN protocol (:func:`gandiag.data.mixtures.mixture_mode_stats`)
   on 2,500 generated points: modes captured, %HQ, reverse KL.
 - Images: FID between the training data and generated images on the data
   source's own feature extractor (``digits`` → the bundled digits CNN), the
@@ -19,10 +19,10 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ..contract import GeneratorContract, to_uint8_nchw
-from ..features import FeatureSet
+from ..data.mixtures import mixture_mode_stats
+from ..features.featureset import FeatureSet
+from ..generator.contract import GeneratorContract, to_uint8_nchw
 from ..metrics.fid import frechet_distance
-from ..mixture_protocol import mixture_mode_stats
 
 CLASS_COVERED_SHARE = 0.1  # a class is covered when it gets ≥ 10% of its uniform share of samples
 
@@ -49,8 +49,8 @@ def resolve_extractor(data, name: Optional[str], device: str):
     """The feature extractor for images: the named one, else the real source's default, else None."""
     if data.kind != "images":
         return None
+    from ..data.sources import resolve_source
     from ..plugins import registry
-    from ..realdata import resolve_source
 
     if name is None:
         name = getattr(resolve_source(data.spec), "default_extractor", None)
@@ -60,7 +60,7 @@ def resolve_extractor(data, name: Optional[str], device: str):
     if name in reg:
         return reg[name].build(None, device)
     if name == "digits":  # registered by gandiag.default_plugins.extractors; direct import as a fallback
-        from .. import digits_classifier
+        from ..features import digits as digits_classifier
 
         return digits_classifier.build(None, device)
     return reg[name]  # raises UnknownNameError with the valid names

@@ -25,14 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
-from gandiag.contract import GeneratorContract
 from gandiag.errors import CheckpointError
+from gandiag.generator.contract import GeneratorContract
+from gandiag.generator.loading import LoadedGenerator, LoadOptions
+from gandiag.generator.signature import TensorInfo, numpy_forward, read_signature
 from gandiag.hookspecs import hookimpl
-from gandiag.loading import LoadedGenerator, LoadOptions
 from gandiag.safety.files import require_input
 from gandiag.safety.onnx_model import check_onnx_model
 from gandiag.safety.untrusted import shown
-from gandiag.signature import TensorInfo, numpy_forward, read_signature
 
 __version__ = "0.1.0"
 CONTRACT_KEY = "gandiag.contract"

@@ -26,16 +26,16 @@ from pathlib import Path
 
 import numpy as np
 
-from gandiag.contract import GeneratorContract
 from gandiag.errors import CheckpointError
-from gandiag.export_tf import import_tensorflow
+from gandiag.export.tensorflow import import_tensorflow
+from gandiag.generator.contract import GeneratorContract
+from gandiag.generator.loading import LoadedGenerator, LoadOptions
+from gandiag.generator.signature import TensorInfo, numpy_forward, read_signature
 from gandiag.hookspecs import hookimpl
-from gandiag.loading import LoadedGenerator, LoadOptions
 from gandiag.safety.files import require_input
 from gandiag.safety.keras_files import KERAS_SUFFIXES, keras_refusal
 from gandiag.safety.tf_graph import check_folder, check_savedmodel
 from gandiag.safety.untrusted import shown
-from gandiag.signature import TensorInfo, numpy_forward, read_signature
 
 __version__ = "0.1.0"
 CONTRACT_FILE = "assets.extra/gandiag_contract.json"

@@ -32,11 +32,11 @@ from pathlib import Path
 
 import torch
 
-from gandiag.checkpoint import build_network, is_gandiag_checkpoint, validate_checkpoint
-from gandiag.contract import GeneratorContract
 from gandiag.errors import CheckpointError, GandiagError, GeneratorOutputError
+from gandiag.generator.checkpoint import build_network, is_gandiag_checkpoint, validate_checkpoint
+from gandiag.generator.contract import GeneratorContract
+from gandiag.generator.loading import LoadedGenerator, LoadOptions
 from gandiag.hookspecs import hookimpl
-from gandiag.loading import LoadedGenerator, LoadOptions
 from gandiag.safety.files import require_input
 from gandiag.safety.keras_files import KERAS_SUFFIXES, is_keras_file, keras_refusal
 from gandiag.safety.torch_archive import (check_pt2, check_torchscript, pickle_global, pickled_global,

@@ -6,9 +6,9 @@ metric, the two things a third party most often adds.
 
 import torch
 
-from gandiag.contract import GeneratorContract
+from gandiag.generator.contract import GeneratorContract
+from gandiag.generator.loading import LoadedGenerator
 from gandiag.hookspecs import hookimpl
-from gandiag.loading import LoadedGenerator
 
 
 class RingFileLoader:

@@ -27,10 +27,10 @@ from typing import Optional
 
 import torch
 
-from .atomic import write_bytes
+from ..atomic import write_bytes
+from ..errors import CheckpointError
+from ..safety.untrusted import shown
 from .contract import GeneratorContract
-from .errors import CheckpointError
-from .safety.untrusted import shown
 
 FORMAT = "gandiag.checkpoint"
 FORMAT_VERSION = 1
@@ -49,7 +49,7 @@ def build_network(spec: dict, where="checkpoint", key: str = "network") -> torch
     and its parameter shapes compared with the state dict's, so kwargs that
     ask for a network far bigger than the file cannot allocate it.
     """
-    from .plugins import registry
+    from ..plugins import registry
 
     check_net_spec(spec, where, key)
     arch, kwargs, state = spec["arch"], spec.get("kwargs") or {}, spec["state_dict"]
@@ -109,7 +109,7 @@ def make_checkpoint(
 ) -> dict:
     from datetime import datetime, timezone
 
-    from . import __version__
+    from .. import __version__
 
     return {
         "format": FORMAT,
@@ -224,7 +224,7 @@ def _check_field(config: dict, keys: tuple, types: tuple, path) -> None:
     if types is _INT and v is not None and limit is not None and v > limit:
         raise CheckpointError(f"{path}: {name!r} is {v:,}, above the {limit:,} gandiag accepts")
     if keys[-1] == "loss" and v is not None:
-        from .training.variants import LOSSES
+        from ..training.variants import LOSSES
 
         if v not in LOSSES:
             raise CheckpointError(f"{path}: {name!r} is {shown(repr(v), 40)}, not one of {', '.join(LOSSES)}")
@@ -232,8 +232,8 @@ def _check_field(config: dict, keys: tuple, types: tuple, path) -> None:
 
 def _config_limit(field: str):
     """Upper bounds of the config numbers that size what the diagnostics allocate (pack, batch, latent)."""
-    from .safety import budgets
-    from .training.variants import MAX_PACK
+    from ..safety import budgets
+    from ..training.variants import MAX_PACK
 
     return {"pack": MAX_PACK, "batch_size": budgets.BATCH_SIZE.value,
             "latent_dim": budgets.LATENT_SIZE.value}.get(field)

@@ -34,10 +34,10 @@ from typing import Optional
 import numpy as np
 import torch
 
-from .atomic import write_bytes
-from .errors import GandiagError
-from .safety.budgets import ARRAY_BYTES
-from .safety.files import read_bytes_limited
+from ..atomic import write_bytes
+from ..errors import GandiagError
+from ..safety.budgets import ARRAY_BYTES
+from ..safety.files import read_bytes_limited
 
 PCA_CAP = 2000
 POINTS_CAP = 2000
@@ -64,7 +64,7 @@ def _real_rows(real_samples, index: np.ndarray) -> Optional[np.ndarray]:
         return np.asarray(data[torch.as_tensor(index)])
     paths = getattr(real_samples, "paths", None)
     if paths is not None:
-        from .samples import _read_image
+        from ..data.samples import _read_image
 
         ch = real_samples.sample_shape[0]
         return np.stack([_read_image(paths[int(i)], ch) for i in index])
@@ -143,7 +143,7 @@ def collect(results) -> dict:
 
 
 def _nearest_real(ctx, n_kept: int, seed: int) -> dict:
-    from .metrics.prdc import _sqdist, kth_nn_radii
+    from ..metrics.prdc import _sqdist, kth_nn_radii
 
     real = ctx.real.features("pool").double()
     fake = ctx.fake.features("pool")[: min(NN_PAIRS, n_kept)].double()

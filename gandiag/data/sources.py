@@ -13,7 +13,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from .errors import DataError
+from ..errors import DataError
 from .mixtures import MIXTURES
 from .samples import SampleSet, open_samples
 
@@ -62,7 +62,7 @@ class PathSource:
     def matches(self, spec: str) -> bool:
         from pathlib import Path
 
-        from .safety.files import stat_or_none
+        from ..safety.files import stat_or_none
 
         p = Path(spec)
         return p.suffix == ".npz" or "/" in spec or stat_or_none(p) is not None
@@ -75,7 +75,7 @@ class PathSource:
 
 def resolve_source(spec: str):
     """The source plugin that takes ``spec``: a bundled name first, then a path."""
-    from .plugins import registry
+    from ..plugins import registry
 
     reg = registry("real source")
     if spec in reg:

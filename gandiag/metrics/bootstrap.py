@@ -15,7 +15,7 @@ Two details keep the interval honest and affordable:
   bootstrap mean is stored too (``bootstrap_mean``) so the shift is visible.
   Bounded metrics are clipped to their range ([0, 1] for precision, recall,
   coverage; ≥ 0 for FID and density).
-- **Cost.** FID of a resample uses :class:`~gandiag.stats.FeatureStats` of the
+- **Cost.** FID of a resample uses :class:`~gandiag.features.stats.FeatureStats` of the
   resampled rows (one d×d product per set), the same Fréchet distance code as
   the metric itself. The k-NN metrics are recomputed on resamples of at most
   ``PRDC_CAP`` rows per set (5,000), so a resample costs O(cap²·d) and not
@@ -33,9 +33,9 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from .metrics.fid import frechet_distance
-from .metrics.prdc import BLOCK, _ball_counts, _nearest_dist, _sqdist
-from .stats import FeatureStats
+from ..features.stats import FeatureStats
+from .fid import frechet_distance
+from .prdc import BLOCK, _ball_counts, _nearest_dist, _sqdist
 
 PRDC_CAP = 5000
 BOOTSTRAPPED = ("fid", "precision", "recall", "density", "coverage")

@@ -14,7 +14,7 @@ from typing import Optional
 
 import torch
 
-from .errors import GandiagError, GeneratorOutputError
+from ..errors import GandiagError, GeneratorOutputError
 
 LATENT_DISTS = ("normal", "uniform")
 LAYOUTS = ("NCHW", "NHWC")
@@ -35,7 +35,7 @@ class GeneratorContract:
 
     def validate(self) -> "GeneratorContract":
         """Every field's type and range checked: a contract may come from an untrusted file."""
-        from .safety import budgets
+        from ..safety import budgets
 
         if not _is_int(self.latent_dim) or self.latent_dim < 1:
             raise GandiagError(f"latent size must be a positive integer, got {self.latent_dim!r} (--latent-dim)")

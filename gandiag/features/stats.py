@@ -121,7 +121,7 @@ class FeatureStats:
         return (c + c.T) / 2
 
     def save(self, path: Path) -> None:
-        from .atomic import atomic_write
+        from ..atomic import atomic_write
 
         with atomic_write(path) as f:
             np.savez(f, n=self.n, sum=self.sum, outer=self.outer)

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import GandiagError
+from ..errors import GandiagError
 
 SUPPORTED = {"mlp-generator", "dcgan-generator"}
 

@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import FeatureExtractorError
-from .features import ExtractorSpec, sha256_file
-from .safety.files import require_input
+from ..errors import FeatureExtractorError
+from ..safety.files import require_input
+from .extractor import ExtractorSpec, sha256_file
 
 DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "digits_classifier.pt"
 SIZE = 8
@@ -79,7 +79,7 @@ def preprocess(batch: torch.Tensor) -> torch.Tensor:
 
 def digits_uint8():
     """sklearn's digits exactly as the ``digits`` real source serves them: (uint8 (N,1,8,8), labels)."""
-    from .realdata import DigitsSource
+    from ..data.sources import DigitsSource
 
     s = DigitsSource().load("digits")
     return s.data, np.asarray(s.labels)

@@ -17,9 +17,9 @@ from typing import Optional
 
 import torch
 
-from .errors import FeatureExtractorError
-from .features import ExtractorSpec, sha256_file, to_rgb
-from .safety.files import require_input
+from ..errors import FeatureExtractorError
+from ..safety.files import require_input
+from .extractor import ExtractorSpec, sha256_file, to_rgb
 
 WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
 WEIGHTS_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/" + WEIGHTS_FILE
@@ -84,30 +84,9 @@ class InceptionExtractor:
         return {"pool": pool, "logits": logits}
 
 
-class PointsExtractor:
-    """2D (or any low-dimensional) points are their own features."""
-
-    name = "points"
-    roles = {"pool": None}
-    kinds = ("points",)
-    preprocessing = "identity (raw coordinates)"
-    weights_sha256 = None
-
-    def __init__(self, weights_path=None, device: str = "cpu"):
-        self.device = device
-
-    def __call__(self, batch: torch.Tensor) -> dict:
-        return {"pool": batch.to(self.device, torch.float32)}
-
-
 INCEPTION = ExtractorSpec(
     "inception-v3",
     "Inception-v3 pool3 (2048-d) and 1008-way logits, torch-fidelity's TF-compatible port",
     ("images",),
     lambda weights_path=None, device="cpu": InceptionExtractor(weights_path, device),
-)
-POINTS = ExtractorSpec(
-    "points", "raw coordinates of low-dimensional samples (2D mixtures)", ("points",),
-    lambda weights_path=None, device="cpu": PointsExtractor(weights_path, device),
-    default_for=("ring8", "grid25"),
 )

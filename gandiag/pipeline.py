@@ -20,20 +20,21 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import torch
 
-from . import __version__, cache, distributed
+from . import __version__, distributed
+from .data.samples import open_samples
+from .data.sources import load_real, resolve_source
+from .errors import CheckpointError, DataError, GandiagError, GeneratorOutputError
+from .features import cache
+from .features.featureset import FeatureSet
+from .generator.contract import GeneratorContract
+from .generator.loading import LoadedGenerator, LoadOptions, load_generator
+from .generator.sampling import probe, sample_batches, shard_ranges
+from .metrics import MetricContext, MetricOptions
+from .plugins import plugin_versions, registry
+from .results import Results, metric_label
 from .safety import budgets
 from .safety.files import require_input
 from .safety.text import clean
-from .contract import GeneratorContract
-from .errors import CheckpointError, DataError, GandiagError, GeneratorOutputError
-from .features import FeatureSet
-from .loading import LoadedGenerator, LoadOptions, load_generator
-from .metrics import MetricContext, MetricOptions
-from .plugins import plugin_versions, registry
-from .realdata import load_real, resolve_source
-from .results import Results, metric_label
-from .samples import open_samples
-from .sampling import probe, sample_batches, shard_ranges
 
 DEFAULT_N_IMAGES = 10_000
 DEFAULT_N_POINTS = 2_500  # the mode-collapse protocol's sample count
@@ -263,7 +264,7 @@ def evaluate(
                       "higher_is_better": m.higher_is_better, "seconds": round(time.perf_counter() - tm, 4)})
         out_metrics[m.name] = value
     if bootstrap:
-        from .bootstrap import add_confidence_intervals
+        from .metrics.bootstrap import add_confidence_intervals
 
         add_confidence_intervals(out_metrics, chosen, mctx, bootstrap)
     timings["metrics"] = time.perf_counter() - t1

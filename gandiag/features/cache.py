@@ -27,7 +27,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from .features import FeatureSet
+from .featureset import FeatureSet
 from .stats import FeatureStats
 
 CACHE_VERSION = 2
@@ -124,8 +124,8 @@ def _checked_stats(arrays: dict, role: str, x: np.ndarray) -> FeatureStats:
 
 def load(key: str, n: int, roles: dict) -> tuple[Optional[FeatureSet], Optional[str]]:
     """(features, None) on a valid hit; (None, None) on a miss; (None, warning) for an entry that fails its checks."""
-    from .errors import GandiagError
-    from .safety.npz import read_npz_all
+    from ..errors import GandiagError
+    from ..safety.npz import read_npz_all
 
     p = path_for(key)
     try:
@@ -141,8 +141,8 @@ def load(key: str, n: int, roles: dict) -> tuple[Optional[FeatureSet], Optional[
 
 def store(key: str, features: FeatureSet) -> Optional[str]:
     """Write an entry atomically; a warning (never an exception) when the cache folder cannot take it."""
-    from .atomic import write_bytes
-    from .errors import GandiagError
+    from ..atomic import write_bytes
+    from ..errors import GandiagError
 
     try:
         write_bytes(path_for(key), entry_bytes(features), "feature cache entry")

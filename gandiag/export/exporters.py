@@ -5,7 +5,7 @@
 - ``onnx``: ``torch.onnx.export`` (the torch.export-based exporter, which
   needs onnxscript), dynamic batch axis;
 - ``savedmodel``: a TensorFlow SavedModel rebuilt natively from the weights
-  (:mod:`gandiag.export_tf`), images NHWC;
+  (:mod:`gandiag.export.tensorflow`), images NHWC;
 - ``export``: a ``torch.export`` program (``.pt2``), dynamic batch;
 - ``torchscript``: a traced TorchScript archive (deprecated by PyTorch, kept
   for runtimes that still need it).
@@ -34,10 +34,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .atomic import write_bytes
-from .checkpoint import build_network, read_checkpoint
-from .contract import GeneratorContract
-from .errors import GandiagError
+from ..atomic import write_bytes
+from ..errors import GandiagError
+from ..generator.checkpoint import build_network, read_checkpoint
+from ..generator.contract import GeneratorContract
 
 TARGETS = ("onnx", "savedmodel", "export", "torchscript")
 SUFFIX = {"onnx": ".onnx", "savedmodel": "", "export": ".pt2", "torchscript": ".pt"}
@@ -77,7 +77,7 @@ def export_checkpoint(ckpt_path, to: str, out_path, *, use_ema: bool = True, ove
 
 def _check_output(out: Path, to: str) -> None:
     """Refused before any work: a special file, or a folder where a file goes (and the reverse)."""
-    from .atomic import resolve_output
+    from ..atomic import resolve_output
 
     if to != "savedmodel":
         resolve_output(out, "-o/--output")
@@ -169,7 +169,7 @@ def _torchscript(net, arch, contract, args, expected, out: Path) -> None:
 
 
 def _savedmodel(net, arch, contract, args, expected, out: Path) -> None:
-    from .export_tf import build_tf_module, import_tensorflow
+    from .tensorflow import build_tf_module, import_tensorflow
 
     try:
         tf = import_tensorflow()

@@ -1,44 +1,19 @@
-"""Feature extractors and the features they produce, kept once for every metric.
+"""The features of one sample set, per role, kept once for every metric and diagnostic.
 
-An extractor maps a batch of samples (uint8 NCHW images, or float points) to
-named *roles*: ``pool`` (the embedding FID, KID, precision/recall and the
-diagnostics read) and, when the network classifies, ``logits`` (IS and class
-modes). One pass of the extractor over a sample set fills a
-:class:`FeatureSet`, which every metric then reads: nothing is extracted twice.
+Every role's features are kept (the k-NN metrics and the diagnostics need
+rows), and the streamed roles (``pool``: FID's) also accumulate float64
+statistics batch by batch, so FID never re-reads the features.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Protocol
+from typing import Optional
 
 import numpy as np
 import torch
 
 from .stats import FeatureStats
-
-
-class FeatureExtractor(Protocol):
-    name: str
-    roles: dict  # role -> feature dimension, e.g. {"pool": 2048, "logits": 1008}
-    kinds: tuple  # sample kinds it accepts: ("images",) or ("points",)
-    weights_sha256: Optional[str]
-    preprocessing: str  # how inputs are resized/normalised, for provenance
-
-    def __call__(self, batch: torch.Tensor) -> dict:
-        """Batch on the extractor's device → {role: float32 (B, d) tensor}."""
-
-
-@dataclass
-class ExtractorSpec:
-    """What a plugin registers: a name and a way to build the extractor."""
-
-    name: str
-    description: str
-    kinds: tuple
-    build: Callable  # build(weights_path: Optional[str], device: str) -> FeatureExtractor
-    default_for: tuple = ()  # real sources for which this is the default extractor
 
 
 @dataclass
@@ -84,18 +59,3 @@ class FeatureSet:
         if self.labels is not None:
             out.labels = np.asarray(self.labels)[np.asarray(index)]
         return out
-
-
-def sha256_file(path) -> str:
-    from .errors import FeatureExtractorError
-    from .safety.files import open_regular
-
-    h = hashlib.sha256()
-    with open_regular(path, "a weights file", error=FeatureExtractorError) as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def to_rgb(batch: torch.Tensor) -> torch.Tensor:
-    return batch.expand(-1, 3, -1, -1) if batch.shape[1] == 1 else batch

@@ -1,7 +1,10 @@
-"""The 2D-mixture mode-collapse protocol of PacGAN and VEEGAN.
+"""The 2D Gaussian mixtures of the mode-collapse literature (PacGAN, VEEGAN), and their protocol.
 
-Given generated points and the :class:`~gandiag.mixtures.Mixture` they should
-come from (REFERENCES.md, "Mode collapse"):
+``ring8``: 8 modes evenly spaced on a circle of radius 1 (8 *distinct* angles
+2πk/8), std 0.01. ``grid25``: means {−4,−2,0,2,4}², std 0.05. The specs and
+the PacGAN/VEEGAN protocol live together so the trainer, the real-data
+source, the benchmarks and the diagnostics share one definition
+(REFERENCES.md, "Mode collapse"):
 
 1. each point goes to its nearest mode (Euclidean distance to the means);
 2. it is *high quality* (HQ) if it lies within 3σ of that mode's mean
@@ -16,18 +19,48 @@ come from (REFERENCES.md, "Mode collapse"):
    histogram (our reading of PacGAN, whose KL is taken over the modes the
    samples were assigned to); with no HQ point at all it is undefined and
    reported as ``None``.
-
-The mode-collapse diagnostics reuse this function, so the trainer's periodic
-evaluation, the benchmark table and ``gandiag diagnose`` share one definition.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
-from .mixtures import Mixture
+
+@dataclass(frozen=True)
+class Mixture:
+    name: str
+    means: np.ndarray  # (K, 2)
+    std: float
+
+    @property
+    def num_modes(self) -> int:
+        return len(self.means)
+
+    def sample(self, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """n points with equal-probability modes; returns (points float32, mode labels)."""
+        rng = np.random.default_rng(seed)
+        labels = rng.integers(0, self.num_modes, size=n)
+        pts = self.means[labels] + rng.normal(0.0, self.std, size=(n, 2))
+        return pts.astype(np.float32), labels
+
+
+def _ring8() -> Mixture:
+    angles = 2 * np.pi * np.arange(8) / 8
+    return Mixture("ring8", np.stack([np.cos(angles), np.sin(angles)], 1), 0.01)
+
+
+def _grid25() -> Mixture:
+    g = np.array([-4.0, -2.0, 0.0, 2.0, 4.0])
+    return Mixture("grid25", np.array([(x, y) for x in g for y in g]), 0.05)
+
+
+MIXTURES = {"ring8": _ring8(), "grid25": _grid25()}
+
+
+# --- the PacGAN/VEEGAN protocol on these mixtures ----------------------------------------------
 
 HQ_SIGMAS = 3.0
 

@@ -18,8 +18,8 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from ..errors import CheckpointError, GeneratorOutputError
 from .contract import GeneratorContract
-from .errors import CheckpointError, GeneratorOutputError
 
 LATENT_NAMES = ("z", "latent", "latents", "noise", "input", "x")
 LABEL_NAMES = ("labels", "label", "y", "class", "classes", "class_labels", "c")
@@ -150,7 +150,7 @@ def numpy_forward(path, sig: Signature, run: Callable, device, labels_2d: bool, 
     """
     import torch
 
-    from .errors import GandiagError
+    from ..errors import GandiagError
 
     def forward(z, labels=None):
         if sig.labels is not None and labels is None:

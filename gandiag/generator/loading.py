@@ -15,8 +15,8 @@ from typing import Any, Callable, Optional
 
 import torch
 
+from ..errors import CheckpointError
 from .contract import GeneratorContract
-from .errors import CheckpointError
 
 
 @dataclass
@@ -44,7 +44,7 @@ def _check_file(path: Path) -> None:
     """A regular file (or a folder: SavedModels), never a FIFO or a device: loaders open what passes."""
     import stat
 
-    from .safety.files import require_input
+    from ..safety.files import require_input
 
     st = require_input(path, "a checkpoint", folder_ok=True, error=CheckpointError)
     if stat.S_ISREG(st.st_mode) and st.st_size == 0:
@@ -52,7 +52,7 @@ def _check_file(path: Path) -> None:
 
 
 def load_generator(path, options: Optional[LoadOptions] = None) -> LoadedGenerator:
-    from .plugins import registry
+    from ..plugins import registry
 
     path = Path(path)
     options = options or LoadOptions()

@@ -14,8 +14,8 @@ from typing import Iterator, Optional
 
 import torch
 
+from ..errors import GeneratorOutputError
 from .contract import GeneratorContract, detect, to_uint8_nchw
-from .errors import GeneratorOutputError
 from .loading import LoadedGenerator
 
 BLOCK = 1024

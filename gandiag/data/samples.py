@@ -18,8 +18,8 @@ from typing import Iterator, Optional
 import numpy as np
 import torch
 
-from .errors import DataError
-from .safety import budgets
+from ..errors import DataError
+from ..safety import budgets
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -79,7 +79,7 @@ class FolderSampleSet:
 
     def content_hash(self) -> str:
         h = hashlib.sha256()
-        from .safety.files import open_regular
+        from ..safety.files import open_regular
 
         for p in self.paths:
             h.update(p.name.encode())
@@ -100,7 +100,7 @@ def _open_image(path: Path):
 
     from PIL import Image, UnidentifiedImageError
 
-    from .safety.files import open_regular
+    from ..safety.files import open_regular
 
     with open_regular(path, "an image", error=DataError) as f, warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -212,7 +212,7 @@ def open_npz(path: Path) -> SampleSet:
     Every array's header is read and checked against the budgets before any
     data is decompressed (:mod:`gandiag.safety.npz`).
     """
-    from .safety.npz import read_npz
+    from ..safety.npz import read_npz
 
     path = Path(path)
     arrays = read_npz(path, pick=_pick_samples_key, extra=("labels",))
@@ -237,7 +237,7 @@ def open_samples(spec: str):
     """A user-given path of pre-generated samples: an image folder or a .npz."""
     import stat as stat_
 
-    from .safety.files import require_input
+    from ..safety.files import require_input
 
     p = Path(spec)
     st = require_input(p, "samples", folder_ok=True, error=DataError)
