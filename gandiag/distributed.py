@@ -19,6 +19,7 @@ import torch
 
 from .features.featureset import FeatureSet
 
+GATHER_CHUNK = 4096  # gathered features are fed to the streaming statistics this many rows at a time
 _OWNED = False  # True when gandiag itself joined the process group (and so must leave it)
 
 
@@ -94,8 +95,8 @@ def gather_in_sample_order(fs: FeatureSet, kept, ranges: list, world: int):
     out = FeatureSet()
     roles = parts[0]["features"].keys()
     merged = {r: torch.cat([p["features"][r] for p in parts])[torch.from_numpy(order)] for r in roles}
-    for i in range(0, len(order), 4096):  # streamed stats, in sample order
-        out.add({r: x[i : i + 4096] for r, x in merged.items()})
+    for i in range(0, len(order), GATHER_CHUNK):  # streamed stats, in sample order
+        out.add({r: x[i : i + GATHER_CHUNK] for r, x in merged.items()})
     if parts[0]["labels"] is not None:
         out.labels = np.concatenate([p["labels"] for p in parts])[order]
     kept_parts = [p["kept"] for p in parts if p["kept"] is not None]

@@ -93,10 +93,6 @@ class GateOutcome:
         return "\n".join([head] + [f"  {'ok  ' if c.passed else 'FAIL'} {clean(c.name)}: {clean(c.message)}"
                                    for c in self.cases])
 
-    def to_json(self) -> dict:
-        return {"passed": self.passed, "cases": [
-            {"name": c.name, "passed": c.passed, "message": c.message, "value": c.value} for c in self.cases]}
-
 
 # ----------------------------------------------------------------------------- loading
 

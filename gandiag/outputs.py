@@ -2,9 +2,13 @@
 
 The CLI and a notebook share it::
 
-    outputs = plan_outputs(json="out.json", report="out.html", junit="gates.xml")   # before the run
-    results = gandiag.evaluate(...)
-    finish(results, outputs, gates=load_gates("gates.toml"))
+    results = gandiag.evaluate("ckpt.pt")
+    finish(results, json="out.json", report="out.html", gate="gates.toml", junit="gates.xml")
+
+    # the CLI checks the paths first, so a bad one fails before minutes of sampling:
+    outputs = plan_outputs(json="out.json", report="out.html")
+    results = gandiag.evaluate("ckpt.pt")
+    finish(results, outputs=outputs)
 
 :func:`plan_outputs` checks every path before minutes of sampling are spent
 (special files, unwritable folders, two outputs on one path). :func:`finish`
@@ -60,16 +64,24 @@ def plan_outputs(json=None, report=None, junit=None, target: Optional[str] = Non
     return plan
 
 
-def finish(results, outputs: Optional[PlannedOutputs] = None, gates=None) -> Finished:
-    """Check ``gates`` and write the planned outputs of ``results``, all or none."""
-    from .distributed import rank
-    from .gates import check_gates, junit_xml
-    from .report import render_html
-    from .report.artifacts import artifacts_bytes
+def finish(results, json=None, report=None, gate=None, junit=None, *, outputs: Optional[PlannedOutputs] = None,
+           target: Optional[str] = None) -> Finished:
+    """Check the gates and write the outputs of ``results``, all or none.
 
-    outputs = outputs or PlannedOutputs()
+    From a notebook: ``finish(results, json="out.json", report="out.html", gate="gates.toml")``
+    (``gate``: a TOML path or loaded :class:`~gandiag.gates.Gates`). The CLI
+    passes ``outputs`` planned before the run (:func:`plan_outputs`).
+    """
+    from .report.artifacts import artifacts_bytes
+    from .distributed import rank
+    from .gates import Gates, check_gates, junit_xml, load_gates
+    from .report import render_html
+
+    if outputs is None:
+        outputs = plan_outputs(json=json, report=report, junit=junit,
+                               target=target or str((results.generator or {}).get("path", "report")))
+    gates = load_gates(gate) if gate is not None and not isinstance(gate, Gates) else gate
     done = Finished()
-    writer = rank() == 0  # under torchrun every rank has the same results; rank 0 writes them
     if gates is not None:
         done.outcome = check_gates(results, gates)
         results.gates = [{"name": c.name, "passed": c.passed, "message": c.message, "value": c.value}
@@ -84,7 +96,7 @@ def finish(results, outputs: Optional[PlannedOutputs] = None, gates=None) -> Fin
         staged["report"] = (outputs.report, render_html([results]).encode())
     if outputs.junit and done.outcome is not None:
         staged["junit"] = (outputs.junit, junit_xml(done.outcome, results).encode())
-    if not writer:
+    if rank() != 0:  # under torchrun every rank has the same results and outcome; rank 0 writes them
         return done
     with outputs.files as files:
         for path, data in staged.values():

@@ -7,7 +7,8 @@ import torch
 
 from gandiag.data.mixtures import MIXTURES
 from gandiag.features.featureset import FeatureSet
-from gandiag.metrics import MetricContext, MetricOptions
+from gandiag.metrics import MetricContext
+from gandiag.options import EvalOptions
 from gandiag.metrics.bootstrap import add_confidence_intervals, radii_excluding_copies
 from gandiag.metrics.fid import FID
 from gandiag.metrics.prdc import builtin_metrics, kth_nn_radii
@@ -23,7 +24,7 @@ def feature_set(x) -> FeatureSet:
 
 
 def run(real, fake, n=50, seed=0):
-    ctx = MetricContext(feature_set(fake), feature_set(real), MetricOptions(seed=seed))
+    ctx = MetricContext(feature_set(fake), feature_set(real), EvalOptions(seed=seed, device="cpu"))
     out = {m.name: m.compute(ctx) for m in METRICS}
     add_confidence_intervals(out, METRICS, ctx, n)
     return out, ctx
@@ -64,7 +65,7 @@ def test_interval_width_matches_the_spread_of_independent_evaluations():
     values = {k: [] for k in ("fid", "recall", "coverage")}
     for s in range(12):
         out = {}
-        ctx = MetricContext(feature_set(gaussians(n, d, 100 + s, 0.2)), feature_set(gaussians(n, d, 200 + s)), MetricOptions())
+        ctx = MetricContext(feature_set(gaussians(n, d, 100 + s, 0.2)), feature_set(gaussians(n, d, 200 + s)), EvalOptions(device="cpu"))
         for m in (METRICS[0], METRICS[2], METRICS[4]):
             values[m.name].append(m.compute(ctx)["value"])
     out, _ = run(gaussians(n, d, 1), gaussians(n, d, 2, 0.2), 40, seed=1)

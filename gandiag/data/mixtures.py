@@ -23,7 +23,6 @@ source, the benchmarks and the diagnostics share one definition
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -97,8 +96,3 @@ def mixture_mode_stats(points: np.ndarray, mixture: Mixture, hq_sigmas: float = 
         "non_finite": int((~finite).sum()),
         "hq_sigmas": hq_sigmas,
     }
-
-
-def max_reverse_kl(mixture: Mixture) -> float:
-    """The reverse KL of a generator that puts every HQ point in one mode (log K)."""
-    return math.log(mixture.num_modes)

@@ -14,10 +14,12 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from ..safety.text import clean
 from .mixtures import MIXTURES
 from .samples import SampleSet, open_samples
 
 MIXTURE_REAL_N = 10_000  # real points drawn from a mixture when no N is asked for
+REAL_SEED_OFFSET = 1_000_003  # real mixture points are drawn from seed + offset: never the generator's own draws
 
 
 class DigitsSource:
@@ -50,7 +52,7 @@ class MixtureSource:
 
     def load(self, spec: str, n: Optional[int] = None, seed: int = 0) -> SampleSet:
         n = n or MIXTURE_REAL_N
-        pts, labels = MIXTURES[self.name].sample(n, seed + 1_000_003)  # never the generator's seed
+        pts, labels = MIXTURES[self.name].sample(n, seed + REAL_SEED_OFFSET)
         return SampleSet("points", torch.from_numpy(pts), labels, f"{self.name} ({n} points)", {"source": self.name, "n": n})
 
 
@@ -85,6 +87,38 @@ def resolve_source(spec: str):
             return src
     named = ", ".join(sorted(n for n in reg.names() if n != PathSource.name))
     raise DataError(f"unknown real data source {spec!r} (and no such file or folder); valid: {named}, an image folder or a .npz file")
+
+
+def bundled_names() -> list:
+    """Names of the registered sources that read no path (digits, ring8, grid25, a plugin's)."""
+    from ..plugins import registry
+
+    return sorted(n for n in registry("real source").names() if n != PathSource.name)
+
+
+def bundled_source(spec: str):
+    """The source plugin registered under ``spec``, or None when ``spec`` is (or would be read as) a path."""
+    from ..plugins import registry
+
+    reg = registry("real source")
+    return reg[spec] if spec in reg and spec != PathSource.name else None
+
+
+def named_by_file(source, where) -> Optional[str]:
+    """The real data a file (a checkpoint) names, accepted only when it is a bundled source.
+
+    A file never picks which local files gandiag reads: a path there needs
+    ``--real`` on the command line (docs/security.md).
+    """
+    if not source:
+        return None
+    if not isinstance(source, str):
+        raise DataError(f"{where}: its training data entry is not a name; pass --real")
+    if bundled_source(source) is not None:
+        return source
+    raise DataError(f"{where} names {clean(source)!r} as its training data, a local path; gandiag reads local "
+                    f"data only when the command line names it: pass --real {clean(source)} (or a bundled source: "
+                    f"{', '.join(bundled_names())})")
 
 
 def load_real(spec: str, n: Optional[int] = None, seed: int = 0):

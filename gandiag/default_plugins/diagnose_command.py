@@ -51,26 +51,25 @@ def format_diagnosis(results) -> str:
     return "\n".join(clean(line) for line in lines)  # data never sends control sequences to a terminal
 
 
-def diagnose_unsampleable(target, kw: dict, error) -> "object":
+def diagnose_unsampleable(target, opts, error) -> "object":
     """Results for a generator whose output cannot be sampled (NaN/Inf): gradient health only."""
     from ..diagnostics import reason
     from ..diagnostics.gradient_health import check
     from ..generator.loading import LoadOptions, load_generator
-    from ..pipeline import default_device
+    from ..options import check as check_options
     from ..results import Results
 
-    device = kw.get("device") or default_device()
-    gen = load_generator(target, LoadOptions(device, kw.get("trust_checkpoint", False), kw.get("generator_class"),
-                                             not kw.get("no_ema", False)))
+    opts = check_options(opts)
+    gen = load_generator(target, LoadOptions(opts.device, opts.trust_checkpoint, opts.generator_class, opts.use_ema))
     contract = gen.contract
-    if contract is not None and kw.get("latent_dim"):
-        contract = contract.merged(latent_dim=kw["latent_dim"])
-    health = check(gen, contract, kw.get("seed", 2020), device, None)
+    if contract is not None and opts.latent_dim:
+        contract = contract.merged(latent_dim=opts.latent_dim)
+    health = check(gen, contract, opts.seed, opts.device, None, opts.real)
     collapse = {"verdict": "severe", "missing_modes": None, "modes_captured": 0, "modes_total": None, "signals": {},
                 "reasons": [reason("output", "severe", f"no usable sample: {error}", None, None)]}
     return Results(metrics={}, generator={"path": str(target), "format": gen.format, "loader": gen.loader, **gen.meta},
                    contract=contract.to_json() if contract else None, real=None,
-                   provenance={"seed": kw.get("seed", 2020), "device": device},
+                   provenance={"seed": opts.seed, "device": opts.device},
                    diagnostics={"mode_collapse": collapse, "gradient_health": health},
                    warnings=[f"sampling failed ({error}); only gradient health could be measured"])
 
@@ -86,22 +85,24 @@ def register_commands(cli):
                   help="Metrics to compute alongside [default: fid, or what applies without real data].")
     def diagnose(target, metrics, **kw):
         """Mode-collapse and gradient-health verdicts for a generator (exit 0 whatever they say)."""
+        from dataclasses import replace
+
+        from ..distributed import rank
         from ..errors import GandiagError, GeneratorOutputError
+        from ..options import from_click
         from ..outputs import finish, plan_outputs
 
         outputs = plan_outputs(json=kw.pop("json_path"))  # refused before any work
-        saved = dict(kw)
+        opts = replace(from_click(kw), diagnostics=True)
         try:
             try:
-                results = run_evaluation(target, dict(kw), metrics=metrics or ["fid"], diagnostics=True)
+                results = run_evaluation(target, replace(opts, metrics=metrics or ["fid"]))
             except GandiagError as exc:
                 if metrics or "needs real data" not in str(exc):
                     raise
-                results = run_evaluation(target, dict(kw), metrics=None, diagnostics=True)
+                results = run_evaluation(target, replace(opts, metrics=None))
         except GeneratorOutputError as exc:
-            results = diagnose_unsampleable(target, saved, exc)
-        finish(results, outputs)  # under torchrun: rank 0 writes and prints
-        from ..distributed import rank
-
+            results = diagnose_unsampleable(target, opts, exc)
+        finish(results, outputs=outputs)  # under torchrun: rank 0 writes and prints
         if rank() == 0:
             click.echo(format_diagnosis(results))

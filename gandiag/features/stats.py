@@ -3,13 +3,11 @@
 FID needs only the mean and covariance of each feature set. Keeping the count,
 the float64 sum and the float64 sum of outer products (instead of every
 feature) bounds memory by d², lets batches arrive one at a time, and makes
-statistics from several processes (``torchrun`` ranks, cached real data plus
-new samples) merge by plain addition, exactly.
+statistics from several sources (``torchrun`` ranks, cached real data plus
+new samples) merge by plain addition, exactly (:meth:`FeatureStats.merge`).
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -94,19 +92,6 @@ class FeatureStats:
             raise ValueError(f"cannot merge statistics of {self.dim}-d and {other.dim}-d features")
         return FeatureStats(self.n + other.n, self.sum + other.sum, self.outer + other.outer)
 
-    def all_reduce(self) -> "FeatureStats":
-        """Sum over torch.distributed ranks (a no-op when not distributed)."""
-        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-            return self
-        packed = torch.from_numpy(np.concatenate([[float(self.n)], self.sum, self.outer.ravel()]))
-        backend = torch.distributed.get_backend()
-        if backend == "nccl":
-            packed = packed.cuda()
-        torch.distributed.all_reduce(packed)
-        packed = packed.cpu().numpy()
-        d = self.dim
-        return FeatureStats(int(round(packed[0])), packed[1 : d + 1], packed[d + 1 :].reshape(d, d))
-
     @property
     def mean(self) -> np.ndarray:
         return self.sum / self.n
@@ -119,14 +104,3 @@ class FeatureStats:
         mu = self.mean
         c = (self.outer - self.n * np.outer(mu, mu)) / (self.n - 1)
         return (c + c.T) / 2
-
-    def save(self, path: Path) -> None:
-        from ..atomic import atomic_write
-
-        with atomic_write(path) as f:
-            np.savez(f, n=self.n, sum=self.sum, outer=self.outer)
-
-    @classmethod
-    def load(cls, path: Path) -> "FeatureStats":
-        with np.load(path, allow_pickle=False) as z:
-            return cls(int(z["n"]), z["sum"], z["outer"])

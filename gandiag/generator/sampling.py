@@ -19,6 +19,7 @@ from .contract import GeneratorContract, detect, to_uint8_nchw
 from .loading import LoadedGenerator
 
 BLOCK = 1024
+BLOCK_SEED_STRIDE = 1_000_003  # a prime: block seeds seed*stride + b never collide between seeds for b < stride
 
 
 def draw_latents(contract: GeneratorContract, n: int, g: torch.Generator) -> torch.Tensor:
@@ -29,7 +30,7 @@ def draw_latents(contract: GeneratorContract, n: int, g: torch.Generator) -> tor
 
 
 def _block_latents(contract: GeneratorContract, seed: int, block: int) -> torch.Tensor:
-    return draw_latents(contract, BLOCK, torch.Generator().manual_seed((int(seed) * 1_000_003 + block) % (2**63)))
+    return draw_latents(contract, BLOCK, torch.Generator().manual_seed((int(seed) * BLOCK_SEED_STRIDE + block) % (2**63)))
 
 
 def latents(contract: GeneratorContract, start: int, stop: int, seed: int) -> tuple[torch.Tensor, Optional[torch.Tensor]]:

@@ -9,36 +9,23 @@ built-ins are registered by :mod:`gandiag.default_plugins.metrics`.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
-from typing import Optional, Protocol
-
-import torch
+from typing import TYPE_CHECKING, Optional, Protocol, Sequence
 
 from ..features.featureset import FeatureSet
 
-
-@dataclass
-class MetricOptions:
-    seed: int = 2020
-    is_splits: int = 10
-    kid_subsets: int = 100
-    kid_subset_size: int = 1000
-    prc_k: int = 3
-    dc_k: int = 5
-    bootstrap: int = 0
-    device: str = "cpu"
-
-    def comparable(self) -> dict:
-        """The options that change a metric's value; two runs compare only when these are equal."""
-        return {"seed": self.seed, "is_splits": self.is_splits, "kid_subsets": self.kid_subsets,
-                "kid_subset_size": self.kid_subset_size, "prc_k": self.prc_k, "dc_k": self.dc_k}
+if TYPE_CHECKING:
+    from ..options import EvalOptions
 
 
 @dataclass
 class MetricContext:
+    """What a metric reads: both feature sets and the evaluation's options (seed, splits, subsets, k, device)."""
+
     fake: FeatureSet
     real: Optional[FeatureSet]
-    options: MetricOptions
+    options: "EvalOptions"
     warnings: list = field(default_factory=list)
     shared: dict = field(default_factory=dict)  # work metrics share, e.g. PRDC distances
 
@@ -61,5 +48,44 @@ def finite_or_raise(name: str, value: float) -> float:
     return float(value)
 
 
-def as_float64(x) -> torch.Tensor:
-    return torch.as_tensor(x).to(torch.float64)
+def choose_metrics(names: Optional[Sequence[str]], roles: list, have_real: bool) -> list:
+    """The metrics named (``[]``: none, diagnostics only), else every registered one these features and data allow."""
+    from ..errors import GandiagError
+    from ..plugins import registry
+
+    reg = registry("metric")
+    if names is None:
+        return [m for m in reg.values() if m.role in roles and (have_real or not m.needs_real)]
+    chosen = [reg[n] for n in names]
+    for m in chosen:
+        if m.role not in roles:
+            raise GandiagError(f"metric {m.name!r} needs {m.role!r} features, which this feature extractor does not give")
+        if m.needs_real and not have_real:
+            raise GandiagError(f"metric {m.name!r} needs real data: pass --real")
+    return chosen
+
+
+def compute_metrics(chosen: list, ctx: MetricContext, features: str) -> dict:
+    """Every chosen metric on the shared features, labelled with them; bootstrap intervals when asked for.
+
+    A metric that raises is recorded with its error and a null value (a gate on
+    it fails), not a crash: the other metrics and the verdicts still stand.
+    """
+    from ..results import metric_label
+
+    out = {}
+    for m in chosen:
+        t0 = time.perf_counter()
+        try:
+            value = m.compute(ctx)
+        except Exception as exc:
+            ctx.warnings.append(f"{m.name} could not be computed: {type(exc).__name__}: {exc}")
+            value = {"value": None, "error": f"{type(exc).__name__}: {exc}"}
+        value.update({"label": metric_label(m.label, features), "features": features,
+                      "higher_is_better": m.higher_is_better, "seconds": round(time.perf_counter() - t0, 4)})
+        out[m.name] = value
+    if ctx.options.bootstrap:
+        from .bootstrap import add_confidence_intervals
+
+        add_confidence_intervals(out, chosen, ctx, ctx.options.bootstrap)
+    return out

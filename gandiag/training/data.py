@@ -22,6 +22,8 @@ from ..errors import DataError
 
 IMAGE_SIZES = (8, 16, 32, 64)
 
+LOAD_BATCH = 4096  # rows per read when the whole training set is loaded into memory once
+
 
 class TrainingData:
     def __init__(self, spec: str, seed: int = 0, exclude_classes=(), device: str = "cpu"):
@@ -38,7 +40,7 @@ class TrainingData:
         samples = load_real(spec)
         x = getattr(samples, "data", None)
         if not isinstance(x, torch.Tensor):  # a folder, read lazily: bring it into memory once
-            x = torch.cat(list(samples.batches(4096)))
+            x = torch.cat(list(samples.batches(LOAD_BATCH)))
         labels = None if samples.labels is None else np.asarray(samples.labels).astype(np.int64)
         if self.exclude_classes:
             if labels is None:

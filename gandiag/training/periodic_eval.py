@@ -24,10 +24,12 @@ from ..features.featureset import FeatureSet
 from ..generator.contract import GeneratorContract, to_uint8_nchw
 from ..metrics.fid import frechet_distance
 
+EVAL_SEED_STRIDE = 1_000_003  # a prime: the evaluation at step t draws from seed*stride + t, never a training draw
+EVAL_BATCH = 500  # generated samples per forward pass during the periodic evaluation
 CLASS_COVERED_SHARE = 0.1  # a class is covered when it gets ≥ 10% of its uniform share of samples
 
 
-def sample_generator(G, n: int, latent_dim: int, num_classes: int, seed: int, device="cpu", batch: int = 500):
+def sample_generator(G, n: int, latent_dim: int, num_classes: int, seed: int, device="cpu", batch: int = EVAL_BATCH):
     """n samples from G (eval mode, no grad), labels cycling over the classes when conditional."""
     gen = torch.Generator().manual_seed(seed)
     was_training = G.training
@@ -81,15 +83,15 @@ class PeriodicEval:
 
     def _features(self, uint8_images: torch.Tensor) -> FeatureSet:
         fs = FeatureSet()
-        for i in range(0, len(uint8_images), 500):
-            fs.add(self.extractor(uint8_images[i : i + 500].to(self.device)))
+        for i in range(0, len(uint8_images), EVAL_BATCH):
+            fs.add(self.extractor(uint8_images[i : i + EVAL_BATCH].to(self.device)))
         return fs
 
     def __call__(self, G, step: int, seed: int) -> dict:
         if not self.active:
             return {}
         x = sample_generator(G, self.n, self.contract.latent_dim, self.contract.num_classes,
-                             seed * 1_000_003 + step, self.device)
+                             seed * EVAL_SEED_STRIDE + step, self.device)
         if not torch.isfinite(x).all():
             return {"non_finite": True}
         if self.data.mixture is not None:

@@ -1,0 +1,188 @@
+"""Every option of an evaluation, declared once: its name, default, flags and help.
+
+:class:`EvalOptions` is what the pipeline, the metrics and the diagnostics
+read (``ctx.options``). The CLI builds one from click: :func:`click_options`
+turns the fields' metadata into click options, so a flag, its default and its
+help text exist in one place. From a notebook::
+
+    gandiag.evaluate("ckpt.pt", num_samples=5000, seed=7)                 # keyword overrides
+    gandiag.evaluate("ckpt.pt", options=EvalOptions(kid_subset_size=500))  # or a whole object
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+from typing import Optional, Sequence, Union
+
+DEFAULT_SEED = 2020  # torch-fidelity's rng_seed, so the same seed draws the same KID subsets and IS splits
+DEFAULT_BATCH_SIZE = 64
+DEFAULT_IS_SPLITS = 10  # the Inception Score protocol
+DEFAULT_KID_SUBSETS, DEFAULT_KID_SUBSET_SIZE = 100, 1000  # clean-fid / StyleGAN2-ADA kid50k_full
+PRC_K, DC_K = 3, 5  # Kynkäänniemi et al. 2019 (precision/recall); Naeem et al. 2020 (density/coverage)
+
+
+def _csv(ctx, param, value):
+    if not value:
+        return None
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _range(ctx, param, value):
+    from .generator.contract import parse_range
+
+    return parse_range(value) if value else None
+
+
+def opt(default, *flags, group: str = "common", **click_kw):
+    """A field with its command-line flags (none: library only) and click keywords."""
+    return field(default=default, metadata={"flags": flags, "group": group, "click": click_kw})
+
+
+@dataclass
+class EvalOptions:
+    """Options of one evaluation; ``None`` means "decide from the file or the data" where the help says so."""
+
+    real: Optional[str] = opt(None, "--real", metavar="SPEC", help=(
+        "Real data: digits, ring8, grid25, an image folder or a .npz. "
+        "Defaults to a gandiag checkpoint's training data when it is a bundled source."))
+    num_samples: Optional[int] = opt(None, "-n", "--num-samples", type=int,
+                                     help="Samples to generate [default: 10000 images, 2500 points].")
+    batch_size: int = opt(DEFAULT_BATCH_SIZE, "--batch-size", type=int, show_default=True)
+    seed: int = opt(DEFAULT_SEED, "--seed", "--rng-seed", type=int, show_default=True,
+                    help="Seeds latents, IS shuffling and KID subsets (torch-fidelity's rng_seed).")
+    device: Optional[str] = opt(None, "--device", help="cpu, cuda or cuda:N [default: cuda when available].")
+    feature_extractor: Optional[str] = opt(None, "--feature-extractor", "--features", metavar="NAME",
+                                           help="inception-v3, digits, points, or a plugin's [default: by real data].")
+    feature_weights: Optional[str] = opt(None, "--feature-weights", "--feature-extractor-weights-path",
+                                         metavar="PATH", help="Weights file of the feature extractor.")
+    trust_checkpoint: bool = opt(False, "--trust-checkpoint", is_flag=True, help=(
+        "Allow files that run code when loaded (pickled modules, --generator-class, graphs outside the "
+        "allow-lists; docs/security.md)."))
+    generator_class: Optional[str] = opt(None, "--generator-class", metavar="MODULE:CLASS",
+                                         help="Network class for a bare state dict (needs --trust-checkpoint).")
+    latent_dim: Optional[int] = opt(None, "--latent-dim", type=int, help="Latent size, for files that do not store it.")
+    latent_dist: Optional[str] = opt(None, "--latent-dist", type="choice:normal,uniform")
+    num_classes: Optional[int] = opt(None, "--num-classes", type=int,
+                                     help="Classes of a conditional generator (0: unconditional).")
+    layout: Optional[str] = opt(None, "--layout", type="choice:NCHW,NHWC", help="Output layout [default: detected].")
+    output_range: Optional[str] = opt(None, "--output-range", metavar="RANGE", callback=_range,
+                                      help="[-1,1], [0,1] or uint8 [default: detected from a probe batch].")
+    use_ema: bool = opt(True, "--ema/--no-ema", help="gandiag checkpoints: evaluate the EMA generator when present.")
+    use_cache: bool = opt(True, "--cache/--no-cache", help="Read and write the real-feature cache.")
+    progress: Optional[bool] = opt(None, "--progress/--no-progress",
+                                   help="Progress bars on stderr [default: when stderr is a terminal].")
+    metrics: Optional[Sequence[str]] = opt(None, "--metrics", group="evaluate", callback=_csv, metavar="LIST", help=(
+        "Comma-separated: is,fid,kid,precision,recall,density,coverage [default: all that apply]."))
+    is_splits: int = opt(DEFAULT_IS_SPLITS, "--is-splits", "--isc-splits", group="evaluate", type=int,
+                         show_default=True)
+    kid_subsets: int = opt(DEFAULT_KID_SUBSETS, "--kid-subsets", group="evaluate", type=int, show_default=True)
+    kid_subset_size: int = opt(DEFAULT_KID_SUBSET_SIZE, "--kid-subset-size", group="evaluate", type=int,
+                               show_default=True)
+    bootstrap: int = opt(0, "--bootstrap", group="evaluate", type=int, show_default=True,
+                         help="Bootstrap resamples for confidence intervals.")
+    diagnostics: Union[bool, Sequence[str]] = opt(True, "--diagnostics/--no-diagnostics", group="evaluate",
+                                                  help="Mode-collapse and gradient-health diagnostics.")
+    prc_k: int = opt(PRC_K)  # library only: the published protocols fix k
+    dc_k: int = opt(DC_K)
+
+    def with_overrides(self, **overrides) -> "EvalOptions":
+        """A copy with keyword overrides; ``None`` keeps a field's value. Unknown names are a TypeError."""
+        unknown = set(overrides) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise TypeError(f"unknown evaluation option(s): {', '.join(sorted(unknown))}")
+        return dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    @property
+    def show_progress(self) -> bool:
+        return sys.stderr.isatty() if self.progress is None else bool(self.progress)
+
+    def comparable(self) -> dict:
+        """The options that change a metric's value; two runs compare only when these are equal (docs/gates.md)."""
+        return {"seed": self.seed, "is_splits": self.is_splits, "kid_subsets": self.kid_subsets,
+                "kid_subset_size": self.kid_subset_size, "prc_k": self.prc_k, "dc_k": self.dc_k}
+
+
+def click_options(groups: Sequence[str] = ("common",)):
+    """A decorator adding the click options of the fields in ``groups`` (an option is declared only in EvalOptions)."""
+    import click
+
+    decorators = []
+    for f in dataclasses.fields(EvalOptions):
+        meta = f.metadata
+        if not meta.get("flags") or meta["group"] not in groups:
+            continue
+        kw = dict(meta["click"])
+        if isinstance(kw.get("type"), str) and kw["type"].startswith("choice:"):
+            kw["type"] = click.Choice(kw["type"][len("choice:"):].split(","))
+        decorators.append(click.option(*meta["flags"], f.name, default=f.default, **kw))
+
+    def apply(fn):
+        for d in reversed(decorators):
+            fn = d(fn)
+        return fn
+
+    return apply
+
+
+def from_click(kw: dict) -> EvalOptions:
+    """Take the EvalOptions fields out of a click command's keyword arguments (the rest stays in ``kw``)."""
+    names = {f.name for f in dataclasses.fields(EvalOptions)}
+    return EvalOptions(**{k: kw.pop(k) for k in list(kw) if k in names})
+
+
+MIN_SAMPLES = 10  # below this no metric or verdict means anything
+
+
+def default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def check_device(device: str) -> str:
+    """cpu, cuda, cuda:N (N < the number of GPUs) or mps; anything else is bad input, said in one line."""
+    import torch
+
+    from .errors import GandiagError
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise GandiagError(f"--device {device!r} is not a device; use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise GandiagError(f"--device {device} asked for, but no CUDA GPU is available")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise GandiagError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise GandiagError("--device mps asked for, but MPS is not available")
+    elif dev.type != "cpu":
+        raise GandiagError(f"--device {device!r}: gandiag runs on cpu, cuda or cuda:N")
+    return device
+
+
+def check(opts: EvalOptions) -> EvalOptions:
+    """Options refused before any work (budgets: docs/security.md); returns them with the device resolved."""
+    from .errors import GandiagError
+    from .safety import budgets
+
+    if opts.batch_size < 1:
+        raise GandiagError("--batch-size must be at least 1")
+    budgets.check_flag(budgets.BATCH_SIZE, opts.batch_size)
+    if opts.num_samples is not None:
+        if opts.num_samples < MIN_SAMPLES:
+            raise GandiagError(f"--num-samples {opts.num_samples} is too few; at least {MIN_SAMPLES} are needed")
+        budgets.check_flag(budgets.NUM_SAMPLES, opts.num_samples)
+    if opts.latent_dim is not None:
+        if opts.latent_dim < 1:
+            raise GandiagError(f"--latent-dim must be a positive integer, got {opts.latent_dim}")
+        budgets.check_flag(budgets.LATENT_SIZE, opts.latent_dim)
+    for name in ("is_splits", "kid_subsets", "kid_subset_size", "prc_k", "dc_k"):
+        if getattr(opts, name) < 1:
+            raise GandiagError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(opts, name)}")
+    if opts.bootstrap < 0:
+        raise GandiagError(f"--bootstrap must be 0 (off) or positive, got {opts.bootstrap}")
+    return dataclasses.replace(opts, device=check_device(opts.device or default_device()))
