@@ -30,7 +30,7 @@ from typing import Optional
 from .atomic import write_text
 from .diagnostics import FAILING_VERDICTS
 from .errors import GandiagError
-from .results import Results
+from .results import Results, parse_metric_key
 from .safety.text import clean, xml_safe
 
 THRESHOLDS = ("min", "max")
@@ -140,7 +140,7 @@ def parse_gates(doc: dict, where: str = "gates file", metric_names: Optional[set
         w = f"{where}: gates.{name}"
         if not isinstance(spec, dict) or not spec:
             raise GateFileError(f"{w} must be a table such as {{ max = 40.0 }}, got {spec!r}")
-        if name in metric_names:
+        if parse_metric_key(name)[0] in metric_names:  # fid, fid@digits, fid:b2a (docs/results-schema.md)
             gates += _numeric_specs(w, name, spec, allow_regression=True)
         elif name in diagnostic_names:
             for key, v in spec.items():
@@ -291,6 +291,7 @@ def _check_diagnostic(gate: Gate, results: Results) -> tuple[bool, str, Optional
 COMPARABLE = (
     (("provenance", "extractor", "name"), "feature extractor"),
     (("provenance", "extractor", "weights_sha256"), "feature extractor weights (sha256)"),
+    (("provenance", "extractors"), "feature extractors and their weights"),
     (("real", "content_sha256"), "real data (content sha256)"),
     (("provenance", "num_samples"), "number of generated samples N"),
     (("provenance", "metric_options"), "metric options (seed, IS splits, KID subsets and size, k)"),

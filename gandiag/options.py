@@ -53,10 +53,14 @@ class EvalOptions:
     seed: int = opt(DEFAULT_SEED, "--seed", "--rng-seed", type=int, show_default=True,
                     help="Seeds latents, IS shuffling and KID subsets (torch-fidelity's rng_seed).")
     device: Optional[str] = opt(None, "--device", help="cpu, cuda or cuda:N [default: cuda when available].")
-    feature_extractor: Optional[str] = opt(None, "--feature-extractor", "--features", metavar="NAME",
-                                           help="inception-v3, digits, points, or a plugin's [default: by real data].")
-    feature_weights: Optional[str] = opt(None, "--feature-weights", "--feature-extractor-weights-path",
-                                         metavar="PATH", help="Weights file of the feature extractor.")
+    feature_extractor: Optional[Sequence[str]] = opt(
+        None, "--feature-extractor", "--features", metavar="NAME[,NAME...]", callback=_csv, help=(
+            "inception-v3, digits, points, or a plugin's [default: by real data]. Several, comma-separated: "
+            "metrics on every feature space, the first one's keyed plainly (fid), the others' with @NAME (fid@digits)."))
+    feature_weights: Sequence[str] = opt((), "--feature-weights", "--feature-extractor-weights-path",
+                                         metavar="[NAME=]PATH", multiple=True, help=(
+                                             "Weights file of the feature extractor; NAME=PATH for one of several "
+                                             "(repeat the flag)."))
     trust_checkpoint: bool = opt(False, "--trust-checkpoint", is_flag=True, help=(
         "Allow files that run code when loaded (pickled modules, --generator-class, graphs outside the "
         "allow-lists; docs/security.md)."))
@@ -88,11 +92,20 @@ class EvalOptions:
     dc_k: int = opt(DC_K)
 
     def with_overrides(self, **overrides) -> "EvalOptions":
-        """A copy with keyword overrides; ``None`` keeps a field's value. Unknown names are a TypeError."""
+        """A copy with keyword overrides; ``None`` keeps a field's value. Unknown names are a TypeError.
+
+        Library spellings are accepted for the list options: ``feature_extractor="digits"`` or
+        ``"inception-v3,digits"``, ``feature_weights="w.pth"``.
+        """
         unknown = set(overrides) - {f.name for f in dataclasses.fields(self)}
         if unknown:
             raise TypeError(f"unknown evaluation option(s): {', '.join(sorted(unknown))}")
-        return dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
+        out = dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
+        if isinstance(out.feature_extractor, str):
+            out.feature_extractor = [n.strip() for n in out.feature_extractor.split(",") if n.strip()]
+        if isinstance(out.feature_weights, (str, bytes)) or hasattr(out.feature_weights, "__fspath__"):
+            out.feature_weights = (str(out.feature_weights),)
+        return out
 
     @property
     def show_progress(self) -> bool:

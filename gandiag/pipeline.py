@@ -28,12 +28,12 @@ from . import __version__, distributed
 from .data.samples import open_samples
 from .data.sources import bundled_source, load_real, named_by_file
 from .errors import CheckpointError, DataError, GandiagError
-from .features.extraction import check_memory, choose_extractor, extract, real_features
+from .features.extraction import build_extractors, check_memory, extract, real_features
 from .features.featureset import FeatureSet
 from .generator.contract import GeneratorContract
 from .generator.loading import LoadedGenerator, LoadOptions, load_generator
 from .generator.sampling import probe, sample_batches, shard_ranges
-from .metrics import MetricContext, choose_metrics, compute_metrics
+from .metrics import MetricContext, choose_metrics, compute_metrics, extractor_metrics
 from .options import MIN_SAMPLES, EvalOptions, check
 from .plugins import plugin_versions, registry
 from .results import Results
@@ -91,6 +91,8 @@ class EvalContext:
     metrics: dict = field(default_factory=dict)
     warnings: list = field(default_factory=list)
     real_spec: Optional[str] = None  # the real data as the user (or a bundled default) named it
+    features: dict = field(default_factory=dict)  # every extractor's name -> (generated, real) FeatureSets
+    extractors: list = field(default_factory=list)  # every extractor of the run; the first is ``extractor``
 
     @property
     def seed(self) -> int:
@@ -132,23 +134,31 @@ def evaluate(target: Union[str, Path], real: Optional[str] = None, *, options: O
         tgt = open_target(Path(target), opts, world, timings)
         real_data = open_real(opts, tgt, timings)
         with timings.stage("build_extractor"):
-            extractor = choose_extractor(opts.feature_extractor, tgt.kind, real_data and real_data.spec).build(
-                opts.feature_weights, device)
-        chosen = choose_metrics(opts.metrics, list(extractor.roles), real_data is not None)
-        check_memory(tgt.n, real_data.samples.n if real_data else 0, extractor, math.prod(tgt.sample_shape))
-        real_fs = None
+            extractors = build_extractors(opts.feature_extractor, opts.feature_weights, tgt.kind,
+                                          real_data.spec if real_data else None, device)
+        chosen = choose_metrics(opts.metrics, list(extractors[0].roles), real_data is not None)
+        check_memory(tgt.n, real_data.samples.n if real_data else 0, extractors, math.prod(tgt.sample_shape))
+        real_sets = {}
         if real_data is not None:
             with timings.stage("real_features"):
-                real_fs = real_features(real_data.samples, real_data.content_sha256, real_data.spec, extractor,
-                                        use_cache=opts.use_cache and rank == 0, progress=opts.show_progress,
-                                        batch_size=opts.batch_size, timings=timings, warn=warnings.append)
-        fake_fs, kept, fake_labels = generated_features(tgt, extractor, opts, rank, world, timings)
-        ctx = EvalContext(tgt.generator, tgt.contract, extractor, fake_fs, real_fs,
+                for e in extractors:
+                    real_sets[e.name] = real_features(
+                        real_data.samples, real_data.content_sha256, real_data.spec, e,
+                        use_cache=opts.use_cache and rank == 0, progress=opts.show_progress,
+                        batch_size=opts.batch_size, timings=timings, warn=warnings.append)
+        fake_sets, kept, fake_labels = generated_features(tgt, extractors, opts, rank, world, timings)
+        primary = extractors[0]
+        ctx = EvalContext(tgt.generator, tgt.contract, primary, fake_sets[primary.name], real_sets.get(primary.name),
                           real_data.samples if real_data else None, kept, fake_labels,
                           real_data.bundled_name if real_data else None, opts, warnings=warnings,
-                          real_spec=real_data.spec if real_data else None)
+                          real_spec=real_data.spec if real_data else None,
+                          features={e.name: (fake_sets[e.name], real_sets.get(e.name)) for e in extractors},
+                          extractors=extractors)
         with timings.stage("metrics"):
-            ctx.metrics = compute_metrics(chosen, MetricContext(fake_fs, real_fs, opts, warnings), extractor.name)
+            for i, e in enumerate(extractors):
+                mctx = MetricContext(fake_sets[e.name], real_sets.get(e.name), opts, warnings)
+                ctx.metrics.update(compute_metrics(chosen if i == 0 else extractor_metrics(chosen, e), mctx, e.name,
+                                                   key_features=None if i == 0 else e.name))
         with timings.stage("diagnostics"):
             diagnostics = run_diagnostics(ctx, opts.diagnostics)
     results = make_results(ctx, tgt, real_data, diagnostics, timings, world)
@@ -205,8 +215,8 @@ def open_real(opts: EvalOptions, tgt: Target, timings: Timings) -> Optional[Real
     return Real(spec, samples, samples.content_hash())
 
 
-def generated_features(tgt: Target, extractor, opts: EvalOptions, rank: int, world: int, timings: Timings):
-    """Stage 3: one sampling pass and one feature pass; under torchrun, every rank gathers all the features."""
+def generated_features(tgt: Target, extractors: list, opts: EvalOptions, rank: int, world: int, timings: Timings):
+    """Stage 3: one sampling pass, every extractor on each batch; under torchrun, every rank gathers all features."""
     if tgt.samples is not None:
         stream = ((b, None) for b in _first(tgt.samples.batches(opts.batch_size), tgt.n))
     else:
@@ -215,13 +225,16 @@ def generated_features(tgt: Target, extractor, opts: EvalOptions, rank: int, wor
         stream = _timed(batches, timings, "sampling")
     keep = tgt.n if tgt.kind == "points" else KEEP_SAMPLES
     with timings.stage("sample_and_extract"):
-        fake_fs, kept, labels = extract(stream, tgt.n, extractor, "sampling + features",
-                                        opts.show_progress and rank == 0, keep, timings)
+        sets, kept, labels = extract(stream, tgt.n, extractors, "sampling + features",
+                                     opts.show_progress and rank == 0, keep, timings)
         if world > 1:
             ranges = shard_ranges(tgt.n, opts.batch_size, rank, world)
-            fake_fs, kept = distributed.gather_in_sample_order(fake_fs, kept, ranges, world)
-            labels = fake_fs.labels
-    return fake_fs, kept, labels
+            for i, name in enumerate(sets):
+                sets[name], gathered = distributed.gather_in_sample_order(sets[name], kept, ranges, world)
+                if i == 0:
+                    kept_all, labels = gathered, sets[name].labels
+            kept = kept_all
+    return sets, kept, labels
 
 
 def run_diagnostics(ctx: EvalContext, wanted) -> dict:
@@ -254,7 +267,7 @@ def make_results(ctx: EvalContext, tgt: Target, real: Optional[Real], diagnostic
                "content_sha256": real.content_sha256} if real is not None else None),
         provenance=provenance(ctx, tgt.n, timings, world),
         diagnostics=diagnostics,
-        warnings=ctx.warnings,
+        warnings=list(dict.fromkeys(ctx.warnings)),  # once each, however many feature spaces raised it
     )
     results.extras.update(context=ctx)
     return results
@@ -270,12 +283,16 @@ def provenance(ctx: EvalContext, n: int, timings: Timings, world: int) -> dict:
         "python_version": platform.python_version(), "plugins": plugin_versions(),
         "device": shown_device, "seed": opts.seed, "num_samples": n, "batch_size": opts.batch_size,
         "world_size": world,
-        "extractor": {"name": extractor.name, "weights_sha256": extractor.weights_sha256,
-                      "preprocessing": extractor.preprocessing},
+        "extractor": _extractor_info(extractor),  # the primary one: plain metric keys are on its features
+        "extractors": [_extractor_info(e) for e in ctx.extractors],
         "metric_options": opts.comparable(), "compute": compute_settings(device),
         "timings_s": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in timings.items()},
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def _extractor_info(e) -> dict:
+    return {"name": e.name, "weights_sha256": e.weights_sha256, "preprocessing": e.preprocessing}
 
 
 def compute_settings(device: str) -> dict:

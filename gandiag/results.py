@@ -88,8 +88,8 @@ class Results:
         lines = [f"gandiag: {g.get('path', '?')} ({g.get('format', '?')})"
                  + (f" vs {self.real.get('source', '?')}" if self.real else ""),
                  f"  {p.get('num_samples')} samples, seed {p.get('seed')}, device {p.get('device')}, "
-                 f"features {(p.get('extractor') or {}).get('name') if isinstance(p.get('extractor'), dict) else '?'}"]
-        for name in sorted(self.metrics, key=lambda k: (METRIC_ORDER.index(k) if k in METRIC_ORDER else 99, k)):
+                 f"features {_feature_names(p)}"]
+        for name in metric_order(self.metrics):
             lines.append(_metric_line(name, self.metrics[name]))
         for name, diag in self.diagnostics.items():
             if isinstance(diag, dict) and "verdict" in diag:
@@ -97,6 +97,14 @@ class Results:
         for w in self.warnings:
             lines.append(f"  warning: {w}")
         return "\n".join(clean(line) for line in lines)  # data never sends control sequences to a terminal
+
+
+def _feature_names(provenance: dict) -> str:
+    many = provenance.get("extractors")
+    if isinstance(many, list) and many:
+        return ", ".join(str(e.get("name", "?")) if isinstance(e, dict) else "?" for e in many)
+    one = provenance.get("extractor")
+    return str(one.get("name", "?")) if isinstance(one, dict) else "?"
 
 
 def _metric_line(name: str, m: dict) -> str:
@@ -162,6 +170,33 @@ def _check_fields(d: dict, where: str) -> None:
 
 def metric_label(label: str, extractor: str) -> str:
     return label if extractor == HUMAN_FEATURES else f"{label} [{extractor}]"
+
+
+# The key grammar of ``results.metrics`` (docs/results-schema.md): NAME[@FEATURES][:DIRECTION].
+# A run's primary (first) feature extractor gives plain keys (``fid``); every other extractor's metrics carry
+# its name (``fid@digits``); a metric of one direction of a translator carries it (``fid:b2a``, ``fid@dinov2:b2a``).
+# Gates, the summary and the report all read keys through these two functions.
+
+
+def metric_key(name: str, features: Optional[str] = None, direction: Optional[str] = None) -> str:
+    return name + (f"@{features}" if features else "") + (f":{direction}" if direction else "")
+
+
+def parse_metric_key(key: str) -> tuple:
+    """(name, features or None, direction or None) of a results.metrics key."""
+    rest, _, direction = key.partition(":")
+    name, _, features = rest.partition("@")
+    return name, features or None, direction or None
+
+
+def metric_order(keys) -> list:
+    """Keys in the order people read metrics: by metric (FID, KID, IS, precision...), then feature space."""
+    def rank(key):
+        name, features, direction = parse_metric_key(key)
+        return (METRIC_ORDER.index(name) if name in METRIC_ORDER else len(METRIC_ORDER), name,
+                features or "", direction or "")
+
+    return sorted(keys, key=rank)
 
 
 def _num(v, spec: str) -> str:

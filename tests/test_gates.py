@@ -37,6 +37,7 @@ def make_results(fid=20.0, recall=0.6, fid_ci=None, verdict="none", **extra_metr
 def comparable_provenance(**changes) -> dict:
     """What check_comparable reads: equal in every make_results unless a test changes it."""
     prov = {"extractor": {"name": "points", "weights_sha256": None}, "num_samples": 2500,
+            "extractors": [{"name": "points", "weights_sha256": None}],
             "metric_options": {"seed": 2020, "is_splits": 10, "kid_subsets": 100, "kid_subset_size": 1000,
                                "prc_k": 3, "dc_k": 5},
             "compute": {"precision": "fp32", "compile": False}}

@@ -33,10 +33,13 @@ def progress_bar(total: int, desc: str, enabled: bool):
                 dynamic_ncols=True)
 
 
-def extract(batches: Iterable, n: int, extractor, desc: str, progress: bool, keep: int = 0,
+def extract(batches: Iterable, n: int, extractors, desc: str, progress: bool, keep: int = 0,
             timings: Optional[dict] = None):
-    """One streaming pass: (batch, labels) items → (FeatureSet, the first ``keep`` samples, labels)."""
-    fs, kept, labels = FeatureSet(), [], []
+    """One streaming pass through every extractor: (batch, labels) items →
+    ({extractor name: FeatureSet}, the first ``keep`` samples, labels). A single extractor may be passed bare."""
+    extractors = list(extractors) if isinstance(extractors, (list, tuple)) else [extractors]
+    sets = {e.name: FeatureSet() for e in extractors}
+    kept, labels = [], []
     kept_n, t_feat = 0, 0.0
     with progress_bar(n, desc, progress) as bar:
         for item in batches:
@@ -47,31 +50,63 @@ def extract(batches: Iterable, n: int, extractor, desc: str, progress: bool, kee
             if lab is not None:
                 labels.append(np.asarray(lab.cpu()))
             t0 = time.perf_counter()
-            feats = extractor(batch)
-            for x in feats.values():
-                if not torch.isfinite(x).all():
-                    raise GeneratorOutputError(f"{extractor.name} features of {desc} contain NaN/Inf")
-            fs.add(feats)
+            for e in extractors:
+                feats = e(batch)
+                for x in feats.values():
+                    if not torch.isfinite(x).all():
+                        raise GeneratorOutputError(f"{e.name} features of {desc} contain NaN/Inf")
+                sets[e.name].add(feats)
             t_feat += time.perf_counter() - t0
             bar.update(batch.shape[0])
     if timings is not None:
         timings["features"] = timings.get("features", 0.0) + t_feat
-    if labels:
-        fs.labels = np.concatenate(labels)
-    return fs, (torch.cat(kept) if kept else None), fs.labels
+    all_labels = np.concatenate(labels) if labels else None
+    for fs in sets.values():
+        fs.labels = all_labels
+    return sets, (torch.cat(kept) if kept else None), all_labels
+
+
+def weights_by_extractor(names: list, weights) -> dict:
+    """``--feature-weights`` values (``PATH``, or ``NAME=PATH`` for one of several extractors) → {name: path}."""
+    out = {}
+    for w in weights or ():
+        name, sep, path = str(w).partition("=")
+        if sep and name in names:
+            out[name] = path
+        elif len(names) == 1:
+            out[names[0]] = str(w)
+        else:
+            raise GandiagError(f"--feature-weights {w}: with several feature extractors ({', '.join(names)}), "
+                               "say whose weights these are: --feature-weights NAME=PATH")
+    return out
+
+
+def build_extractors(names, weights, kind: str, real_spec: Optional[str], device: str) -> list:
+    """The run's extractors, the primary (first) one chosen by :func:`choose_extractor` when none is named."""
+    names = list(names or []) or [choose_extractor(None, kind, real_spec).name]
+    if len(set(names)) != len(names):
+        raise GandiagError(f"--feature-extractor names an extractor twice: {', '.join(names)}")
+    paths = weights_by_extractor(names, weights)
+    return [choose_extractor(name, kind, real_spec).build(paths.get(name), device) for name in names]
+
+
+def source_default(real_spec: Optional[str], kind: str) -> Optional[str]:
+    """The extractor a bundled real-data source names for its samples (``default_extractor``), if it is registered."""
+    from ..data.sources import bundled_source
+    from ..plugins import registry
+
+    source = bundled_source(real_spec) if real_spec else None
+    name = getattr(source, "default_extractor", None) if source is not None else None
+    reg = registry("feature extractor")
+    return name if name is not None and name in reg and kind in reg[name].kinds else None
 
 
 def choose_extractor(name: Optional[str], kind: str, real_spec: Optional[str]):
     """The ExtractorSpec for samples of ``kind``: named, the real source's default, or the first that takes them."""
-    from ..data.sources import bundled_source
     from ..plugins import registry
 
     reg = registry("feature extractor")
-    if name is None and real_spec:
-        source = bundled_source(real_spec)
-        name = getattr(source, "default_extractor", None) if source is not None else None
-        if name is not None and (name not in reg or kind not in reg[name].kinds):
-            name = None
+    name = name or source_default(real_spec, kind)
     if name:
         spec = reg[name]
         if kind not in spec.kinds:
@@ -97,8 +132,9 @@ def real_features(real_samples, real_hash: str, spec: str, extractor, *, use_cac
             if real_samples.labels is not None:  # the data's own labels win over what the entry kept
                 hit.labels = np.asarray(real_samples.labels)
             return hit
-    fs, _, _ = extract(((b, None) for b in real_samples.batches(batch_size)), real_samples.n, extractor,
-                       f"features of real {spec}", progress)
+    sets, _, _ = extract(((b, None) for b in real_samples.batches(batch_size)), real_samples.n, [extractor],
+                         f"features of real {spec} ({extractor.name})", progress)
+    fs = sets[extractor.name]
     if real_samples.labels is not None:
         fs.labels = np.asarray(real_samples.labels)
     if key:
@@ -108,14 +144,17 @@ def real_features(real_samples, real_hash: str, spec: str, extractor, *, use_cac
     return fs
 
 
-def check_memory(n_fake: int, n_real: int, extractor, sample_dim: int) -> None:
+def check_memory(n_fake: int, n_real: int, extractors: list, sample_dim: int) -> None:
     """Features are kept for the k-NN metrics and diagnostics: refuse runs that cannot fit, before they start.
 
     ``sample_dim`` stands in for roles whose size is the data's (points: the coordinates themselves).
     """
-    role_dims = {role: int(d) if d is not None else int(sample_dim) for role, d in extractor.roles.items()}
-    for role, d in role_dims.items():
-        budgets.FEATURE_DIM.check(d, f"feature extractor {extractor.name} ({role})")
-    pool = role_dims.get("pool", 0)
-    estimate = (n_fake + n_real) * sum(role_dims.values()) * 4 * ESTIMATE_COPIES + STATS_MATRICES * pool * pool * 8
-    budgets.MEMORY.check(estimate, f"{n_fake:,} generated and {n_real:,} real samples on {extractor.name} features")
+    estimate = 0
+    for e in extractors:
+        role_dims = {role: int(d) if d is not None else int(sample_dim) for role, d in e.roles.items()}
+        for role, d in role_dims.items():
+            budgets.FEATURE_DIM.check(d, f"feature extractor {e.name} ({role})")
+        pool = role_dims.get("pool", 0)
+        estimate += (n_fake + n_real) * sum(role_dims.values()) * 4 * ESTIMATE_COPIES + STATS_MATRICES * pool * pool * 8
+    names = ", ".join(e.name for e in extractors)
+    budgets.MEMORY.check(estimate, f"{n_fake:,} generated and {n_real:,} real samples on {names} features")

@@ -65,13 +65,21 @@ def choose_metrics(names: Optional[Sequence[str]], roles: list, have_real: bool)
     return chosen
 
 
-def compute_metrics(chosen: list, ctx: MetricContext, features: str) -> dict:
+def extractor_metrics(chosen: list, extractor) -> list:
+    """The chosen metrics a further extractor can give (those whose feature role it has)."""
+    return [m for m in chosen if m.role in extractor.roles]
+
+
+def compute_metrics(chosen: list, ctx: MetricContext, features: str, key_features: Optional[str] = None) -> dict:
     """Every chosen metric on the shared features, labelled with them; bootstrap intervals when asked for.
 
-    A metric that raises is recorded with its error and a null value (a gate on
-    it fails), not a crash: the other metrics and the verdicts still stand.
+    Keys follow the grammar of :func:`gandiag.results.metric_key`: plain for
+    the run's primary extractor, ``name@features`` for the others
+    (``key_features``). A metric that raises is recorded with its error and a
+    null value (a gate on it fails), not a crash: the other metrics and the
+    verdicts still stand.
     """
-    from ..results import metric_label
+    from ..results import metric_key, metric_label
 
     out = {}
     for m in chosen:
@@ -88,4 +96,4 @@ def compute_metrics(chosen: list, ctx: MetricContext, features: str) -> dict:
         from .bootstrap import add_confidence_intervals
 
         add_confidence_intervals(out, chosen, ctx, ctx.options.bootstrap)
-    return out
+    return {metric_key(name, key_features): value for name, value in out.items()}

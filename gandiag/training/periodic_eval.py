@@ -48,24 +48,18 @@ def sample_generator(G, n: int, latent_dim: int, num_classes: int, seed: int, de
 
 
 def resolve_extractor(data, name: Optional[str], device: str):
-    """The feature extractor for images: the named one, else the real source's default, else None."""
+    """The feature extractor for images during training: the named one, else the real source's default, else None.
+
+    Unlike an evaluation, training never falls back to Inception: its weights may not be on the machine, and a
+    run on the user's own images simply logs no FID.
+    """
     if data.kind != "images":
         return None
-    from ..data.sources import resolve_source
+    from ..features.extraction import source_default
     from ..plugins import registry
 
-    if name is None:
-        name = getattr(resolve_source(data.spec), "default_extractor", None)
-        if name is None:
-            return None
-    reg = registry("feature extractor")
-    if name in reg:
-        return reg[name].build(None, device)
-    if name == "digits":  # registered by gandiag.default_plugins.extractors; direct import as a fallback
-        from ..features import digits as digits_classifier
-
-        return digits_classifier.build(None, device)
-    return reg[name]  # raises UnknownNameError with the valid names
+    name = name or source_default(data.spec, "images")
+    return registry("feature extractor")[name].build(None, device) if name else None
 
 
 class PeriodicEval:
