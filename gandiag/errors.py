@@ -28,6 +28,10 @@ class FeatureExtractorError(GandiagError):
     """A feature extractor cannot be built, e.g. its weights are not on this machine."""
 
 
+class PluginError(GandiagError):
+    """A plugin registered something gandiag cannot use; the message names the plugin and what is wrong."""
+
+
 class UnknownNameError(GandiagError):
     """A name (metric, real source, extractor...) that no plugin provides."""
 

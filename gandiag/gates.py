@@ -30,7 +30,7 @@ from typing import Optional
 from .atomic import write_text
 from .diagnostics import FAILING_VERDICTS
 from .errors import GandiagError
-from .results import Results, parse_metric_key
+from .results import Results, format_number, parse_metric_key
 from .safety.text import clean, xml_safe
 
 THRESHOLDS = ("min", "max")
@@ -233,7 +233,7 @@ def _half_width(m: dict) -> Optional[float]:
 
 
 def _fmt(v) -> str:
-    return f"{v:.6g}" if isinstance(v, (int, float)) else str(v)
+    return format_number(v, 6)
 
 
 def _check_threshold(gate: Gate, v: float) -> tuple[bool, str]:

@@ -70,7 +70,11 @@ class EvalOptions:
     latent_dist: Optional[str] = opt(None, "--latent-dist", type="choice:normal,uniform")
     num_classes: Optional[int] = opt(None, "--num-classes", type=int,
                                      help="Classes of a conditional generator (0: unconditional).")
-    layout: Optional[str] = opt(None, "--layout", type="choice:NCHW,NHWC", help="Output layout [default: detected].")
+    kind: Optional[str] = opt(None, "--kind", metavar="KIND", help=(
+        "What the samples are: images, points, or a plugin's kind [default: the file's contract, an .npz key "
+        "named after a kind, else the shape, 3-d arrays read as grey images]."))
+    layout: Optional[str] = opt(None, "--layout", metavar="LAYOUT", help=(
+        "Layout of a generator's output or an array: NCHW or NHWC for images, or a plugin kind's [default: detected]."))
     output_range: Optional[str] = opt(None, "--output-range", metavar="RANGE", callback=_range,
                                       help="[-1,1], [0,1] or uint8 [default: detected from a probe batch].")
     use_ema: bool = opt(True, "--ema/--no-ema", help="gandiag checkpoints: evaluate the EMA generator when present.")

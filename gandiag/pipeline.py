@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from . import __version__, distributed
+from .data import kinds
 from .data.samples import open_samples
 from .data.sources import bundled_source, load_real, named_by_file
 from .errors import CheckpointError, DataError, GandiagError
@@ -39,9 +40,6 @@ from .plugins import plugin_versions, registry
 from .results import Results
 from .safety.files import require_input
 
-DEFAULT_N_IMAGES = 10_000
-DEFAULT_N_POINTS = 2_500  # the mode-collapse protocol's sample count
-KEEP_SAMPLES = 64  # generated images kept in memory for the report's grid (points: all of them)
 
 
 @dataclass
@@ -84,7 +82,7 @@ class EvalContext:
     fake: FeatureSet
     real: Optional[FeatureSet]
     real_samples: object  # SampleSet / FolderSampleSet, or None
-    fake_kept: Optional[torch.Tensor]  # first KEEP_SAMPLES samples (all of them for points)
+    fake_kept: Optional[torch.Tensor]  # the first samples, as many as the kind keeps for reports
     fake_labels: Optional[np.ndarray]
     real_source: Optional[str]  # a bundled source's name, None for a path
     options: EvalOptions
@@ -173,7 +171,7 @@ def open_target(path: Path, opts: EvalOptions, world: int, timings: Timings) -> 
     if (is_dir and not model_dir) or path.suffix == ".npz":
         if world > 1:
             raise GandiagError("pre-generated samples are read by one process; run without torchrun")
-        samples = open_samples(str(path))
+        samples = open_samples(str(path), opts.kind, opts.layout)
         n = samples.n if opts.num_samples is None else min(opts.num_samples, samples.n)
         tgt = Target(path, samples.kind, n, {"path": str(path), "format": "samples", "n": samples.n},
                      samples=samples)
@@ -183,7 +181,7 @@ def open_target(path: Path, opts: EvalOptions, world: int, timings: Timings) -> 
                                                    opts.use_ema))
         with timings.stage("probe"):
             contract = probe(gen, resolve_contract(gen, opts), opts.seed, opts.device)
-        n = opts.num_samples or (DEFAULT_N_POINTS if contract.kind == "points" else DEFAULT_N_IMAGES)
+        n = opts.num_samples or kinds.by_name(contract.kind).default_n
         info = {"path": str(path), "format": gen.format, "loader": gen.loader, **gen.meta}
         tgt = Target(path, contract.kind, n, info, generator=gen, contract=contract)
     if tgt.n < MIN_SAMPLES:
@@ -200,7 +198,7 @@ def resolve_contract(gen: LoadedGenerator, opts: EvalOptions) -> GeneratorContra
                                "(and --num-classes for a conditional generator)")
         base = GeneratorContract(latent_dim=opts.latent_dim)
     return base.merged(latent_dim=opts.latent_dim, latent_dist=opts.latent_dist, num_classes=opts.num_classes,
-                       layout=opts.layout, output_range=opts.output_range)
+                       kind=opts.kind, layout=opts.layout, output_range=opts.output_range)
 
 
 def open_real(opts: EvalOptions, tgt: Target, timings: Timings) -> Optional[Real]:
@@ -223,7 +221,7 @@ def generated_features(tgt: Target, extractors: list, opts: EvalOptions, rank: i
         batches = sample_batches(tgt.generator, tgt.contract, tgt.n, opts.seed, opts.batch_size, opts.device, rank,
                                  world)
         stream = _timed(batches, timings, "sampling")
-    keep = tgt.n if tgt.kind == "points" else KEEP_SAMPLES
+    keep = kinds.by_name(tgt.kind).keep or tgt.n
     with timings.stage("sample_and_extract"):
         sets, kept, labels = extract(stream, tgt.n, extractors, "sampling + features",
                                      opts.show_progress and rank == 0, keep, timings)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -199,14 +200,28 @@ def metric_order(keys) -> list:
     return sorted(keys, key=rank)
 
 
-def _num(v, spec: str) -> str:
-    """``v`` formatted, or shown as text when it is not a number that format can take (a file said it)."""
+def format_number(v, digits: int = 6, missing: str = "n/a", percent: bool = False) -> str:
+    """A number as gandiag prints it everywhere (summary, gates, diagnostics' messages, report):
+    ``digits`` significant digits (or a percentage with one decimal), ``missing`` for None, yes/no for
+    booleans, and anything that is not a finite-formattable number shown as short text (a file said it)."""
     if v is None:
-        return "n/a"
-    try:
-        return format(float(v), spec) if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)[:40]
-    except (OverflowError, ValueError):
+        return missing
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if not isinstance(v, numbers.Real):  # numpy scalars are numbers.Real too
         return str(v)[:40]
+    if isinstance(v, numbers.Integral) and not percent:
+        text = str(int(v))
+        return text if len(text) <= 20 else text[:20] + "…"
+    try:
+        return format(float(v), ".1%" if percent else f".{digits}g")
+    except (OverflowError, ValueError, TypeError):
+        return str(v)[:40]
+
+
+def _num(v, spec: str) -> str:
+    """Summary formatting: ``spec`` is ".Ng" or ".1%"."""
+    return format_number(v, percent=True) if spec.endswith("%") else format_number(v, int(spec[1:-1]))
 
 
 def _json_safe(obj: Any) -> Any:

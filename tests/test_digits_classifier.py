@@ -88,7 +88,7 @@ def test_weights_sha256_matches_shipped_file(extractor):
 
 def test_spec():
     assert isinstance(dc.SPEC, ExtractorSpec)
-    assert dc.SPEC.name == "digits" and dc.SPEC.default_for == ("digits",) and dc.SPEC.build is dc.build
+    assert dc.SPEC.name == "digits" and dc.SPEC.build is dc.build
 
 
 def test_missing_weights_raise(tmp_path):

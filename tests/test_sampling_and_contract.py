@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from gandiag.errors import GandiagError, GeneratorOutputError
-from gandiag.generator.contract import GeneratorContract, detect, parse_range, to_uint8_nchw
+from gandiag.data.images import to_uint8_nchw
+from gandiag.generator.contract import GeneratorContract, detect, parse_range
 from gandiag.generator.sampling import BLOCK, latents, shard_ranges
 
 

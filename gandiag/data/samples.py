@@ -159,8 +159,12 @@ def open_folder(root: Path) -> FolderSampleSet:
     return FolderSampleSet(root, paths, (channels, h, w))
 
 
-def from_array(arr: np.ndarray, description: str, labels=None) -> SampleSet:
-    """An array from a file or a user: images (any common layout) or points."""
+def from_array(arr: np.ndarray, description: str, labels=None, *, key: Optional[str] = None,
+               kind: Optional[str] = None, layout: Optional[str] = None) -> SampleSet:
+    """An array from a file or a user, as samples of its kind (:func:`gandiag.data.kinds.for_array`:
+    ``kind``, else the ``.npz`` ``key``, else the shape, 3-d read as grey images)."""
+    from . import kinds
+
     arr = np.asarray(arr)
     if arr.dtype.kind not in "uif":
         what = {"c": "complex numbers", "b": "booleans"}.get(arr.dtype.kind, f"dtype {arr.dtype}")
@@ -168,30 +172,10 @@ def from_array(arr: np.ndarray, description: str, labels=None) -> SampleSet:
     if arr.ndim == 0 or arr.shape[0] == 0 or arr.size == 0:
         raise DataError(f"{description}: array of shape {arr.shape} holds no samples")
     labels = _check_labels(labels, arr.shape[0], description)
-    if arr.ndim == 2:
-        budgets.FEATURE_DIM.check(arr.shape[1], f"{description}: points of {arr.shape[1]} dimensions")
-        if not np.isfinite(arr).all():
-            raise DataError(f"{description}: contains NaN or Inf")
-        return SampleSet("points", torch.from_numpy(arr.astype(np.float32)), labels, description)
-    if arr.ndim == 3:  # N,H,W grey
-        arr = arr[:, None]
-    if arr.ndim != 4:
-        raise DataError(f"{description}: array of shape {arr.shape} is neither images (N,C,H,W / N,H,W,C) nor points (N,D)")
-    if arr.shape[1] not in (1, 3) and arr.shape[3] in (1, 3):
-        arr = arr.transpose(0, 3, 1, 2)
-    if arr.shape[1] not in (1, 3):
-        raise DataError(f"{description}: images of shape {arr.shape[1:]} have neither 1 nor 3 channels")
-    budgets.IMAGE_PIXELS.check(arr.shape[2] * arr.shape[3], f"{description}: images of {arr.shape[3]}x{arr.shape[2]}")
-    if arr.dtype != np.uint8:
-        if not np.isfinite(arr).all():
-            raise DataError(f"{description}: contains NaN or Inf")
-        lo, hi = float(arr.min()), float(arr.max())
-        if lo < -1e-6 or hi > 255.0001:
-            raise DataError(f"{description}: pixel values span {lo:g}..{hi:g}; expected uint8 or 0..255 (or 0..1 floats)")
-        scale = 255.0 if hi <= 1.0 else 1.0
-        work = arr.astype(np.float64 if arr.dtype == np.float64 else np.float32)
-        arr = np.clip(np.rint(work * scale), 0, 255).astype(np.uint8)
-    return SampleSet("images", torch.from_numpy(np.ascontiguousarray(arr)), labels, description)
+    k = kinds.for_array(arr, key, kind, description)
+    if layout is not None and layout not in k.layouts:
+        raise DataError(f"{description}: --layout {layout} is not a layout of {k.name} ({', '.join(k.layouts)})")
+    return SampleSet(k.name, k.from_array(arr, description, layout), labels, description)
 
 
 def _check_labels(labels, n: int, description: str) -> Optional[np.ndarray]:
@@ -206,8 +190,9 @@ def _check_labels(labels, n: int, description: str) -> Optional[np.ndarray]:
     return labels.astype(np.int64)
 
 
-def open_npz(path: Path) -> SampleSet:
-    """A .npz of images or points: key ``images``/``samples``/``x`` or its only array.
+def open_npz(path: Path, kind: Optional[str] = None, layout: Optional[str] = None) -> SampleSet:
+    """A .npz of samples: the array named after a sample kind (``images``, ``points``...), else ``samples``/``x``,
+    else its only array; ``kind`` and ``layout`` say what it holds when its name and shape do not.
 
     Every array's header is read and checked against the budgets before any
     data is decompressed (:mod:`gandiag.safety.npz`).
@@ -217,13 +202,17 @@ def open_npz(path: Path) -> SampleSet:
     path = Path(path)
     arrays = read_npz(path, pick=_pick_samples_key, extra=("labels",))
     key = next(k for k in arrays if k != "labels" or len(arrays) == 1)
-    s = from_array(arrays[key], f"{path.name}", arrays.get("labels") if key != "labels" else None)
+    s = from_array(arrays[key], f"{path.name}", arrays.get("labels") if key != "labels" else None, key=key,
+                   kind=kind, layout=layout)
     s.meta["path"] = str(path)
     return s
 
 
 def _pick_samples_key(path: Path, keys: list) -> str:
-    key = next((k for k in ("images", "samples", "x", "points", "arr_0") if k in keys), None)
+    from .kinds import registered
+
+    preferred = list(registered()) + ["samples", "x", "arr_0"]
+    key = next((k for k in preferred if k in keys), None)
     if key is None:
         others = [k for k in keys if k != "labels"]
         key = others[0] if len(others) == 1 else None
@@ -233,8 +222,8 @@ def _pick_samples_key(path: Path, keys: list) -> str:
     return key
 
 
-def open_samples(spec: str):
-    """A user-given path of pre-generated samples: an image folder or a .npz."""
+def open_samples(spec: str, kind: Optional[str] = None, layout: Optional[str] = None):
+    """A user-given path of pre-generated samples: an image folder or a .npz (``kind``/``layout``: see open_npz)."""
     import stat as stat_
 
     from ..safety.files import require_input
@@ -242,7 +231,9 @@ def open_samples(spec: str):
     p = Path(spec)
     st = require_input(p, "samples", folder_ok=True, error=DataError)
     if stat_.S_ISDIR(st.st_mode):
+        if kind not in (None, "images"):
+            raise DataError(f"{spec}: a folder holds images, not {kind}")
         return open_folder(p)
     if p.suffix.lower() == ".npz":
-        return open_npz(p)
+        return open_npz(p, kind, layout)
     raise DataError(f"{spec}: samples must be an image folder or a .npz file")

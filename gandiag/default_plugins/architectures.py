@@ -1,6 +1,7 @@
 """Built-in architectures: the reference trainer's networks (:mod:`gandiag.training.nets`)."""
 
-from ..hookspecs import hookimpl
+from gandiag import hookimpl
+
 from ..training.nets import ARCHITECTURES
 
 

@@ -1,8 +1,9 @@
 """Built-in diagnostics: ``mode_collapse`` and ``gradient_health`` (docs/diagnostics.md)."""
 
+from gandiag import hookimpl
+
 from ..diagnostics.gradient_health import GradientHealth
 from ..diagnostics.mode_collapse import ModeCollapse
-from ..hookspecs import hookimpl
 
 
 @hookimpl(trylast=True)

@@ -1,6 +1,7 @@
+from gandiag import hookimpl
+
 from ..features.inception import INCEPTION
 from ..features.points import POINTS
-from ..hookspecs import hookimpl
 
 
 @hookimpl(trylast=True)

@@ -1,4 +1,5 @@
-from ..hookspecs import hookimpl
+from gandiag import hookimpl
+
 from ..metrics.fid import FID
 from ..metrics.inception_score import InceptionScore
 from ..metrics.kid import KID

@@ -1,5 +1,6 @@
+from gandiag import hookimpl
+
 from ..data.sources import DigitsSource, MixtureSource, PathSource
-from ..hookspecs import hookimpl
 
 
 @hookimpl(trylast=True)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import click
 
-from ..hookspecs import hookimpl
+from gandiag import hookimpl
 
 
 def _load(paths):
+    from gandiag import Results
+
     from ..report.artifacts import load_artifacts
-    from ..results import Results
 
     out = []
     for p in paths:
@@ -45,10 +46,11 @@ def register_commands(cli):
     @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
     def gate_cmd(results_json, gate_path, junit_path, quiet):
         """Check saved results against quality gates: exit 0 when all hold, 1 when one fails, 2 on bad input."""
+        from gandiag import Results
+
         from ..atomic import resolve_output
         from ..errors import EXIT_GATE_FAILED
         from ..gates import check_gates, load_gates
-        from ..results import Results
 
         if junit_path:
             resolve_output(junit_path, "--junit")  # refused before any work

@@ -1,6 +1,6 @@
 """The built-in HTML report sections (gandiag.report.sections), registered like any plugin's."""
 
-from ..hookspecs import hookimpl
+from gandiag import hookimpl
 
 
 @hookimpl(trylast=True)

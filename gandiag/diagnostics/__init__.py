@@ -90,6 +90,7 @@ def _num(x):
 
 
 def fmt(x: Optional[float], digits: int = 3) -> str:
-    if x is None:
-        return "n/a"
-    return f"{x:.{digits}g}"
+    """Numbers in reasons' messages: 3 significant digits (gandiag.results.format_number)."""
+    from ..results import format_number
+
+    return format_number(x, digits)

@@ -17,7 +17,10 @@ confident share.
 
 The argmax shares over every sample (``share_all``) and the confident
 fraction are reported too, and the real labels give ``label_share`` (the
-dataset's own class balance).
+dataset's own class balance). ``class_status`` says, per class, what the
+verdict calls it (``covered`` / ``missing`` / ``absent`` / ``not_in_real``),
+so that readers such as the HTML report show the verdict's call instead of
+re-deriving it.
 
 For conditional generators (the pipeline's generated labels are known), it
 also measures, within each requested class, the agreement (share classified
@@ -90,6 +93,9 @@ def analyse(fake_logits: np.ndarray, real_logits: np.ndarray, real_labels: Optio
         "share": [round(float(s), 5) for s in share],
         "real_share": [round(float(s), 5) for s in real_share],
         "share_ratio": [None if np.isnan(r) else round(float(r), 4) for r in ratio],
+        "class_status": [class_status(r) for r in ratio],
+        "missing_ratio": MISSING_RATIO,
+        "absent_ratio": ABSENT_RATIO,
         "kl_to_real": kl,
         "confident": CONFIDENT,
         "confident_fraction": float(fc.mean()) if len(fc) else 0.0,
@@ -103,6 +109,19 @@ def analyse(fake_logits: np.ndarray, real_logits: np.ndarray, real_labels: Optio
         out["conditional"] = per_class_diversity(fake_pred, *conditional, real_labels, seed)
     out["reasons"] = judge(out)
     return out
+
+
+def class_status(ratio: float) -> str:
+    """What the verdict calls one class, from its share ratio (the same tests as ``missing_classes``/``absent_classes``).
+
+    Reported per class so that a reader (the HTML report) shows the verdict's
+    own call and never re-derives it with a threshold of its own.
+    """
+    if np.isnan(ratio):
+        return "not_in_real"  # no confident real sample: the class is not judged
+    if ratio < ABSENT_RATIO:
+        return "absent"  # missing, and practically never drawn
+    return "missing" if ratio < MISSING_RATIO else "covered"
 
 
 def _mean_pairwise(x: torch.Tensor, rng: np.random.Generator) -> Optional[float]:
@@ -123,20 +142,22 @@ def per_class_diversity(fake_pred, requested, fake_pool, real_pool, real_labels,
         real_idx = np.flatnonzero(real_labels == c)
         d_fake = _mean_pairwise(fake_pool[torch.from_numpy(idx)], rng)
         d_real = _mean_pairwise(real_pool[torch.from_numpy(real_idx)], rng) if len(real_idx) else None
+        ratio = (d_fake / d_real) if d_fake is not None and d_real else None
         per[int(c)] = {
             "n": int(len(idx)),
             "agreement": float(np.mean(fake_pred[idx] == c)),
             "diversity": d_fake,
             "real_diversity": d_real,
-            "diversity_ratio": (d_fake / d_real) if d_fake is not None and d_real else None,
+            "diversity_ratio": ratio,
+            "collapsed": ratio is not None and ratio < DIVERSITY_RATIO,  # the verdict's call, for readers
         }
     ratios = [v["diversity_ratio"] for v in per.values() if v["diversity_ratio"] is not None]
     return {
         "per_class": per,
         "mean_agreement": float(np.mean([v["agreement"] for v in per.values()])) if per else None,
         "min_diversity_ratio": min(ratios) if ratios else None,
-        "collapsed_classes": [c for c, v in per.items()
-                              if v["diversity_ratio"] is not None and v["diversity_ratio"] < DIVERSITY_RATIO],
+        "diversity_threshold": DIVERSITY_RATIO,
+        "collapsed_classes": [c for c, v in per.items() if v["collapsed"]],
     }
 
 

@@ -35,6 +35,7 @@ import math
 
 import torch
 
+from ..training.trainlog import find_log, read_log
 from . import HEALTH_LEVELS, error_reasons, fmt, reason, run_parts, training_log, verdict
 # the log's thresholds, so a fresh batch and the training log judge alike
 from .training_log import CHANCE_D_LOSS, D_LOSS_BLOWUP, GRAD_BAD, GRAD_WARN
@@ -47,7 +48,8 @@ SAT_EXCESS = 0.3  # generated saturation share above the real data's by this muc
 DEAD_J = 1e-6  # ‖J‖_F below this: the output does not move with z
 DEAD_J_WARN, DEAD_J_BAD = 0.5, 0.9
 MAX_BATCH = 64  # decisions (groups) in the fresh adversarial batch
-D_SATURATED = 0.9  # share of a batch with σ(D) beyond 0.01/0.99
+D_CERTAIN = 0.99  # σ(D) beyond this (or below 1 - this) is a certain decision
+D_SATURATED = 0.9  # share of a batch with σ(D) beyond D_CERTAIN
 LIPSCHITZ_RANGE = (0.5, 2.0)  # WGAN-GP: critic gradient norm on interpolates should sit near 1
 LIPSCHITZ_BAD = 10.0
 SIGMA_WARN = 100.0  # top singular value of a weight matrix
@@ -57,6 +59,7 @@ SEED_OFFSET = 104_729
 
 class GradientHealth:
     name = "gradient_health"
+    levels = HEALTH_LEVELS  # its verdict words, best first, worst last (readers tone verdicts by them)
     description = "gradient health: output saturation and Jacobian, G/D gradients, D saturation, Lipschitz, spectral norms, log trends"
 
     def applies(self, ctx) -> bool:
@@ -77,10 +80,10 @@ def check(gen, contract=None, seed: int = 0, device: str = "cpu", real_samples=N
     ckpt = gen.checkpoint if isinstance(gen.checkpoint, dict) else None
     jobs = []
     if contract is not None and contract.latent_dim:
-        jobs.append((SIGNAL_OUT, lambda: output_checks(gen.forward, contract, seed, device, real_samples)))
+        jobs.append((SIGNAL_OUT, lambda: output_checks(gen, contract, seed, device, real_samples)))
     if ckpt and ckpt.get("discriminator"):
         jobs.append((SIGNAL_ADV, lambda: adversarial_checks(ckpt, seed, real_spec)))
-    log_path = training_log.find_log(gen.path) if gen.path else None
+    log_path = find_log(gen.path) if gen.path else None
     if log_path is not None:
         loss = (((ckpt or {}).get("config") or {}).get("resolved") or {}).get("loss")
         jobs.append((training_log.SIGNAL, lambda: {"path": str(log_path),
@@ -96,8 +99,6 @@ def check(gen, contract=None, seed: int = 0, device: str = "cpu", real_samples=N
 
 
 def _read(path):
-    from ..training.trainlog import read_log
-
     return read_log(path)
 
 
@@ -109,19 +110,16 @@ def _range_of(contract):
     return {"-1,1": (-1.0, 1.0), "0,1": (0.0, 1.0), "uint8": (0.0, 255.0)}.get(contract.output_range, (-1.0, 1.0))
 
 
-def output_checks(forward, contract, seed: int, device: str, real_samples=None) -> dict:
-    from ..generator.sampling import draw_latents
+def output_checks(gen, contract, seed: int, device: str, real_samples=None) -> dict:
+    from ..generator.sampling import draw_latents, run_generator
 
     g = torch.Generator().manual_seed(int(seed) + SEED_OFFSET)
     draw = lambda n: draw_latents(contract, n, g)  # noqa: E731
     k = contract.num_classes
 
     def run(z):
-        labels = (torch.arange(len(z)) % k).to(device) if k else None
-        with torch.no_grad():
-            out = forward(z.to(device), labels)
-        out = out[0] if isinstance(out, (tuple, list)) else out
-        return torch.as_tensor(out).detach().cpu().double()
+        labels = torch.arange(len(z)) % k if k else None
+        return run_generator(gen, z, labels, device).detach().cpu().double()
 
     out = run(draw(N_OUTPUT))
     finite = torch.isfinite(out)
@@ -260,9 +258,9 @@ def adversarial_checks(ckpt: dict, seed: int, real_spec=None) -> dict:
     if losses.uses_probabilities(loss):
         pr, pf = torch.sigmoid(s_real.detach()), torch.sigmoid(s_fake.detach())
         res["saturation"] = {"real_prob_mean": float(pr.mean()), "fake_prob_mean": float(pf.mean()),
-                             "real_certain": float((pr > 0.99).double().mean()),
-                             "fake_certain": float((pf < 0.01).double().mean()),
-                             "fake_taken_for_real": float((pf > 0.99).double().mean())}
+                             "real_certain": float((pr > D_CERTAIN).double().mean()),
+                             "fake_certain": float((pf < 1 - D_CERTAIN).double().mean()),
+                             "fake_taken_for_real": float((pf > D_CERTAIN).double().mean())}
     reasons += judge_adversarial(res, gp_weight)
     res["reasons"] = reasons
     return res
@@ -290,11 +288,11 @@ def judge_adversarial(res: dict, gp_weight: float) -> list:
     if sat:
         if sat["real_certain"] >= D_SATURATED and sat["fake_certain"] >= D_SATURATED:
             level = "unhealthy" if res["loss"] == "minimax" else "warning"
-            reasons.append(reason(SIGNAL_ADV, level, f"D is saturated: σ(D) > 0.99 on {sat['real_certain']:.0%} of real and "
-                                  f"< 0.01 on {sat['fake_certain']:.0%} of generated samples (vanishing G gradient)",
+            reasons.append(reason(SIGNAL_ADV, level, f"D is saturated: σ(D) > {D_CERTAIN} on {sat['real_certain']:.0%} of real and "
+                                  f"< {1 - D_CERTAIN:.2f} on {sat['fake_certain']:.0%} of generated samples (vanishing G gradient)",
                                   min(sat["real_certain"], sat["fake_certain"]), D_SATURATED))
         elif sat["fake_taken_for_real"] >= D_SATURATED:
-            reasons.append(reason(SIGNAL_ADV, "warning", f"D is certain ({sat['fake_taken_for_real']:.0%} at σ > 0.99) that "
+            reasons.append(reason(SIGNAL_ADV, "warning", f"D is certain ({sat['fake_taken_for_real']:.0%} at σ > {D_CERTAIN}) that "
                                   "generated samples are real: a broken discriminator", sat["fake_taken_for_real"], D_SATURATED))
     lip = res["lipschitz"]["mean"]
     if gp_weight:

@@ -29,8 +29,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..generator.contract import to_uint8_nchw
-from ..generator.sampling import draw_latents
+from ..data.images import to_uint8_nchw
+from ..generator.sampling import draw_latents, run_generator
 from . import fmt, reason
 from .duplicates import nearest_neighbour_distances
 
@@ -73,8 +73,7 @@ def compute(ctx) -> dict:
     labels = torch.arange(N_PAIRS) % c.num_classes if c.num_classes else None
 
     def run(z):
-        with torch.no_grad():
-            return output_space(ctx.generator.forward(z.to(ctx.device), None if labels is None else labels.to(ctx.device)), c)
+        return output_space(run_generator(ctx.generator, z, labels, ctx.device), c)
 
     real = real_output_space(ctx.real_samples, 2 * N_PAIRS, c.kind)
     return analyse(run(z1), run(z2), run(z1 + EPSILON * noise), real, seed=ctx.seed)

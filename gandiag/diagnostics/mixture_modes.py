@@ -18,6 +18,10 @@ Reasons raised (thresholds: docs/diagnostics.md):
 
 %HQ is reported but never fires a mode-collapse reason: a generator whose
 samples are blurry but spread over every mode is of poor quality, not collapsed.
+
+Per mode, ``mode_status`` (``captured`` / ``starved`` / ``missing``) and
+``starved_below`` (the HQ count under which a captured mode is starved) carry
+the verdict's own call, for readers such as the HTML report.
 """
 
 from __future__ import annotations
@@ -53,7 +57,13 @@ def analyse(points: np.ndarray, mixture_name: str) -> dict:
     starved = [int(i) for i in np.flatnonzero((counts > 0) & (counts < STARVED_SHARE * expected))] \
         if expected >= MIN_EXPECTED else []
     out = {**stats, "mixture": mixture_name, "starved_modes": starved,
-           "mode_means": [[round(float(a), 4) for a in m] for m in mixture.means]}
+           "mode_means": [[round(float(a), 4) for a in m] for m in mixture.means],
+           # The verdict's call per mode and the count under which a captured mode is starved (None: not
+           # judged, too few HQ samples), so readers show the verdict's numbers instead of re-deriving them.
+           "mode_status": ["missing" if c == 0 else "starved" if i in starved else "captured"
+                           for i, c in enumerate(counts)],
+           "hq_total": n_hq,
+           "starved_below": STARVED_SHARE * expected if expected >= MIN_EXPECTED else None}
     out["reasons"] = judge(out)
     return out
 

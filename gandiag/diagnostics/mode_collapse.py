@@ -30,6 +30,7 @@ SIGNALS = (mixture_modes, classifier_modes, ndb, duplicates, latent_sensitivity)
 
 class ModeCollapse:
     name = "mode_collapse"
+    levels = MODE_LEVELS  # its verdict words, best first, worst last (readers tone verdicts by them)
     description = "mode collapse: mixture modes, classifier classes, NDB, near-duplicates, latent sensitivity → none/partial/severe"
 
     def __init__(self, signals=SIGNALS):

@@ -124,6 +124,9 @@ def ndb(real: np.ndarray, fake: np.ndarray, k: int = K, alpha: float = ALPHA, se
     }
     if real_labels is not None:
         out["emptied_by_label"] = _emptied_by_label(real_labels, real_bin, emptied)
+        # the labels the reason names, for readers (the report) that must not re-apply the threshold
+        out["emptied_labels"] = [c for c, v in out["emptied_by_label"].items() if v >= EMPTIED_LABEL]
+        out["emptied_label_threshold"] = EMPTIED_LABEL
     out["reasons"] = judge(out)
     return out
 

@@ -23,7 +23,6 @@ the last ``LATE_FRACTION`` of the logged steps, where a run ends up:
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -39,14 +38,6 @@ GRAD_BAD = 1e4
 OSCILLATION_CV = 0.5
 SIGMA_GROWTH = 10.0
 CHANCE_D_LOSS = {"ns": 2 * math.log(2), "minimax": 2 * math.log(2), "ls": 0.25, "hinge": 2.0}
-
-
-def find_log(checkpoint_path) -> Optional[Path]:
-    from ..safety.files import is_folder, is_regular_file
-
-    p = Path(checkpoint_path)
-    candidate = (p if is_folder(p) else p.parent) / "log.jsonl"
-    return candidate if is_regular_file(candidate) else None
 
 
 def analyse_log(records: list, loss: Optional[str]) -> dict:

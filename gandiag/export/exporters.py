@@ -23,12 +23,10 @@ whole or not at all.
 from __future__ import annotations
 
 import io
-import json
 import os
 import shutil
 import tempfile
 import warnings
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -37,13 +35,10 @@ import torch
 from ..atomic import write_bytes
 from ..errors import GandiagError
 from ..generator.checkpoint import build_network, read_checkpoint
-from ..generator.contract import GeneratorContract
+from ..generator.contract import STORED_IN_ARCHIVE, STORED_IN_ONNX, STORED_IN_SAVEDMODEL, GeneratorContract, stored_text
 
 TARGETS = ("onnx", "savedmodel", "export", "torchscript")
 SUFFIX = {"onnx": ".onnx", "savedmodel": "", "export": ".pt2", "torchscript": ".pt"}
-CONTRACT_KEY = "gandiag.contract"  # ONNX metadata_props
-CONTRACT_FILE = "gandiag/contract.json"  # TorchScript / torch.export extra file
-SAVEDMODEL_CONTRACT = "assets.extra/gandiag_contract.json"
 TOLERANCE = 1e-4  # max abs difference from PyTorch on the check batch (outputs are O(1))
 
 
@@ -88,10 +83,6 @@ def _check_output(out: Path, to: str) -> None:
         resolve_output(out, "-o/--output")  # the folder it will be created in
 
 
-def _contract_json(contract: GeneratorContract, **changes) -> str:
-    return json.dumps(replace(contract, detected=[], **changes).to_json(), sort_keys=True)
-
-
 def _names(contract: GeneratorContract):
     inputs = ["z"] + (["labels"] if contract.num_classes else [])
     return inputs, ("points" if contract.kind == "points" else "images")
@@ -132,7 +123,7 @@ def _onnx(net, arch, contract, args, expected, out: Path) -> None:
         model = onnx.load(str(tmp_file))
     model.doc_string = f"gandiag generator ({arch})"
     entry = model.metadata_props.add()
-    entry.key, entry.value = CONTRACT_KEY, _contract_json(contract)
+    entry.key, entry.value = STORED_IN_ONNX, stored_text(contract)
     data = model.SerializeToString()
     sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     feed = {name: a.numpy() for name, a in zip(inputs, args)}
@@ -148,7 +139,7 @@ def _torch_export(net, arch, contract, args, expected, out: Path) -> None:
     got = program.module()(*args)
     _check("export", got, expected)
     buf = io.BytesIO()
-    torch.export.save(program, buf, extra_files={CONTRACT_FILE: _contract_json(contract)})
+    torch.export.save(program, buf, extra_files={STORED_IN_ARCHIVE: stored_text(contract)})
     write_bytes(out, buf.getvalue())
 
 
@@ -164,7 +155,7 @@ def _torchscript(net, arch, contract, args, expected, out: Path) -> None:
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.jit.save(traced, buf, _extra_files={CONTRACT_FILE: _contract_json(contract)})
+        torch.jit.save(traced, buf, _extra_files={STORED_IN_ARCHIVE: stored_text(contract)})
     write_bytes(out, buf.getvalue())
 
 
@@ -191,7 +182,7 @@ def _savedmodel(net, arch, contract, args, expected, out: Path) -> None:
     try:
         tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve})
         (tmp / "assets.extra").mkdir(exist_ok=True)
-        (tmp / SAVEDMODEL_CONTRACT).write_text(_contract_json(contract, layout=layout))
+        (tmp / STORED_IN_SAVEDMODEL).write_text(stored_text(contract, layout=layout))
         if out.is_dir() and not out.is_symlink():
             shutil.rmtree(out)
         os.replace(tmp, out)

@@ -149,5 +149,4 @@ SPEC = ExtractorSpec(
     description="small CNN trained on scikit-learn's 8x8 digits (64-d pool, 10 logits; any size/grey or RGB)",
     kinds=("images",),
     build=build,
-    default_for=("digits",),
 )

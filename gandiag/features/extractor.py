@@ -36,7 +36,6 @@ class ExtractorSpec:
     description: str
     kinds: tuple
     build: Callable  # build(weights_path: Optional[str], device: str) -> FeatureExtractor
-    default_for: tuple = ()  # real sources for which this is the default extractor
 
 
 def sha256_file(path) -> str:

@@ -26,5 +26,4 @@ class PointsExtractor:
 POINTS = ExtractorSpec(
     "points", "raw coordinates of low-dimensional samples (2D mixtures)", ("points",),
     lambda weights_path=None, device="cpu": PointsExtractor(weights_path, device),
-    default_for=("ring8", "grid25"),
 )

@@ -14,12 +14,10 @@ from typing import Optional
 
 import torch
 
-from ..errors import GandiagError, GeneratorOutputError
+from ..errors import CheckpointError, GandiagError, GeneratorOutputError
 
 LATENT_DISTS = ("normal", "uniform")
-LAYOUTS = ("NCHW", "NHWC")
 RANGES = ("-1,1", "0,1", "uint8")
-KINDS = ("images", "points")
 
 
 @dataclass
@@ -45,10 +43,8 @@ class GeneratorContract:
         if not _is_int(self.num_classes) or self.num_classes < 0:
             raise GandiagError("--num-classes must be 0 (unconditional) or positive")
         budgets.CLASSES.check(self.num_classes, "the generator's number of classes")
-        if self.kind is not None and self.kind not in KINDS:
-            raise GandiagError(f"sample kind {self.kind!r} is not one of {', '.join(KINDS)}")
-        if self.layout is not None and self.layout not in LAYOUTS:
-            raise GandiagError(f"layout {self.layout!r} is not one of {', '.join(LAYOUTS)}")
+        if self.kind is not None or self.layout is not None:
+            _check_kind_and_layout(self.kind, self.layout)
         if self.output_range is not None and self.output_range not in RANGES:
             raise GandiagError(f"output range {self.output_range!r} is not one of {', '.join(RANGES)}")
         if self.sample_shape is not None and not (
@@ -80,6 +76,44 @@ class GeneratorContract:
         return cls(**{k: v for k, v in d.items() if k in known}).validate()
 
 
+# Where ``gandiag export`` stores the contract in each format, and where the loaders read it (one home for both).
+STORED_IN_ONNX = "gandiag.contract"  # ONNX metadata_props key
+STORED_IN_ARCHIVE = "gandiag/contract.json"  # TorchScript / torch.export extra file
+STORED_IN_SAVEDMODEL = "assets.extra/gandiag_contract.json"  # a file in the SavedModel folder
+
+
+def stored_text(contract: "GeneratorContract", **changes) -> str:
+    """The contract as ``gandiag export`` stores it: JSON, nothing marked as detected."""
+    import json
+
+    return json.dumps(replace(contract, detected=[], **changes).to_json(), sort_keys=True)
+
+
+def read_stored(text, where) -> Optional["GeneratorContract"]:
+    """A stored contract (None for an empty one); one that does not parse or validate is bad input."""
+    import json
+
+    if not text:
+        return None
+    try:
+        return GeneratorContract.from_json(json.loads(text))
+    except (ValueError, TypeError, RecursionError, GandiagError) as exc:
+        raise CheckpointError(f"{where}: stored generator contract is unreadable: {str(exc).splitlines()[0][:200]}") \
+            from None
+
+
+def _check_kind_and_layout(kind: Optional[str], layout: Optional[str]) -> None:
+    from ..data import kinds
+
+    known = kinds.registered()
+    if kind is not None and kind not in known:
+        raise GandiagError(f"sample kind {kind!r} is not one of {', '.join(sorted(known))}")
+    layouts = known[kind].layouts if kind is not None else kinds.all_layouts()
+    if layout is not None and layout not in layouts:
+        raise GandiagError(f"layout {layout!r} is not one of {', '.join(layouts)}"
+                           + (f" (the layouts of {kind})" if kind else ""))
+
+
 def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
@@ -94,84 +128,19 @@ def parse_range(text: str) -> str:
 
 
 def detect(contract: GeneratorContract, probe: torch.Tensor) -> GeneratorContract:
-    """Fill the contract's unknown output fields from one probe batch.
+    """Fill the contract's unknown output fields from one probe batch, through the output's sample kind.
 
     Only unambiguous evidence is used; anything else asks the user for a flag
     rather than guessing, because a wrong range silently shifts every metric.
     """
+    from ..data import kinds
+
     c = replace(contract, detected=list(contract.detected))
-    if probe.ndim == 2:
-        if c.kind not in (None, "points"):
-            raise GeneratorOutputError(f"generator returned shape {tuple(probe.shape)}: expected a batch of images")
-        if c.kind is None:
-            c.detected.append("kind")
-        c.kind = "points"
-        c.sample_shape = (probe.shape[1],)
-        return c
-    if probe.ndim != 4:
-        raise GeneratorOutputError(
-            f"generator returned shape {tuple(probe.shape)}: expected (N,C,H,W), (N,H,W,C) or (N,D) points"
-        )
+    kind = kinds.by_name(c.kind) if c.kind else kinds.for_output(probe.ndim, tuple(probe.shape))
+    if probe.ndim != kind.output_ndim:
+        raise GeneratorOutputError(f"generator returned shape {tuple(probe.shape)}: expected a {kind.output_ndim}-d "
+                                   f"batch of {kind.name}")
     if c.kind is None:
-        c.kind, c.detected = "images", c.detected + ["kind"]
-    if c.layout is None:
-        chw = probe.shape[1] in (1, 3)
-        hwc = probe.shape[3] in (1, 3)
-        if chw and not hwc:
-            c.layout = "NCHW"
-        elif hwc and not chw:
-            c.layout = "NHWC"
-        else:
-            raise GeneratorOutputError(
-                f"cannot tell the layout of generator output {tuple(probe.shape)}; pass --layout NCHW or NHWC"
-            )
-        c.detected.append("layout")
-    shape = tuple(probe.shape[1:]) if c.layout == "NCHW" else (probe.shape[3], probe.shape[1], probe.shape[2])
-    if shape[0] not in (1, 3):
-        raise GeneratorOutputError(
-            f"generator output has {shape[0]} channels (shape {tuple(probe.shape)}, layout {c.layout}); "
-            "gandiag evaluates grey (1) or RGB (3) images"
-        )
-    c.sample_shape = shape
-    if c.output_range is None:
-        c.output_range = _detect_range(probe)
-        c.detected.append("output_range")
-    return c
-
-
-def _detect_range(probe: torch.Tensor) -> str:
-    if probe.dtype == torch.uint8:
-        return "uint8"
-    x = probe.detach().float()
-    if not torch.isfinite(x).all():
-        raise GeneratorOutputError("generator output contains NaN or Inf")
-    lo, hi = x.min().item(), x.max().item()
-    if lo >= -1.0001 and hi <= 1.0001 and lo < -1e-3:
-        return "-1,1"
-    if lo >= -1e-6 and hi <= 1.0001:
-        return "0,1"
-    if lo >= -1e-6 and hi <= 255.0001 and hi > 1.5:
-        return "uint8"
-    raise GeneratorOutputError(
-        f"cannot tell the output range of the generator (probe min {lo:.3g}, max {hi:.3g}); "
-        "pass --output-range [-1,1], [0,1] or uint8"
-    )
-
-
-def to_uint8_nchw(batch: torch.Tensor, contract: GeneratorContract) -> torch.Tensor:
-    """Generator output → uint8 NCHW, the form every image metric starts from.
-
-    Rounding (not truncation) to the nearest level matches torch-fidelity's
-    treatment of generator output ((x+1)*127.5, clamp, round-to-uint8).
-    """
-    if contract.layout == "NHWC":
-        batch = batch.permute(0, 3, 1, 2)
-    if contract.output_range == "uint8":
-        if batch.dtype == torch.uint8:
-            return batch.contiguous()
-        x = batch.float()
-    elif contract.output_range == "-1,1":
-        x = (batch.float() + 1.0) * 127.5
-    else:
-        x = batch.float() * 255.0
-    return x.clamp(0, 255).round().to(torch.uint8).contiguous()
+        c.kind = kind.name
+        c.detected.append("kind")
+    return kind.detect(c, probe)

@@ -15,7 +15,7 @@ from typing import Iterator, Optional
 import torch
 
 from ..errors import GeneratorOutputError
-from .contract import GeneratorContract, detect, to_uint8_nchw
+from .contract import GeneratorContract, detect
 from .loading import LoadedGenerator
 
 BLOCK = 1024
@@ -83,21 +83,12 @@ def sample_batches(
     gen: LoadedGenerator, contract: GeneratorContract, n: int, seed: int, batch_size: int, device: str,
     rank: int = 0, world: int = 1,
 ) -> Iterator[tuple[torch.Tensor, Optional[torch.Tensor]]]:
-    """Yield (samples, labels): uint8 NCHW images or float32 points, validated."""
+    """Yield (samples, labels): each batch validated and in its sample kind's canonical form."""
+    from ..data.kinds import by_name
+
+    kind = by_name(contract.kind)
     for start, stop in shard_ranges(n, batch_size, rank, world):
         z, labels = latents(contract, start, stop, seed)
         out = run_generator(gen, z, labels, device)
         _check_finite(out)
-        if contract.kind == "points":
-            if out.ndim != 2 or tuple(out.shape[1:]) != tuple(contract.sample_shape):
-                raise GeneratorOutputError(f"generator returned shape {tuple(out.shape)}; expected (N, {contract.sample_shape[0]})")
-            yield out.float(), labels
-            continue
-        if out.ndim != 4:
-            raise GeneratorOutputError(f"generator returned shape {tuple(out.shape)}; expected a 4-d image batch")
-        imgs = to_uint8_nchw(out, contract)
-        if tuple(imgs.shape[1:]) != tuple(contract.sample_shape):
-            raise GeneratorOutputError(
-                f"generator returned images of shape {tuple(imgs.shape[1:])} after the probe batch gave {tuple(contract.sample_shape)}"
-            )
-        yield imgs, labels
+        yield kind.canonical(out, contract), labels

@@ -83,9 +83,9 @@ def environment():
 
 
 def render_fragment(template: str, **values) -> Markup:
-    """Render a template string with the shared macros (note, figure, table, kv_table, verdict, badge) imported."""
+    """Render a template string with the shared macros (note, figure, table, kv_table, verdict, badge, reason_item)."""
     env = environment()
-    src = '{% from "parts.html" import note, figure, table, kv_table, verdict, badge %}' + template
+    src = '{% from "parts.html" import note, figure, table, kv_table, verdict, badge, reason_item %}' + template
     return Markup(env.from_string(src).render(**values))
 
 

@@ -91,16 +91,7 @@ def scatter(real: Optional[np.ndarray], fake: Optional[np.ndarray], title: str, 
     if fake is not None and len(fake):
         ax.scatter(fake[:, 0], fake[:, 1], s=4, alpha=0.35, c=FAKE_COLOUR, label=f"generated ({len(fake)})", linewidths=0)
     if modes is not None:
-        cap = list(captured) if captured is not None else [True] * len(modes)
-        for (mx, my), ok in zip(modes, cap):
-            ax.plot(mx, my, marker="x", ms=8, mew=2, color=MARK_COLOUR if ok else "black")
-            if mode_radius:
-                ax.add_patch(plt.Circle((mx, my), mode_radius, fill=False, ls="--", lw=0.8,
-                                        color=MARK_COLOUR if ok else "black"))
-        ax.plot([], [], "x", color=MARK_COLOUR, label="mode (captured)")
-        if not all(cap):
-            ax.plot([], [], "x", color="black", label="mode (missed)")
-        ax.set_aspect("equal", adjustable="datalim")
+        _mark_modes(ax, modes, mode_radius, captured)
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -108,9 +99,31 @@ def scatter(real: Optional[np.ndarray], fake: Optional[np.ndarray], title: str, 
     return fig_uri(fig)
 
 
-def bars(groups: dict, labels: Sequence[str], title: str, ylabel: str = "", highlight: Optional[Sequence[bool]] = None,
+def _mark_modes(ax, modes, radius, captured) -> None:
+    """Crosses (and dashed HQ circles) at the modes: green captured, black missed, grey when nobody judged them."""
+    judged = captured is not None
+    cap = list(captured) if judged else [True] * len(modes)
+    ok_colour = MARK_COLOUR if judged else "#8c959f"
+    for (mx, my), ok in zip(modes, cap):
+        ax.plot(mx, my, marker="x", ms=8, mew=2, color=ok_colour if ok else "black")
+        if radius:
+            ax.add_patch(plt.Circle((mx, my), radius, fill=False, ls="--", lw=0.8, color=ok_colour if ok else "black"))
+    ax.plot([], [], "x", color=ok_colour, label="mode (captured)" if judged else "mode (not judged)")
+    if not all(cap):
+        ax.plot([], [], "x", color="black", label="mode (missed)")
+    ax.set_aspect("equal", adjustable="datalim")
+
+
+MARKERS = ("v", "x", "*", "d")
+
+
+def bars(groups: dict, labels: Sequence[str], title: str, ylabel: str = "", highlight=None,
          highlight_label: str = "") -> str:
-    """Grouped bars: ``groups`` = {series name: values}, one bar group per label."""
+    """Grouped bars: ``groups`` = {series name: values}, one bar group per label.
+
+    ``highlight``: a bool per label (legend ``highlight_label``), or {legend label: bools per label}
+    for several kinds of marks (missing / starved), each with its own marker.
+    """
     n = len(labels)
     fig, ax = plt.subplots(figsize=(min(11, 2.5 + 0.28 * n * max(1, len(groups))), 3.4))
     x = np.arange(n)
@@ -118,12 +131,13 @@ def bars(groups: dict, labels: Sequence[str], title: str, ylabel: str = "", high
     colours = [REAL_COLOUR, FAKE_COLOUR, "#9467bd", "#8c564b"]
     for i, (name, vals) in enumerate(groups.items()):
         ax.bar(x + (i - (len(groups) - 1) / 2) * width, vals, width, label=name, color=colours[i % len(colours)])
-    if highlight is not None and any(highlight):
-        top = max((max(v) for v in groups.values() if len(v)), default=1)
-        for xi, h in zip(x, highlight):
+    marks = highlight if isinstance(highlight, dict) else {highlight_label or "marked": highlight}
+    top = max((max(v) for v in groups.values() if len(v)), default=1) or 1
+    for j, (label, mask) in enumerate((k, m) for k, m in marks.items() if m is not None and any(m)):
+        for xi, h in zip(x, mask):
             if h:
-                ax.plot(xi, top * 1.05, marker="v", color="black", ms=5)
-        ax.plot([], [], "v", color="black", label=highlight_label or "marked")
+                ax.plot(xi, top * 1.05, marker=MARKERS[j % len(MARKERS)], color="black", ms=5)
+        ax.plot([], [], MARKERS[j % len(MARKERS)], color="black", label=label)
     ax.set_xticks(x)
     ax.set_xticklabels(labels, rotation=90 if n > 20 else 0, fontsize=7 if n > 20 else 9)
     ax.set_title(title)

@@ -19,9 +19,10 @@ from typing import Optional
 import numpy as np
 import torch
 
+from ..data.images import to_uint8_nchw
 from ..data.mixtures import mixture_mode_stats
 from ..features.featureset import FeatureSet
-from ..generator.contract import GeneratorContract, to_uint8_nchw
+from ..generator.contract import GeneratorContract
 from ..metrics.fid import frechet_distance
 
 EVAL_SEED_STRIDE = 1_000_003  # a prime: the evaluation at step t draws from seed*stride + t, never a training draw

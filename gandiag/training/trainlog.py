@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Optional
 
 import torch
 
@@ -50,6 +51,22 @@ class TrainLog:
 
     def close(self) -> None:
         self._f.close()
+
+
+LOG_NAME = "log.jsonl"
+
+
+def find_log(checkpoint_path, relative_to=None) -> Optional[Path]:
+    """The ``log.jsonl`` of a run: beside its checkpoint (or in its folder); a relative checkpoint path is also
+    tried against ``relative_to`` (the folder of a results JSON read later). None when there is none."""
+    from ..safety.files import is_folder, is_regular_file
+
+    p = Path(str(checkpoint_path))
+    folder = p if is_folder(p) else p.parent
+    candidates = [folder / LOG_NAME]
+    if relative_to is not None and not p.is_absolute():
+        candidates.append(Path(relative_to) / folder / LOG_NAME)
+    return next((c for c in candidates if is_regular_file(c)), None)
 
 
 NUMBER_FIELDS = ("time", "d_loss", "g_loss", "d_real", "d_fake", "d_real_prob", "d_fake_prob", "wasserstein", "gp",

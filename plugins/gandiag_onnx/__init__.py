@@ -19,23 +19,19 @@ works without it and says what to install when one is given.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import numpy as np
 
-from gandiag.errors import CheckpointError
-from gandiag.generator.contract import GeneratorContract
-from gandiag.generator.loading import LoadedGenerator, LoadOptions
+from gandiag import CheckpointError, LoadedGenerator, LoadOptions, hookimpl
+from gandiag.generator.contract import STORED_IN_ONNX, read_stored
 from gandiag.generator.signature import TensorInfo, numpy_forward, read_signature
-from gandiag.hookspecs import hookimpl
 from gandiag.safety.files import require_input
 from gandiag.safety.onnx_model import check_onnx_model
 from gandiag.safety.untrusted import shown
 
 __version__ = "0.1.0"
-CONTRACT_KEY = "gandiag.contract"
 
 
 def _first_line(exc: BaseException) -> str:
@@ -98,8 +94,8 @@ class OnnxLoader:
             raise CheckpointError(f"{path}: onnxruntime {ort.__version__} cannot load this model: {reason}") from None
         sig = read_signature(str(path), [_info(a) for a in sess.get_inputs()], [_info(a) for a in sess.get_outputs()],
                              default_layout=None)
-        stored = sess.get_modelmeta().custom_metadata_map.get(CONTRACT_KEY)
-        contract = _read_contract(path, stored) if stored else sig.contract
+        stored = sess.get_modelmeta().custom_metadata_map.get(STORED_IN_ONNX)
+        contract = read_stored(stored, path) or sig.contract
         types = {a.name: a.type for a in sess.get_inputs()}
         z_type = _NUMPY.get(types[sig.latent.name], np.float32)
         lab_type = _NUMPY.get(types[sig.labels.name], np.int64) if sig.labels else None
@@ -117,13 +113,6 @@ class OnnxLoader:
         return LoadedGenerator(forward, contract, "onnx", str(path),
                                meta={"providers": sess.get_providers(), "inputs": [a.name for a in sess.get_inputs()],
                                      "output": out_name, "contract_stored": bool(stored)})
-
-
-def _read_contract(path, text: str) -> GeneratorContract:
-    try:
-        return GeneratorContract.from_json(json.loads(text))
-    except Exception as exc:
-        raise CheckpointError(f"{path}: stored generator contract is unreadable: {_first_line(exc)}") from None
 
 
 @hookimpl(trylast=True)

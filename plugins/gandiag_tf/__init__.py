@@ -21,24 +21,20 @@ without it and says what to install when one is given.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from gandiag.errors import CheckpointError
+from gandiag import CheckpointError, LoadedGenerator, LoadOptions, hookimpl
 from gandiag.export.tensorflow import import_tensorflow
-from gandiag.generator.contract import GeneratorContract
-from gandiag.generator.loading import LoadedGenerator, LoadOptions
+from gandiag.generator.contract import STORED_IN_SAVEDMODEL, read_stored
 from gandiag.generator.signature import TensorInfo, numpy_forward, read_signature
-from gandiag.hookspecs import hookimpl
-from gandiag.safety.files import require_input
+from gandiag.safety.files import read_text_limited, require_input
 from gandiag.safety.keras_files import KERAS_SUFFIXES, keras_refusal
 from gandiag.safety.tf_graph import check_folder, check_savedmodel
 from gandiag.safety.untrusted import shown
 
 __version__ = "0.1.0"
-CONTRACT_FILE = "assets.extra/gandiag_contract.json"
 
 
 def _first_line(exc: BaseException) -> str:
@@ -119,17 +115,14 @@ class SavedModelLoader:
 
         return LoadedGenerator(forward, contract, "savedmodel", str(path),
                                meta={"signature": sig_name, "inputs": list(in_specs), "output": out_name,
-                                     "contract_stored": (path / CONTRACT_FILE).is_file(),
+                                     "contract_stored": (path / STORED_IN_SAVEDMODEL).is_file(),
                                      "tensorflow_version": tf.__version__})
 
     def _stored_contract(self, path: Path):
-        f = path / CONTRACT_FILE
+        f = path / STORED_IN_SAVEDMODEL
         if not f.is_file():
             return None
-        try:
-            return GeneratorContract.from_json(json.loads(f.read_text()))
-        except Exception as exc:
-            raise CheckpointError(f"{f}: stored generator contract is unreadable: {_first_line(exc)}") from None
+        return read_stored(read_text_limited(f, "a stored contract", error=CheckpointError), f)
 
 
 @hookimpl(trylast=True)

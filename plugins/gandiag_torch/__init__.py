@@ -24,7 +24,6 @@ is picked up, so exported generators need no flags.
 from __future__ import annotations
 
 import importlib
-import json
 import pickle
 import warnings
 import zipfile
@@ -32,11 +31,10 @@ from pathlib import Path
 
 import torch
 
-from gandiag.errors import CheckpointError, GandiagError, GeneratorOutputError
+from gandiag import (CheckpointError, GandiagError, GeneratorContract, GeneratorOutputError, LoadedGenerator,
+                     LoadOptions, hookimpl)
 from gandiag.generator.checkpoint import build_network, is_gandiag_checkpoint, validate_checkpoint
-from gandiag.generator.contract import GeneratorContract
-from gandiag.generator.loading import LoadedGenerator, LoadOptions
-from gandiag.hookspecs import hookimpl
+from gandiag.generator.contract import STORED_IN_ARCHIVE, read_stored
 from gandiag.safety.files import require_input
 from gandiag.safety.keras_files import KERAS_SUFFIXES, is_keras_file, keras_refusal
 from gandiag.safety.torch_archive import (check_pt2, check_torchscript, pickle_global, pickled_global,
@@ -45,7 +43,6 @@ from gandiag.safety.torch_graph import check_exported_program, check_script_modu
 from gandiag.safety.untrusted import shown, untrusted
 
 __version__ = "0.1.0"
-CONTRACT_FILE = "gandiag/contract.json"
 SUFFIXES = (".pt", ".pth", ".pt2", ".ckpt", ".bin", ".jit", ".torchscript")
 
 
@@ -141,16 +138,8 @@ class TorchLoader:
             meta={"arch": spec["arch"], "step": ckpt.get("step"), "ema": used_ema, "variant": (ckpt.get("config") or {}).get("variant")},
         )
 
-    def _read_contract(self, extra: str):
-        if not extra:
-            return None
-        try:
-            return GeneratorContract.from_json(json.loads(extra))
-        except Exception as exc:
-            raise CheckpointError(f"stored generator contract is unreadable: {_first_line(exc)}") from None
-
     def _load_torchscript(self, path, options) -> LoadedGenerator:
-        extra = {CONTRACT_FILE: ""}
+        extra = {STORED_IN_ARCHIVE: ""}
         trusted = options.trust_checkpoint
         with open(path, "rb") as f:  # one open file for the check and the load: nothing swapped in between
             if not trusted:
@@ -165,11 +154,11 @@ class TorchLoader:
         if not trusted:
             check_script_module(path, module)
         module.eval()
-        return LoadedGenerator(_call(module, path, quiet=not trusted), self._read_contract(extra[CONTRACT_FILE]),
+        return LoadedGenerator(_call(module, path, quiet=not trusted), read_stored(extra[STORED_IN_ARCHIVE], path),
                                "torchscript", str(path), module=module)
 
     def _load_export(self, path, options, names) -> LoadedGenerator:
-        extra = {CONTRACT_FILE: ""}
+        extra = {STORED_IN_ARCHIVE: ""}
         if options.trust_checkpoint:
             try:
                 program = torch.export.load(str(path), extra_files=extra)
@@ -179,14 +168,14 @@ class TorchLoader:
             raise untrusted(path, "it is a torch.export archive of the pre-2.8 format, whose loader unpickles with "
                                   "weights_only=False; re-save it with a current torch.export.save")
         else:
-            program, extra[CONTRACT_FILE] = _load_export_checked(path)
+            program, extra[STORED_IN_ARCHIVE] = _load_export_checked(path)
         try:
             module = program.module()
         except Exception as exc:
             raise CheckpointError(f"{path}: corrupt torch.export program ({_first_line(exc)})") from None
         if options.device != "cpu":
             module = module.to(options.device)
-        contract = self._read_contract(extra[CONTRACT_FILE])
+        contract = read_stored(extra[STORED_IN_ARCHIVE], path)
         if contract is None:  # the traced input tells the latent size
             z_spec = program.graph_signature.user_inputs
             placeholders = [n for n in program.graph.nodes if n.op == "placeholder" and n.name in z_spec]
@@ -263,7 +252,7 @@ def _load_export_checked(path):
     if program is None:
         raise CheckpointError(f"{path}: no program named 'model' in this torch.export archive")
     check_exported_program(path, program)
-    return program, contents.extra_files.get(CONTRACT_FILE, "")
+    return program, contents.extra_files.get(STORED_IN_ARCHIVE, "")
 
 
 def _contract_from_attrs(module):

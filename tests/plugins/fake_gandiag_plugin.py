@@ -6,9 +6,7 @@ metric, the two things a third party most often adds.
 
 import torch
 
-from gandiag.generator.contract import GeneratorContract
-from gandiag.generator.loading import LoadedGenerator
-from gandiag.hookspecs import hookimpl
+from gandiag import GeneratorContract, LoadedGenerator, hookimpl
 
 
 class RingFileLoader:

@@ -1,0 +1,36 @@
+"""The built-in report sections, one class per section, in one module per group; registered as a default plugin.
+
+- :mod:`.summary`: metrics, verdicts and gates (``Summary``), runs side by side (``Comparison``);
+- :mod:`.samples`: the sample grid, a row per class (``SampleGrid``);
+- :mod:`.features`: the feature-space projection (``FeatureSpace``), near-duplicate pairs
+  (``Duplicates``), nearest real neighbours (``NearestReal``);
+- :mod:`.modes`: mixture modes and class shares with the verdict's calls (``Modes``), NDB bins (``NDBBins``);
+- :mod:`.training`: gradient health and per-layer norms (``GradientNorms``), log.jsonl curves (``TrainingCurves``);
+- :mod:`.provenance`: how the numbers were made (``Provenance``);
+- :mod:`.common`: the ``Section`` base and the helpers that read diagnostics.
+
+Each reads what it needs from a :class:`~gandiag.report.RunView` (results,
+diagnostics, artifacts) and tolerates anything missing. Whatever a verdict
+judged (a missing class, a missed mode, a severity) is shown as the
+diagnostic wrote it, never re-derived; colours come from the diagnostic's
+declared levels (:mod:`gandiag.report.severity`).
+"""
+
+from __future__ import annotations
+
+from ..severity import tone
+from .common import Section, find_diag, find_signal, first, fmt, number_list, reason_items, reasons, scalars
+from .features import Duplicates, FeatureSpace, NearestReal
+from .modes import Modes, NDBBins
+from .provenance import Provenance, flatten
+from .samples import SampleGrid
+from .summary import Comparison, Summary
+from .training import GradientNorms, TrainingCurves, curve_series, read_training_log, training_log_path
+
+BUILTIN_SECTIONS = (Summary, SampleGrid, FeatureSpace, Modes, NDBBins, Duplicates, NearestReal, GradientNorms,
+                    TrainingCurves, Provenance, Comparison)
+
+__all__ = ["BUILTIN_SECTIONS", "Section", "tone", "fmt", "first", "scalars", "number_list", "find_diag", "find_signal",
+           "reasons", "reason_items", "flatten", "curve_series", "read_training_log", "training_log_path",
+           "Summary", "SampleGrid", "FeatureSpace", "Modes", "NDBBins", "Duplicates", "NearestReal", "GradientNorms",
+           "TrainingCurves", "Provenance", "Comparison"]
