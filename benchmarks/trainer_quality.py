@@ -80,7 +80,8 @@ def judge(ckpt: dict, data: str) -> dict:
         return {k: s[k] for k in ("modes_captured", "modes_total", "high_quality_fraction", "reverse_kl", "missing_modes")}
     from gandiag.features.digits import build, digits_uint8
     from gandiag.features.featureset import FeatureSet
-    from gandiag.generator.contract import GeneratorContract, to_uint8_nchw
+    from gandiag.data.images import to_uint8_nchw
+    from gandiag.generator.contract import GeneratorContract
     from gandiag.metrics.fid import frechet_distance
 
     ext = build()
