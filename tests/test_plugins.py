@@ -518,10 +518,10 @@ def test_invalid_registration_is_exit_2_naming_the_plugin(case):
     with installed(registering(hook, obj), name="my_plugin"):
         res = run_cli(["plugins"])
         with pytest.raises(PluginError, match=f"^{re.escape(message)}$"):
-            plugins.registry(plugins.hook_kind(hook))
+            plugins.registry(hookspecs.hook_kind(hook))
     assert res.exit_code == 2, res.output
     assert res.stderr == f"gandiag: error: {message}\n"
-    assert len(plugins.registry(plugins.hook_kind(hook)).names()) > 1  # the built-ins are back, nothing half-registered
+    assert len(plugins.registry(hookspecs.hook_kind(hook)).names()) > 1  # the built-ins are back, nothing half-registered
 
 
 def test_misspelt_hook_is_an_error_not_a_silent_no_op(tmp_path):
@@ -580,7 +580,7 @@ def hookspec_names() -> set:
 def test_every_hook_fills_its_registry_with_trylast_builtins():
     from gandiag.cli import _add_plugin_commands, cli
 
-    assert set(plugins.KINDS) == set(BUILTINS)
+    assert set(hookspecs.KINDS) == set(BUILTINS)
     for kind, names in BUILTINS.items():
         reg = plugins.registry(kind)
         assert set(reg.names()) == names, kind
@@ -599,14 +599,14 @@ def test_every_hook_fills_its_registry_with_trylast_builtins():
 def test_every_hook_is_validated_documented_and_tested():
     doc = DOC.read_text()
     specs = hookspec_names()
-    assert specs == {k.hook for k in plugins.KINDS.values()} | {plugins.COMMAND_HOOK}
+    assert specs == {k.hook for k in hookspecs.KINDS.values()} | {hookspecs.COMMAND_HOOK}
     for name in sorted(specs):
         assert f"`{name}(" in doc, f"{name} is not documented in docs/plugins.md"
         assert callable(globals().get(f"test_hook_{name}")), f"{name} has no test_hook_{name} in tests/test_plugins.py"
     generated = re.search(r"<!-- requirements: start -->\n(.*?)<!-- requirements: end -->", doc, re.S).group(1)
-    assert generated.strip() == plugins.requirements_markdown().strip(), (
+    assert generated.strip() == hookspecs.requirements_markdown().strip(), (
         "docs/plugins.md's requirements are out of date: paste the output of "
-        "python -c 'from gandiag.plugins import requirements_markdown as r; print(r())'")
+        "python -c 'from gandiag.hookspecs import requirements_markdown as r; print(r())'")
 
 
 def test_documented_example_is_the_tested_plugin_and_uses_public_names():
