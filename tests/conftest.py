@@ -46,6 +46,29 @@ def inception_weights(tmp_path_factory):
     return str(path)
 
 
+def gandiag_in_process(*args, cwd=None, env=None):
+    """``gandiag ARGS`` in this process through click's CliRunner (the group the console entry runs, without
+    ~2 s of interpreter start-up): an object with ``returncode``, ``stdout`` and ``stderr`` like subprocess.run's.
+    An internal error (exit 3, or an exception that escaped) fails the test with its traceback. For what needs
+    a real process (the console entry's exit status, signals, torchrun, FIFOs that could block, an isolated
+    environment), use a subprocess."""
+    import contextlib
+    from types import SimpleNamespace
+
+    from click.testing import CliRunner
+
+    from gandiag.cli import _add_plugin_commands
+    from gandiag.cli import cli as group
+
+    _add_plugin_commands()
+    with contextlib.chdir(cwd) if cwd is not None else contextlib.nullcontext():
+        res = CliRunner().invoke(group, [str(a) for a in args], prog_name="gandiag", env=env)
+    if res.exit_code == 3 or (res.exception is not None and not isinstance(res.exception, SystemExit)):
+        raise AssertionError(f"gandiag {' '.join(map(str, args))}: internal error (exit {res.exit_code}): "
+                             f"{res.stderr}") from res.exception
+    return SimpleNamespace(returncode=res.exit_code, stdout=res.stdout, stderr=res.stderr)
+
+
 def write_pngs(folder, images: np.ndarray) -> str:
     """images: (N, H, W, C) or (N, H, W) uint8 → PNG files."""
     from PIL import Image

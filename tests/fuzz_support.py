@@ -1,9 +1,30 @@
-"""Helpers for the property-based reader tests (tests/test_fuzz_readers.py).
+"""Helpers for the property-based reader tests, tests/test_fuzz_*.py (one module per reader).
 
 The contract every reader is held to: given any bytes it either works or
 raises :class:`gandiag.errors.GandiagError` (one line on stderr, exit 2 from
 the CLI); any other exception is a bug (exit 3). Nothing is left behind: no
 ``.*.tmp`` from :mod:`gandiag.atomic`, no partial output file.
+
+Readers covered: checkpoint bytes per loader (gandiag: test_fuzz_checkpoints;
+torch.export, TorchScript, ONNX, SavedModel: test_fuzz_exports), ``.npz``
+samples (test_fuzz_npz), image folders (test_fuzz_images), results JSON
+(test_fuzz_results), gate TOML (test_fuzz_gates), ``log.jsonl``
+(test_fuzz_logs), and the real-feature cache (test_fuzz_cache).
+
+Runs are bounded (``max_examples`` per test, :func:`fuzz`) and derandomised in
+CI through the "ci" hypothesis profile of conftest.py (``CI=true``); the "dev"
+profile (the default elsewhere) draws new examples each run, and
+``GANDIAG_FUZZ_SCALE=20`` multiplies every example count for a deeper local
+run. A failure prints its example and ``@reproduce_failure``. Properties are
+paired with hand-picked edge cases (parametrized tests), so each known bad
+input has its own test id. Loaders and evaluations run under a memory cap
+(:func:`memory_cap`), so a file that makes gandiag allocate gigabytes fails
+fast and is reported instead of swapping the machine.
+
+Each test module imports the autouse fixtures ``_quiet`` and ``_one_thread``
+from here (a fixture imported into a module applies to that module), and the
+shared fixtures it uses (``ring_ckpt_bytes``, ``ring_points``, ``genuine_npz``,
+``genuine_results``): module-scoped, as they were in the single module.
 """
 
 from __future__ import annotations
@@ -22,9 +43,19 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional
 
 import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from gandiag.errors import GandiagError
+
+FIXTURES = Path(__file__).parent / "fixtures" / "models"
+RING_CKPT = FIXTURES / "ring8_gan_pack4" / "checkpoint.pt"
+LR1_DIR = FIXTURES / "ring8_gan_lr1"
+EVAL = dict(num_samples=20, diagnostics=False, use_cache=False, device="cpu", batch_size=16)
+
 
 # ----------------------------------------------------------------------------- the contract
 
@@ -420,3 +451,232 @@ def npz_bytes(arrays: dict, compressed: bool = False) -> bytes:
     buf = io.BytesIO()
     (np.savez_compressed if compressed else np.savez)(buf, **arrays)
     return buf.getvalue()
+
+
+# ----------------------------------------------------------------------------- settings and autouse fixtures
+
+FUZZ_SCALE = float(os.environ.get("GANDIAG_FUZZ_SCALE", "1"))  # e.g. 20 for a deeper local run; CI keeps 1
+
+
+def fuzz(n: int, shrink: bool = True):
+    """Settings for one property: ``n`` examples (fixed, so CI runs the same work every time).
+
+    ``shrink=False`` where an example is costly (a whole command, an evaluation): shrinking would re-run it
+    hundreds of times. Their inputs are small by construction (a few edits, printed with the failure), and
+    the edge-case tests and library-level properties of the same reader give minimal inputs."""
+    extra = {} if shrink else {"phases": [p for p in settings.default.phases if p != Phase.shrink]}
+    return settings(max_examples=max(1, int(n * FUZZ_SCALE)), suppress_health_check=list(HealthCheck), **extra)
+
+
+class Blob(bytes):
+    """Bytes that print as their size: hypothesis prints fixtures with a failing example."""
+
+    def __repr__(self):
+        return f"<{len(self)} bytes>"
+
+
+class Quiet(dict):
+    """A fixture dict that prints as its keys (the genuine results JSON is 60 kB)."""
+
+    def __repr__(self):
+        return f"<{', '.join(self)}>"
+
+
+class Lines(list):
+    def __repr__(self):
+        return f"<{len(self)} lines>"
+
+
+@pytest.fixture(autouse=True)
+def _quiet(monkeypatch):
+    import logging
+
+    monkeypatch.delenv("GANDIAG_DEBUG", raising=False)  # exit 3 must stay one line here
+    logger = logging.getLogger("torch.export")  # logs every corrupt archive with a traceback
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    yield
+    logger.setLevel(level)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """One compute thread: the models here are tiny, and on a shared CI machine torch's and BLAS's worker
+    threads spin-waiting for a core make this module twice as slow. Restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with contextlib.ExitStack() as stack:
+        with contextlib.suppress(ImportError):
+            from threadpoolctl import threadpool_limits
+
+            stack.enter_context(threadpool_limits(limits=1))
+        yield
+    torch.set_num_threads(threads)
+
+
+@contextlib.contextmanager
+def env(**values):
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update({k: str(v) for k, v in values.items()})
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+# ----------------------------------------------------------------------------- loading and evaluating a file
+
+def load_and_evaluate(path, real="ring8", diagnostics=False, cap=True):
+    """The loader on ``path``; when it loads, one short evaluation (which calls the generator).
+
+    Under a memory cap (``cap``): a file that makes gandiag allocate gigabytes fails fast, and is reported."""
+    from gandiag.generator.loading import LoadOptions, load_generator
+    from gandiag.pipeline import evaluate
+
+    with memory_cap() if cap else contextlib.nullcontext():
+        loaded = call_reader(f"load_generator({Path(path).name})", load_generator, path, LoadOptions())
+        if loaded is None:
+            return None
+        if isinstance(loaded.module, torch.nn.Module):
+            bad = unsound_tensors(loaded.module)
+            assert not bad, (f"load_generator accepted {Path(path).name} ({loaded.format}) whose tensors {bad} have no "
+                             "valid storage: calling the generator reads out of bounds and kills the process (SIGSEGV)")
+        opts = dict(EVAL, diagnostics=diagnostics)
+        res = call_reader(f"evaluate({Path(path).name})", evaluate, path, real, **opts)
+    if res is not None and diagnostics:
+        for name, d in res.diagnostics.items():
+            assert_errors_are_gandiag(f"diagnostic {name}", d.get("errors") if isinstance(d, dict) else None)
+    return res
+
+
+@pytest.fixture(scope="module")
+def ring_ckpt_bytes():
+    return Blob(RING_CKPT.read_bytes())
+
+
+# ----------------------------------------------------------------------------- .npz files (samples and cache entries)
+
+NPZ_DTYPES = ["bool", "int8", "uint8", "int16", "uint16", "int32", "int64", "uint64", "float16", "float32", "float64",
+              ">f8", "complex64", "complex128", "<U3", "S2", "M8[s]", "m8[ms]"]
+STRUCTURED = [np.dtype([("a", "<f4"), ("b", "<i2")]), np.dtype([("x", "<f8", (2,))]), np.dtype("V3")]
+NPZ_KEYS = st.one_of(st.sampled_from(["images", "samples", "x", "arr_0", "labels", "points", "y"]),
+                     st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00/"),
+                             min_size=1, max_size=8))
+
+
+@st.composite
+def npz_arrays(draw):
+    shape = tuple(draw(st.lists(st.integers(0, 6), max_size=5)))
+    if draw(st.integers(0, 4)) == 0:  # structured and void dtypes from raw bytes
+        dtype = draw(st.sampled_from(STRUCTURED))
+        n = int(np.prod(shape)) * dtype.itemsize
+        return np.frombuffer(draw(st.binary(min_size=n, max_size=n)), dtype=dtype).reshape(shape)
+    return draw(hnp.arrays(np.dtype(draw(st.sampled_from(NPZ_DTYPES))), shape))
+
+
+def _npy(arr) -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, arr, allow_pickle=False)
+    return buf.getvalue()
+
+
+HEADER_DESCRS = ["<f4", "<f8", "|u1", "|b1", ">i4", "<c8", "|O", "<U0", "|V0", "[('a', '<f4')]", "'<f4'", "zz", "<M8[s]"]
+HEADER_SHAPES = ["(1000000000000, 2)", "(4, 1, 8, 8)", "(2147483648, 0)", "(0, 1099511627776)", "(-1, 2)", "(3,)",
+                 "()", "(1, 1, 1, 1, 1, 1, 1, 1)", "[2, 2]", "(2.5, 2)", "'x'", "(1 << 70, 2)"]
+
+
+@st.composite
+def hand_npy(draw):
+    """A .npy with a hand-written header: huge, negative or odd shapes, odd dtypes, little or no data."""
+    descr = draw(st.sampled_from(HEADER_DESCRS))
+    shape = draw(st.sampled_from(HEADER_SHAPES))
+    fortran = draw(st.sampled_from(["False", "True", "0", "'no'"]))
+    header = draw(st.one_of(
+        st.just(f"{{'descr': {descr if descr.startswith(('[', chr(39))) else repr(descr)}, "
+                f"'fortran_order': {fortran}, 'shape': {shape}, }}"),
+        st.text(st.characters(max_codepoint=255), max_size=40)))
+    payload = draw(st.binary(max_size=64))
+    return npy_bytes(header, payload, draw(st.sampled_from([(1, 0), (2, 0), (3, 0), (9, 9)])))
+
+
+@st.composite
+def npz_files(draw, genuine: bytes):
+    kind = draw(st.sampled_from(["arrays", "hand", "random", "zip_garbage", "genuine_mutated", "genuine_member"]))
+    if kind == "arrays":
+        arrays = draw(st.dictionaries(NPZ_KEYS, npz_arrays(), min_size=0, max_size=3))
+        return make_zip({f"{k}.npy": _npy(a) for k, a in arrays.items()}, compressed=draw(st.booleans()))
+    if kind == "hand":
+        key = draw(NPZ_KEYS)
+        members = {f"{key}.npy": draw(hand_npy())}
+        if draw(st.booleans()):
+            members["labels.npy"] = draw(hand_npy())
+        return make_zip(members)
+    if kind == "random":
+        return draw(st.one_of(st.binary(max_size=300), st.binary(max_size=200).map(lambda b: b"PK\x03\x04" + b)))
+    if kind == "zip_garbage":
+        names = draw(st.lists(st.one_of(NPZ_KEYS.map(lambda k: k + ".npy"), NPZ_KEYS), min_size=1, max_size=3,
+                              unique=True))
+        return make_zip({n: draw(st.binary(max_size=120)) for n in names}, compressed=draw(st.booleans()))
+    if kind == "genuine_member":
+        members = zip_members(genuine)
+        name = draw(st.sampled_from(sorted(members)))
+        members[name] = apply_mutations(members[name], draw(mutations()), window=(0, 128))  # the header
+        return make_zip(members)
+    return apply_mutations(genuine, draw(mutations()))
+
+
+@pytest.fixture(scope="module")
+def ring_points():
+    from gandiag.data.mixtures import MIXTURES
+
+    pts, _ = MIXTURES["ring8"].sample(64, 3)
+    return pts.astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def genuine_npz(ring_points):
+    buf = io.BytesIO()
+    np.savez(buf, points=ring_points)
+    return Blob(buf.getvalue())
+
+
+MAX_BATCHES = 64  # a set may declare billions of (empty) samples; reading its head is enough here
+
+
+def _head(it, n):
+    for i, x in enumerate(it):
+        if i >= n:
+            return
+        yield x
+
+
+# ----------------------------------------------------------------------------- results JSON (results and gates)
+
+@pytest.fixture(scope="module")
+def genuine_results(tmp_path_factory, ring_points):
+    """A results JSON (with diagnostics, bootstrap intervals and its artifacts file) from a real evaluation."""
+    from gandiag.data.mixtures import MIXTURES
+    from gandiag.pipeline import evaluate
+    from gandiag.report.artifacts import save_artifacts
+
+    d = tmp_path_factory.mktemp("results")
+    pts, _ = MIXTURES["ring8"].sample(300, 5)
+    np.savez(d / "fake.npz", points=pts)
+    r = evaluate(d / "fake.npz", "ring8", device="cpu", use_cache=False, bootstrap=5, kid_subsets=10,
+                 kid_subset_size=100)
+    save_artifacts(r, d / "r.json")
+    r.save(d / "r.json")
+    return Quiet(json=json.loads((d / "r.json").read_text()), artifacts=Blob((d / "r.artifacts.npz").read_bytes()),
+                 results=r)
+
+
+GOOD_GATES = """
+[gates]
+fid = { max = 1000.0 }
+recall = { min = 0.0 }
+mode_collapse = { allow = ["none", "partial", "severe"], modes_captured = { min = 0 } }
+"""

@@ -274,6 +274,7 @@ def test_npz_bombs_and_oversized_flags_are_refused_before_allocating(tmp_path, r
     assert_one_line(code, err, "GANDIAG_MAX_MEMORY='lots' is not a number")
 
 
+@pytest.mark.slow  # six subprocesses: ~14 s
 def test_special_files_as_inputs_never_block(tmp_path, ring_npz):
     fifo = tmp_path / "in.npz"
     os.mkfifo(fifo)

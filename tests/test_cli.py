@@ -1,13 +1,21 @@
-"""The command line as a user meets it: exit codes, one-line errors, JSON output."""
+"""The command line as a user meets it: exit codes, one-line errors, JSON output.
+
+Commands run in-process through click's CliRunner (the same group the console entry calls, a fraction of a
+second instead of ~2 s of interpreter start-up each). Subprocesses remain where the process is the point:
+the real console entry's exit code and stderr (test_real_console_entry_exit_2_one_line), and an isolated
+environment (TORCH_HOME, GANDIAG_OFFLINE) for the offline Inception weights.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from conftest import gandiag_in_process
 
 from gandiag.data.mixtures import MIXTURES
 
@@ -15,7 +23,13 @@ GANDIAG = [sys.executable, "-m", "gandiag.cli"]
 
 
 def run(*args, cwd=None):
-    return subprocess.run(GANDIAG + [str(a) for a in args], capture_output=True, text=True, cwd=cwd, timeout=300)
+    """The CLI in-process (conftest.gandiag_in_process): returncode, stdout and stderr, like subprocess.run's."""
+    return gandiag_in_process(*args, cwd=cwd)
+
+
+def run_subprocess(*args, cwd=None, env=None):
+    return subprocess.run(GANDIAG + [str(a) for a in args], capture_output=True, text=True, cwd=cwd, timeout=300,
+                          env={**os.environ, **(env or {})})
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +50,8 @@ def _one_line_error(res, match):
 
 def test_evaluate_writes_versioned_json(tmp_path, ring_npz):
     out = tmp_path / "r.json"
-    res = run("evaluate", ring_npz, "--real", "ring8", "--json", out, "--no-progress")
+    # every metric and diagnostic by default; 10 KID subsets instead of 100 (KID's 100 take seconds on a CPU)
+    res = run("evaluate", ring_npz, "--real", "ring8", "--json", out, "--kid-subsets", "10", "--no-progress")
     assert res.returncode == 0, res.stderr
     assert "FID [points]" in res.stdout
     d = json.loads(out.read_text())
@@ -49,12 +64,30 @@ def test_evaluate_writes_versioned_json(tmp_path, ring_npz):
     assert prov["plugins"]["torch"]
 
 
+def _without_timings(doc):
+    """A results document less what measures the run rather than the samples ("seconds" of each part)."""
+    if isinstance(doc, dict):
+        return {k: _without_timings(v) for k, v in doc.items() if k != "seconds"}
+    if isinstance(doc, list):
+        return [_without_timings(v) for v in doc]
+    return doc
+
+
 def test_same_seed_same_numbers(tmp_path, ring_npz):
-    a, b = tmp_path / "a.json", tmp_path / "b.json"
-    for out in (a, b):
-        assert run("evaluate", ring_npz, "--real", "ring8", "--json", out, "--metrics", "fid,kid", "--no-progress").returncode == 0
-    assert json.loads(a.read_text())["metrics"]["kid"] == json.loads(b.read_text())["metrics"]["kid"] or \
-        json.loads(a.read_text())["metrics"]["kid"]["value"] == json.loads(b.read_text())["metrics"]["kid"]["value"]
+    """Two runs with the same seed give the same numbers, bit for bit; another seed draws other KID subsets."""
+    outs = [tmp_path / "a.json", tmp_path / "b.json", tmp_path / "seed7.json"]
+    for out, seed, diag in zip(outs, ("2020", "2020", "7"), ("--diagnostics", "--diagnostics", "--no-diagnostics")):
+        res = run("evaluate", ring_npz, "--real", "ring8", "--json", out, "--metrics", "fid,kid", "--seed", seed,
+                  "--kid-subsets", "20", diag, "--no-progress")
+        assert res.returncode == 0, res.stderr
+    a, b, other = (_without_timings(json.loads(p.read_text())) for p in outs)
+    assert set(a["metrics"]) == {"fid", "kid"} and set(a["diagnostics"]) >= {"mode_collapse"}
+    assert isinstance(a["metrics"]["kid"]["value"], float) and isinstance(a["metrics"]["fid"]["value"], float)
+    # every number of both metrics (values, KID's std) and of the diagnostics, exactly
+    assert a["metrics"] == b["metrics"] and a["diagnostics"] == b["diagnostics"]
+    # the seed reaches the numbers (ring8's real sample, KID's subsets), so the check above can fail
+    assert other["metrics"]["kid"]["value"] != a["metrics"]["kid"]["value"]
+    assert other["metrics"]["fid"]["value"] != a["metrics"]["fid"]["value"]
 
 
 @pytest.mark.parametrize("args, match", [
@@ -80,6 +113,15 @@ def test_empty_checkpoint(tmp_path):
     _one_line_error(run("evaluate", p), "empty")
 
 
+def test_real_console_entry_exit_2_one_line(tmp_path):
+    """The console entry (python -m gandiag.cli, i.e. main()) as a shell sees it: exit 2, one line on stderr."""
+    p = tmp_path / "empty.pt"
+    p.write_bytes(b"")
+    res = run_subprocess("evaluate", p)
+    _one_line_error(res, "empty")
+    assert res.stdout == ""
+
+
 def test_mixed_size_folder(tmp_path):
     from PIL import Image
 
@@ -96,10 +138,9 @@ def test_inception_weights_missing_offline_is_one_line(tmp_path):
     for i in range(12):
         Image.new("RGB", (8, 8), (i * 20, 0, 0)).save(tmp_path / "imgs" / f"{i}.png")
     env_home = tmp_path / "torchhome"
-    res = subprocess.run(GANDIAG + ["evaluate", str(tmp_path / "imgs"), "--real", str(tmp_path / "imgs"),
-                                    "--feature-extractor", "inception-v3"],
-                         capture_output=True, text=True, timeout=300,
-                         env={**__import__("os").environ, "TORCH_HOME": str(env_home), "GANDIAG_OFFLINE": "1"})
+    # a subprocess: the point is an environment of its own (no cached weights under TORCH_HOME, offline)
+    res = run_subprocess("evaluate", tmp_path / "imgs", "--real", tmp_path / "imgs", "--feature-extractor",
+                         "inception-v3", env={"TORCH_HOME": str(env_home), "GANDIAG_OFFLINE": "1"})
     _one_line_error(res, "--feature-weights")
     assert str(env_home) in res.stderr
 
@@ -110,7 +151,7 @@ def test_unusable_output_range_flag(tmp_path, ring_npz):
 
 def test_plugins_lists_json():
     res = run("plugins")
-    assert res.returncode == 0
+    assert res.returncode == 0, res.stderr
     names = {p["name"]: p for p in json.loads(res.stdout)}
     assert names["torch"]["builtin"] is False and names["torch"]["provides"]["loader"] == ["torch"]
     assert "fid" in names["metrics"]["provides"]["metric"]
@@ -118,6 +159,7 @@ def test_plugins_lists_json():
 
 def test_help_documents_exit_codes():
     res = run("--help")
+    assert res.returncode == 0
     assert "Exit codes: 0 ok, 1 quality gate failed, 2 bad usage or input, 3 internal error" in " ".join(res.stdout.split())
 
 

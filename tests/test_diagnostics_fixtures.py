@@ -84,12 +84,10 @@ def test_wgan_gp_critic_is_near_1_lipschitz_and_healthy():
 
 
 def test_diagnose_command_prints_verdicts_exit_0(tmp_path):
-    import subprocess
-    import sys
+    from conftest import gandiag_in_process
 
     out = tmp_path / "d.json"
-    res = subprocess.run([sys.executable, "-m", "gandiag.cli", "diagnose", str(MODELS / "ring8_gan_collapsed" / "checkpoint.pt"),
-                          "--json", str(out)], capture_output=True, text=True, timeout=300)
+    res = gandiag_in_process("diagnose", MODELS / "ring8_gan_collapsed" / "checkpoint.pt", "--json", out)
     assert res.returncode == 0, res.stderr
     assert "mode_collapse: severe" in res.stdout and "gradient_health: healthy" in res.stdout
     assert "[mixture] severe" in res.stdout

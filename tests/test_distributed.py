@@ -13,6 +13,7 @@ import pytest
 
 CKPT = Path(__file__).parent / "fixtures" / "models" / "ring8_gan_pack4" / "checkpoint.pt"
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+pytestmark = pytest.mark.slow  # two torchrun processes per test: 6-11 s each on 2 CPU cores
 
 PER_RANK = """
 import json, sys

@@ -5,13 +5,13 @@ graphs are read from their signatures; bad files get one clear line."""
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import gandiag_in_process
 
 import gandiag
 from gandiag.errors import CheckpointError, GandiagError, GeneratorOutputError
@@ -20,13 +20,12 @@ from gandiag.export.tensorflow import import_tensorflow
 from gandiag.generator.loading import load_generator
 from gandiag.training import train
 
-GANDIAG = [sys.executable, "-m", "gandiag.cli"]
 FRAMEWORK = {"onnx": "onnxruntime", "savedmodel": "tensorflow"}
 EVAL = dict(num_samples=300, seed=7, batch_size=64, device="cpu", diagnostics=False)
 
 
 def run_cli(*args):
-    return subprocess.run(GANDIAG + [str(a) for a in args], capture_output=True, text=True, timeout=300)
+    return gandiag_in_process(*args)  # in-process: nothing here needs the console entry's own process
 
 
 def _tf():

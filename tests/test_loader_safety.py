@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import require_extra
+from conftest import gandiag_in_process, require_extra
 
 from gandiag.errors import CheckpointError
 from gandiag.export import export_checkpoint
@@ -125,8 +125,7 @@ def test_pt2_sample_inputs_payload_the_reported_attack(exports, tmp_path):
     marker = tmp_path / "ran"
     bad = edit_zip(exports["pt2"], tmp_path / "bad.pt2",
                    replace={"data/sample_inputs/model.pt": pickle.dumps(Payload(marker))})
-    res = subprocess.run([sys.executable, "-m", "gandiag.cli", "evaluate", str(bad), "--real", "ring8", "-n", "50"],
-                         capture_output=True, text=True, timeout=300)
+    res = gandiag_in_process("evaluate", bad, "--real", "ring8", "-n", "50")  # a payload run here leaves the marker too
     assert res.returncode == 2 and res.stderr.strip().count("\n") == 0, res.stderr
     assert "sample inputs (data/sample_inputs/model.pt)" in res.stderr and "global io.open" in res.stderr
     assert "--trust-checkpoint allows it" in res.stderr
@@ -533,6 +532,7 @@ def test_savedmodel_with_file_python_or_saver_ops_in_the_signature(savedmodels, 
     assert not savedmodels["marker"].exists()
 
 
+@pytest.mark.slow  # a fresh process that imports TensorFlow: ~6 s
 def test_savedmodel_refusal_is_one_line_from_the_real_cli(savedmodels):
     """In a fresh process, where TensorFlow's native start-up logging would otherwise reach stderr too."""
     res = subprocess.run([sys.executable, "-m", "gandiag.cli", "evaluate", str(savedmodels["WriteFile"]),

@@ -14,6 +14,7 @@ from conftest import colour_digits, write_pngs
 import gandiag
 
 N = 30  # Inception runs a few images per second on 2 CPU cores
+pytestmark = pytest.mark.slow  # Inception on CPU: the module fixture takes ~18 s, the self-comparison ~7 s
 
 
 @pytest.fixture(scope="module")

@@ -82,7 +82,9 @@ def test_log_fields(tmp_path):
     assert [r["step"] for r in log if "sigma_max" in r] == [10]
     assert all(v > 0 for v in log[-1]["sigma_max"]["G"].values())
     ev = log[-1]["eval"]
-    assert ev["modes_total"] == 8 and 0 <= ev["high_quality_fraction"] <= 1
+    # ten steps teach G nothing yet: no mode captured, (almost) no sample near one (0 of them on seeds 0, 1, 2)
+    assert ev["modes_total"] == 8 and len(ev["counts"]) == 8
+    assert ev["modes_captured"] == 0 and ev["high_quality_fraction"] < 0.05
 
 
 def test_digits_periodic_eval_reports_fid_and_classes(tmp_path):
@@ -239,9 +241,20 @@ def test_evaluate_and_diagnose_work_on_every_checkpoint_the_trainer_writes(tmp_p
     r = json.loads((tmp_path / "r.json").read_text())
     assert data in json.dumps(r["real"])  # the checkpoint named its own training data
     assert {"fid", "precision", "recall", "density", "coverage"} <= set(r["metrics"])
-    assert r["diagnostics"]["mode_collapse"]["verdict"] in ("none", "partial", "severe")
-    assert r["diagnostics"]["gradient_health"]["verdict"] in ("healthy", "warning", "unhealthy")
-    assert "adversarial" in r["diagnostics"]["gradient_health"]  # D was found in the checkpoint
+    # Six steps teach G nothing: its samples are a blob that lands on (almost) no mode or class, which the
+    # mode-collapse diagnostic must call severe. Nothing has diverged either, so gradient health is healthy,
+    # except WGAN-GP's 6-step conv critic on digits: its gradient norm on interpolates is still ~0.13, not
+    # the ≈ 1 the penalty drives it to, a warning of the adversarial check. (The same on training seeds
+    # 1, 2 and 3; at most one of grid25's 25 modes captured.)
+    mc, gh = r["diagnostics"]["mode_collapse"], r["diagnostics"]["gradient_health"]
+    assert mc["verdict"] == "severe", mc["reasons"]
+    assert mc["modes_total"] == {"ring8": 8, "grid25": 25, "digits": 10}[data] and mc["modes_captured"] <= 1
+    health = "warning" if (variant, data) == ("wgan-gp", "digits") else "healthy"
+    assert gh["verdict"] == health, gh["reasons"]
+    if health == "warning":
+        assert [(x["signal"], x["level"]) for x in gh["reasons"]] == [("adversarial", "warning")], gh["reasons"]
+        assert "interpolates" in gh["reasons"][0]["message"]
+    assert "adversarial" in gh and not gh["adversarial"].get("skipped")  # D was found in the checkpoint and used
     res = runner.invoke(gandiag_cli, ["diagnose", str(ckpt), *n, "--device", "cpu", "--no-cache"])
     assert res.exit_code == 0, res.output
-    assert "mode_collapse" in res.output and "gradient_health" in res.output
+    assert "mode_collapse: severe" in res.output and f"gradient_health: {health}" in res.output

@@ -119,7 +119,7 @@ def output_checks(gen, contract, seed: int, device: str, real_samples=None) -> d
 
     def run(z):
         labels = torch.arange(len(z)) % k if k else None
-        return run_generator(gen, z, labels, device).detach().cpu().double()
+        return run_generator(gen, z, labels, device, contract).detach().cpu().double()
 
     out = run(draw(N_OUTPUT))
     finite = torch.isfinite(out)
@@ -184,6 +184,18 @@ def _nonfinite_params(module) -> list:
     return [n for n, p in module.named_parameters() if not torch.isfinite(p).all()]
 
 
+def _stored_classes(value) -> list:
+    """The checkpoint's ``exclude_classes``: a list of class indices, or the file is malformed."""
+    from ..errors import CheckpointError
+
+    if value in (None, ""):
+        return []
+    if not isinstance(value, (list, tuple)) or not all(isinstance(c, int) and not isinstance(c, bool) for c in value):
+        raise CheckpointError(f"the checkpoint's options.exclude_classes is {str(value)[:80]!r}, not a list of "
+                              "class indices")
+    return list(value)
+
+
 def _may_read(spec, real_spec) -> bool:
     from ..plugins import registry
 
@@ -221,7 +233,7 @@ def adversarial_checks(ckpt: dict, seed: int, real_spec=None) -> dict:
 
     gen = torch.Generator().manual_seed(int(seed) + SEED_OFFSET)
     torch_state = torch.get_rng_state()
-    data = TrainingData(cfg["data"], int(seed), options.get("exclude_classes") or [], "cpu")
+    data = TrainingData(cfg["data"], int(seed), _stored_classes(options.get("exclude_classes")), "cpu")
     n = min(int(resolved.get("batch_size") or MAX_BATCH), MAX_BATCH) * pack
     real, labels = data.batch(n, 1, 0, gen)
     labels = labels if conditional else None
