@@ -29,6 +29,36 @@ def _csv(ctx, param, value):
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
+def _int_tuple(ctx, param, value):
+    if value is None or isinstance(value, tuple):
+        return value
+    try:
+        shape = tuple(int(v) for v in str(value).replace("x", ",").split(",") if v.strip())
+    except ValueError:
+        shape = ()
+    if not shape or any(d < 1 for d in shape):
+        from .errors import GandiagError
+
+        raise GandiagError(f"--latent-shape {value!r}: expected positive sizes separated by commas, e.g. 100,1,1")
+    return shape
+
+
+def _json_object(ctx, param, value):
+    import json
+
+    from .errors import GandiagError
+
+    if value is None or isinstance(value, dict):
+        return value
+    try:
+        obj = json.loads(value)
+    except (ValueError, RecursionError) as exc:
+        raise GandiagError(f"--generator-kwargs is not JSON ({exc}); e.g. '{{\"nz\": 100}}'") from None
+    if not isinstance(obj, dict):
+        raise GandiagError("--generator-kwargs must be a JSON object of keyword arguments, e.g. '{\"nz\": 100}'")
+    return obj
+
+
 def _range(ctx, param, value):
     from .generator.contract import parse_range
 
@@ -66,7 +96,19 @@ class EvalOptions:
         "allow-lists; docs/security.md)."))
     generator_class: Optional[str] = opt(None, "--generator-class", metavar="MODULE:CLASS",
                                          help="Network class for a bare state dict (needs --trust-checkpoint).")
+    generator_path: Sequence[str] = opt((), "--generator-path", metavar="DIR", multiple=True, help=(
+        "A folder to import --generator-class (or a pickle's packages, e.g. a StyleGAN clone's torch_utils and "
+        "dnnlib) from; repeat for several (needs --trust-checkpoint)."))
+    generator_kwargs: Optional[dict] = opt(None, "--generator-kwargs", metavar="JSON", callback=_json_object, help=(
+        "Keyword arguments for --generator-class, as a JSON object, e.g. '{\"nz\": 100}'."))
     latent_dim: Optional[int] = opt(None, "--latent-dim", type=int, help="Latent size, for files that do not store it.")
+    latent_shape: Optional[tuple] = opt(None, "--latent-shape", metavar="D[,D...]", callback=_int_tuple, help=(
+        "Shape of one latent, e.g. 100,1,1 for the PyTorch DCGAN tutorial's (N, 100, 1, 1) input "
+        "[default: from the file, else (latent-dim,)]."))
+    label_format: Optional[str] = opt(None, "--label-format", type="choice:index,onehot", help=(
+        "How a conditional generator takes classes: integer indices or one-hot floats [default: from the file]."))
+    truncation_psi: Optional[float] = opt(None, "--truncation-psi", type=float, help=(
+        "Truncation of StyleGAN / BigGAN-style generators (1: none) [default: the generator's]."))
     latent_dist: Optional[str] = opt(None, "--latent-dist", type="choice:normal,uniform")
     num_classes: Optional[int] = opt(None, "--num-classes", type=int,
                                      help="Classes of a conditional generator (0: unconditional).")
@@ -78,6 +120,9 @@ class EvalOptions:
     output_range: Optional[str] = opt(None, "--output-range", metavar="RANGE", callback=_range,
                                       help="[-1,1], [0,1] or uint8 [default: detected from a probe batch].")
     use_ema: bool = opt(True, "--ema/--no-ema", help="gandiag checkpoints: evaluate the EMA generator when present.")
+    recursive: bool = opt(False, "--recursive/--no-recursive", "--samples-find-deep", help=(
+        "Image folders: read images in subfolders too (torch-fidelity's --samples-find-deep) [default: the folder "
+        "alone, as torch-fidelity]."))
     use_cache: bool = opt(True, "--cache/--no-cache", help="Read and write the real-feature cache.")
     progress: Optional[bool] = opt(None, "--progress/--no-progress",
                                    help="Progress bars on stderr [default: when stderr is a terminal].")

@@ -177,8 +177,7 @@ def open_target(path: Path, opts: EvalOptions, world: int, timings: Timings) -> 
                      samples=samples)
     else:
         with timings.stage("load"):
-            gen = load_generator(path, LoadOptions(opts.device, opts.trust_checkpoint, opts.generator_class,
-                                                   opts.use_ema))
+            gen = load_generator(path, LoadOptions.from_options(opts))
         with timings.stage("probe"):
             contract = probe(gen, resolve_contract(gen, opts), opts.seed, opts.device)
         n = opts.num_samples or kinds.by_name(contract.kind).default_n
@@ -193,12 +192,18 @@ def resolve_contract(gen: LoadedGenerator, opts: EvalOptions) -> GeneratorContra
     """The file's contract with the user's flags on top; a file that says nothing needs --latent-dim."""
     base = gen.contract
     if base is None:
-        if opts.latent_dim is None:
-            raise GandiagError(f"{gen.path} ({gen.format}) does not say its latent size: pass --latent-dim "
-                               "(and --num-classes for a conditional generator)")
-        base = GeneratorContract(latent_dim=opts.latent_dim)
-    return base.merged(latent_dim=opts.latent_dim, latent_dist=opts.latent_dist, num_classes=opts.num_classes,
-                       kind=opts.kind, layout=opts.layout, output_range=opts.output_range)
+        size = math.prod(opts.latent_shape) if opts.latent_shape else opts.latent_dim
+        if size is None:
+            raise GandiagError(f"{gen.path} ({gen.format}) does not say its latent size: pass --latent-dim or "
+                               "--latent-shape (and --num-classes for a conditional generator)")
+        base = GeneratorContract(latent_dim=size)
+    contract = base.merged(latent_dim=opts.latent_dim, latent_shape=opts.latent_shape, latent_dist=opts.latent_dist,
+                           num_classes=opts.num_classes, label_format=opts.label_format, kind=opts.kind,
+                           layout=opts.layout, output_range=opts.output_range)
+    if gen.takes_labels and not contract.num_classes:
+        raise GandiagError(f"{gen.path} ({gen.format}) takes class labels but does not say how many classes: "
+                           "pass --num-classes (and --label-format onehot if it takes one-hot rows)")
+    return contract
 
 
 def open_real(opts: EvalOptions, tgt: Target, timings: Timings) -> Optional[Real]:

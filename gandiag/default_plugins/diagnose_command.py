@@ -60,7 +60,7 @@ def diagnose_unsampleable(target, opts, error) -> "object":
     from ..results import Results
 
     opts = check_options(opts)
-    gen = load_generator(target, LoadOptions(opts.device, opts.trust_checkpoint, opts.generator_class, opts.use_ema))
+    gen = load_generator(target, LoadOptions.from_options(opts))
     contract = gen.contract
     if contract is not None and opts.latent_dim:
         contract = contract.merged(latent_dim=opts.latent_dim)

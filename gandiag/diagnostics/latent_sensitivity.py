@@ -73,7 +73,7 @@ def compute(ctx) -> dict:
     labels = torch.arange(N_PAIRS) % c.num_classes if c.num_classes else None
 
     def run(z):
-        return output_space(run_generator(ctx.generator, z, labels, ctx.device), c)
+        return output_space(run_generator(ctx.generator, z, labels, ctx.device, c), c)
 
     real = real_output_space(ctx.real_samples, 2 * N_PAIRS, c.kind)
     return analyse(run(z1), run(z2), run(z1 + EPSILON * noise), real, seed=ctx.seed)

@@ -9,6 +9,7 @@ is written into the results so a number can be reproduced.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Optional
 
@@ -20,9 +21,14 @@ LATENT_DISTS = ("normal", "uniform")
 RANGES = ("-1,1", "0,1", "uint8")
 
 
+LABEL_FORMATS = ("index", "onehot")
+
+
 @dataclass
 class GeneratorContract:
-    latent_dim: int
+    """What goes into a generator and what comes out; every field says how it was decided (``decided``)."""
+
+    latent_dim: int  # values per latent: the product of latent_shape
     latent_dist: str = "normal"
     num_classes: int = 0  # 0: unconditional
     kind: Optional[str] = None  # images | points; None until detected
@@ -30,6 +36,14 @@ class GeneratorContract:
     output_range: Optional[str] = None  # -1,1 | 0,1 | uint8 (images only)
     sample_shape: Optional[tuple] = None  # one sample, after layout: (C,H,W) or (D,)
     detected: list = field(default_factory=list)  # which fields were detected from a probe
+    latent_shape: Optional[tuple] = None  # one latent's shape, e.g. (100, 1, 1); None: (latent_dim,)
+    label_format: str = "index"  # how classes go in: integer indices, or one-hot float rows
+    decided: dict = field(default_factory=dict)  # field -> how it was decided: "file", "flag", "probe", "default"
+
+    @property
+    def shape(self) -> tuple:
+        """One latent's shape as the generator takes it."""
+        return tuple(self.latent_shape) if self.latent_shape else (self.latent_dim,)
 
     def validate(self) -> "GeneratorContract":
         """Every field's type and range checked: a contract may come from an untrusted file."""
@@ -53,16 +67,36 @@ class GeneratorContract:
             raise GandiagError(f"sample shape {self.sample_shape!r} is not a tuple of positive sizes")
         if not isinstance(self.detected, list) or not all(isinstance(x, str) for x in self.detected):
             raise GandiagError("the contract's 'detected' field must be a list of field names")
+        self._validate_latent_shape()
+        if self.label_format not in LABEL_FORMATS:
+            raise GandiagError(f"label format {self.label_format!r} is not one of {', '.join(LABEL_FORMATS)}")
+        if not isinstance(self.decided, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                         for k, v in self.decided.items()):
+            raise GandiagError("the contract's 'decided' field must map field names to how they were decided")
         return self
 
+    def _validate_latent_shape(self) -> None:
+        if self.latent_shape is None:
+            return
+        shape = self.latent_shape
+        if not (isinstance(shape, (tuple, list)) and 1 <= len(shape) <= 4 and all(_is_int(d) and d >= 1 for d in shape)):
+            raise GandiagError(f"latent shape {shape!r} is not a tuple of positive sizes (--latent-shape)")
+        if math.prod(shape) != self.latent_dim:
+            raise GandiagError(f"latent shape {tuple(shape)} holds {math.prod(shape)} values, not the latent size "
+                               f"{self.latent_dim}; pass one of --latent-shape or --latent-dim")
+
     def merged(self, **overrides) -> "GeneratorContract":
-        """This contract with the user's explicit flags on top (None = keep)."""
+        """This contract with the user's explicit flags on top (None = keep); each given field is decided by flag."""
         given = {k: v for k, v in overrides.items() if v is not None}
-        return replace(self, **given).validate()
+        if given.get("latent_shape") is not None and "latent_dim" not in given:
+            given["latent_dim"] = math.prod(given["latent_shape"])
+        decided = {**self.decided, **{k: "flag" for k in given}}
+        return replace(self, **given, decided=decided).validate()
 
     def to_json(self) -> dict:
         d = asdict(self)
         d["sample_shape"] = list(self.sample_shape) if self.sample_shape else None
+        d["latent_shape"] = list(self.latent_shape) if self.latent_shape else None
         return d
 
     @classmethod
@@ -70,8 +104,9 @@ class GeneratorContract:
         if not isinstance(d, dict) or "latent_dim" not in d:
             raise GandiagError(f"a generator contract must be an object with latent_dim, got {type(d).__name__}")
         d = dict(d)
-        if isinstance(d.get("sample_shape"), list):
-            d["sample_shape"] = tuple(d["sample_shape"])
+        for key in ("sample_shape", "latent_shape"):
+            if isinstance(d.get(key), list):
+                d[key] = tuple(d[key])
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in d.items() if k in known}).validate()
 

@@ -21,10 +21,21 @@ from .contract import GeneratorContract
 
 @dataclass
 class LoadOptions:
+    """What a loader may use besides the file: the command line's say on how to open it."""
+
     device: str = "cpu"
     trust_checkpoint: bool = False
     generator_class: Optional[str] = None  # "module:Class" for bare state dicts (needs trust)
     use_ema: bool = True  # gandiag checkpoints: evaluate the EMA generator when present
+    generator_path: tuple = ()  # folders to import --generator-class (or a pickle's packages) from (needs trust)
+    generator_kwargs: Optional[dict] = None  # constructor keyword arguments for --generator-class
+    truncation_psi: Optional[float] = None  # StyleGAN / BigGAN-style truncation, for loaders that take it
+
+    @classmethod
+    def from_options(cls, opts) -> "LoadOptions":
+        """The loader's share of an evaluation's :class:`~gandiag.options.EvalOptions`."""
+        return cls(opts.device, opts.trust_checkpoint, opts.generator_class, opts.use_ema,
+                   tuple(opts.generator_path or ()), opts.generator_kwargs, opts.truncation_psi)
 
 
 @dataclass
@@ -38,6 +49,7 @@ class LoadedGenerator:
     checkpoint: Optional[dict] = None  # the whole gandiag checkpoint, when it is one
     real_source: Optional[str] = None  # the data it was trained on, when known
     meta: dict = field(default_factory=dict)
+    takes_labels: Optional[bool] = None  # the file says it takes class labels (its number of classes may be unknown)
 
 
 def _check_file(path: Path) -> None:

@@ -52,7 +52,26 @@ def shard_ranges(n: int, batch_size: int, rank: int = 0, world: int = 1) -> list
     return out
 
 
-def run_generator(gen: LoadedGenerator, z: torch.Tensor, labels, device: str) -> torch.Tensor:
+def generator_inputs(z: torch.Tensor, labels, contract: Optional[GeneratorContract]):
+    """Flat latents and class indices as the generator takes them: its latent shape, its label format."""
+    if contract is None:
+        return z, labels
+    if z.ndim == 2 and contract.latent_shape and tuple(contract.latent_shape) != (z.shape[1],):
+        z = z.reshape(z.shape[0], *contract.latent_shape)
+    if labels is not None and contract.label_format == "onehot":
+        labels = torch.nn.functional.one_hot(labels.long(), contract.num_classes).float()
+    return z, labels
+
+
+def run_generator(gen: LoadedGenerator, z: torch.Tensor, labels, device: str,
+                  contract: Optional[GeneratorContract] = None) -> torch.Tensor:
+    """The one generator call: inputs shaped by the contract, no gradients, one output checked for its batch size.
+
+    Latents are always drawn flat, (N, latent_dim), and reshaped here, so a
+    network taking (N, 100, 1, 1) and a wrapper taking (N, 100) see the same
+    numbers and give the same metrics.
+    """
+    z, labels = generator_inputs(z, labels, contract)
     z = z.to(device)
     labels = labels.to(device) if labels is not None else None
     with torch.no_grad():
@@ -68,7 +87,7 @@ def run_generator(gen: LoadedGenerator, z: torch.Tensor, labels, device: str) ->
 def probe(gen: LoadedGenerator, contract: GeneratorContract, seed: int, device: str) -> GeneratorContract:
     """Run one small batch to detect the output kind, layout and range."""
     z, labels = latents(contract, 0, min(16, BLOCK), seed)
-    out = run_generator(gen, z, labels, device)
+    out = run_generator(gen, z, labels, device, contract)
     _check_finite(out)
     return detect(contract, out)
 
@@ -89,6 +108,6 @@ def sample_batches(
     kind = by_name(contract.kind)
     for start, stop in shard_ranges(n, batch_size, rank, world):
         z, labels = latents(contract, start, stop, seed)
-        out = run_generator(gen, z, labels, device)
+        out = run_generator(gen, z, labels, device, contract)
         _check_finite(out)
         yield kind.canonical(out, contract), labels

@@ -23,7 +23,6 @@ is picked up, so exported generators need no flags.
 
 from __future__ import annotations
 
-import importlib
 import pickle
 import warnings
 import zipfile
@@ -35,6 +34,8 @@ from gandiag import (CheckpointError, GandiagError, GeneratorContract, Generator
                      LoadOptions, hookimpl)
 from gandiag.generator.checkpoint import build_network, is_gandiag_checkpoint, validate_checkpoint
 from gandiag.generator.contract import STORED_IN_ARCHIVE, read_stored
+from gandiag.generator.introspect import module_contract
+from gandiag.generator.user_code import build_class, check_paths, importable
 from gandiag.safety.files import require_input
 from gandiag.safety.keras_files import KERAS_SUFFIXES, is_keras_file, keras_refusal
 from gandiag.safety.torch_archive import (check_pt2, check_torchscript, pickle_global, pickled_global,
@@ -176,14 +177,11 @@ class TorchLoader:
         if options.device != "cpu":
             module = module.to(options.device)
         contract = read_stored(extra[STORED_IN_ARCHIVE], path)
-        if contract is None:  # the traced input tells the latent size
-            z_spec = program.graph_signature.user_inputs
-            placeholders = [n for n in program.graph.nodes if n.op == "placeholder" and n.name in z_spec]
-            if placeholders and "val" in placeholders[0].meta:
-                shape = getattr(placeholders[0].meta["val"], "shape", ())  # a tensor, unless the file is odd
-                if len(shape) == 2 and isinstance(shape[1], int):
-                    contract = GeneratorContract(latent_dim=int(shape[1]), num_classes=0, detected=["latent_dim"])
-        return LoadedGenerator(_call(module, path), contract, "torch.export", str(path), module=None)
+        inputs = _traced_inputs(program)
+        if contract is None:
+            contract = _contract_from_traced(inputs)
+        return LoadedGenerator(_call(module, path), contract, "torch.export", str(path), module=None,
+                               takes_labels=len(inputs) >= 2)
 
     def _load_untrusted_pickle(self, path, options, exc) -> LoadedGenerator:
         found = pickled_global(exc) or _head_global(path)
@@ -193,14 +191,19 @@ class TorchLoader:
         if not options.trust_checkpoint:
             raise untrusted(path, f"it holds pickled Python objects (global {shown(found)}; a whole nn.Module, "
                                   "say), which run code when unpickled")
-        try:
-            obj = torch.load(path, map_location=options.device, weights_only=False)
-        except Exception as e:
-            raise CheckpointError(f"{path}: cannot unpickle ({_first_line(e)})") from None
+        check_paths(options.generator_path)
+        with importable(options.generator_path):  # a pickle imports its classes: from installed packages, then these
+            try:
+                obj = torch.load(path, map_location=options.device, weights_only=False)
+            except ImportError as e:
+                raise CheckpointError(f"{path}: the pickle needs code that is not importable ({_first_line(e)}); "
+                                      "pass --generator-path DIR for the folder holding it") from None
+            except Exception as e:
+                raise CheckpointError(f"{path}: cannot unpickle ({_first_line(e)})") from None
         if not isinstance(obj, torch.nn.Module):
             raise CheckpointError(f"{path}: unpickled a {type(obj).__name__}, not a torch.nn.Module")
         obj.eval()
-        return LoadedGenerator(_call(obj, path), _contract_from_attrs(obj), "pickled-module", str(path), module=obj)
+        return _module_generator(obj, path, "pickled-module")
 
     def _load_state_dict(self, path, options, state) -> LoadedGenerator:
         if not options.generator_class:
@@ -212,15 +215,17 @@ class TorchLoader:
             raise CheckpointError(
                 f"--generator-class {options.generator_class} imports and runs Python code; pass --trust-checkpoint if you trust it"
             )
-        mod_name, _, cls_name = options.generator_class.partition(":")
+        module = build_class(options.generator_class, options.generator_kwargs, options.generator_path, True)
+        if not isinstance(module, torch.nn.Module):
+            raise CheckpointError(f"--generator-class {options.generator_class} built a {type(module).__name__}, "
+                                  "not a torch.nn.Module")
         try:
-            cls = getattr(importlib.import_module(mod_name), cls_name)
-            module = cls()
             module.load_state_dict(state)
         except Exception as exc:
-            raise CheckpointError(f"cannot build {options.generator_class} from {path}: {_first_line(exc)}") from None
+            raise CheckpointError(f"{path} does not fit --generator-class {options.generator_class} "
+                                  f"(with --generator-kwargs {options.generator_kwargs or {}}): {_first_line(exc)}") from None
         module.to(options.device).eval()
-        return LoadedGenerator(_call(module, path), _contract_from_attrs(module), "state_dict", str(path), module=module)
+        return _module_generator(module, path, "state_dict")
 
 
 def _head_global(path, limit: int = 1 << 20):
@@ -255,13 +260,43 @@ def _load_export_checked(path):
     return program, contents.extra_files.get(STORED_IN_ARCHIVE, "")
 
 
-def _contract_from_attrs(module):
-    """Common attribute names for the latent size on user modules."""
-    for attr in ("latent_dim", "z_dim", "nz", "z_size", "noise_dim"):
-        v = getattr(module, attr, None)
-        if isinstance(v, int) and v > 0:
-            return GeneratorContract(latent_dim=v, num_classes=int(getattr(module, "num_classes", 0) or 0), detected=["latent_dim"])
-    return None
+def _traced_inputs(program) -> list:
+    """(shape, dtype) of each user input of an exported program, as traced (dynamic sizes as None)."""
+    names = set(program.graph_signature.user_inputs)
+    out = []
+    for node in program.graph.nodes:
+        if node.op == "placeholder" and node.name in names:
+            val = node.meta.get("val")
+            shape = getattr(val, "shape", None)
+            if shape is None:
+                out.append((None, None))
+                continue
+            out.append((tuple(d if isinstance(d, int) else None for d in shape), getattr(val, "dtype", None)))
+    return out
+
+
+def _contract_from_traced(inputs: list):
+    """The latent's traced shape (N, *shape) and, for a second input, the label format: integer indices, or
+    one-hot floats whose width is the number of classes."""
+    if not inputs or inputs[0][0] is None or len(inputs[0][0]) < 2 or None in inputs[0][0][1:]:
+        return None
+    shape = inputs[0][0][1:]
+    decided = {"latent_dim": "file", "latent_shape": "file"}
+    num_classes, label_format = 0, "index"
+    if len(inputs) >= 2 and inputs[1][0] is not None:
+        (lshape, ldtype) = inputs[1]
+        if ldtype is not None and ldtype.is_floating_point and len(lshape) == 2 and lshape[1]:
+            num_classes, label_format = lshape[1], "onehot"
+            decided.update(num_classes="file", label_format="file")
+    return GeneratorContract(latent_dim=int(torch.Size(shape).numel()), latent_shape=shape if len(shape) > 1 else None,
+                             num_classes=num_classes, label_format=label_format, detected=["latent_dim"],
+                             decided=decided).validate()
+
+
+def _module_generator(module, path, fmt: str) -> LoadedGenerator:
+    """A user's nn.Module as a generator: its contract read from the module (gandiag.generator.introspect)."""
+    contract, conditional = module_contract(module)
+    return LoadedGenerator(_call(module, path), contract, fmt, str(path), module=module, takes_labels=conditional)
 
 
 @hookimpl(trylast=True)
