@@ -137,13 +137,37 @@ def save_checkpoint(ckpt: dict, path) -> None:
 
 def read_checkpoint(path) -> dict:
     """Load a gandiag checkpoint with weights_only=True and check its structure (:func:`validate_checkpoint`)."""
+    import pickle
+
+    from .foreign import refuse
+
+    refuse(path)  # a Keras, JAX or diffusers file: say so, not "file in archive is not in a subdirectory"
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:  # not torch's "you have two options..." text: what it means here
+        raise CheckpointError(_pickled_objects(path, exc)) from None
     except Exception as exc:
         raise CheckpointError(f"{path}: not a readable gandiag checkpoint ({_reason(exc)})") from None
     if not is_gandiag_checkpoint(obj):
         raise CheckpointError(f"{path}: not a gandiag checkpoint")
     return validate_checkpoint(obj, path)
+
+
+def _pickled_objects(path, exc) -> str:
+    """One line for a file that torch's weights-only reader refused: which global it holds, and the way out."""
+    from ..safety.torch_archive import pickle_global, pickled_global
+
+    found = pickled_global(exc)
+    if found is None:
+        try:
+            with open(path, "rb") as f:
+                found = pickle_global(f.read(1 << 20))
+        except OSError:
+            found = None
+    what = f"global {shown(found)}" if found else "not a gandiag checkpoint's plain tensors"
+    return (f"{shown(str(path), 300)}: not a gandiag checkpoint: it holds pickled Python objects ({what}), which run "
+            "code when unpickled; gandiag train --resume reads gandiag checkpoints only (gandiag evaluate and export "
+            "read such a file with --trust-checkpoint, if you trust where it came from)")
 
 
 def check_version(obj: dict, path) -> None:

@@ -36,4 +36,5 @@ def is_keras_file(path: Path, zip_names=()) -> bool:
 def keras_refusal(path) -> CheckpointError:
     return CheckpointError(
         f"{path} is a Keras model file; gandiag does not read Keras files (they can hold Python code): "
-        "export a TensorFlow SavedModel with model.export('generator_savedmodel') and evaluate that folder")
+        "export a TensorFlow SavedModel with model.export('generator_savedmodel') (or "
+        "tf.saved_model.save(model, 'generator_savedmodel')) and evaluate that folder")
