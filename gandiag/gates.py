@@ -217,6 +217,8 @@ def _metric_value(results: Results, name: str):
         return None, "missing from the results (not computed, or its computation failed)"
     if m.get("error"):
         return None, f"its computation failed: {m['error']}"
+    if m.get("not_applicable"):
+        return None, f"is not applicable to these inputs: {m['not_applicable']}"
     v = m.get("value")
     if not _finite(v):
         return None, f"value is {'null' if v is None else v} (NaN, Inf or not computed)"

@@ -240,6 +240,9 @@ KINDS: dict[str, Kind] = {k.kind: k for k in (
         Attr("higher_is_better", "a bool: which way is better", _is_bool),
         _method("compute(ctx)", " -> {'value': float, ...}; `ctx` is a `MetricContext`"),
         _text("description", "one line on what it measures", required=False),
+        Attr("real_statistics_suffice", "a bool: the real data's mean and covariance are all it reads (FID), so it "
+             "runs against published statistics (`--real stats.npz`); default False: recorded as not applicable there",
+             _is_bool, required=False),
     )),
     Kind("diagnostic", "register_diagnostics", "register(diagnostic)",
          "diagnostics that give a verdict and its reasons", (

@@ -117,13 +117,19 @@ def _metric_line(name: str, m: dict) -> str:
         text += f"  (95% CI {_num(ci[0], '.4g')}–{_num(ci[1], '.4g')})"
     if m.get("error"):
         text += f"  (could not be computed: {m['error']})"
+    if m.get("not_applicable"):
+        text = f"not applicable: {m['not_applicable']}"
     return f"  {str(m.get('label', name)):<24} {text}"
 
 
 def _diagnostic_line(name: str, diag: dict) -> str:
+    judged = diag.get("verdict") != "not_applicable"  # nothing judged: the info reasons say why
     reasons = "; ".join(r if isinstance(r, str) else str(r.get("message", r)) if isinstance(r, dict) else str(r)
                         for r in (diag.get("reasons") or [])[:6]
-                        if not (isinstance(r, dict) and r.get("level") == "info"))
+                        if not (judged and isinstance(r, dict) and r.get("level") == "info"))
+    skipped = diag.get("skipped")
+    if judged and isinstance(skipped, dict) and skipped:  # parts left out (e.g. no real features): named
+        reasons += ("; " if reasons else "") + f"skipped: {', '.join(map(str, skipped))[:200]}"
     facts = ""
     if diag.get("modes_total"):
         facts = f" ({diag.get('modes_captured')}/{diag['modes_total']} modes"
@@ -159,6 +165,8 @@ def _check_fields(d: dict, where: str) -> None:
             raise DataError(f"{where}: metrics.{clean(name)} must be an object with a numeric \"value\"")
         if not _number_or_null(m.get("std")) or not isinstance(m.get("label", ""), str):
             raise DataError(f"{where}: metrics.{clean(name)} has a non-numeric std or a non-text label")
+        if not isinstance(m.get("not_applicable", ""), (str, type(None))):
+            raise DataError(f"{where}: metrics.{clean(name)}.not_applicable must be text (the reason)")
         ci = m.get("ci95")
         if ci is not None and not (isinstance(ci, list) and len(ci) == 2 and all(_number_or_null(c) for c in ci)):
             raise DataError(f"{where}: metrics.{clean(name)}.ci95 must be [low, high]")

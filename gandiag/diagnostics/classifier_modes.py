@@ -40,6 +40,7 @@ import torch
 from . import fmt, reason
 
 SIGNAL = "classes"
+REAL_FEATURES_USE = ("logits", "the real samples' class frequencies")  # the real features it reads, and what for
 CONFIDENT = 0.8
 MISSING_RATIO = 0.4
 ABSENT_RATIO = 0.1

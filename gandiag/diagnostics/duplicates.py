@@ -33,6 +33,7 @@ import torch
 from . import fmt, reason
 
 SIGNAL = "duplicates"
+REAL_FEATURES_USE = ("pool", "a distance threshold calibrated on the real features")  # the real features it reads
 TAU_QUANTILE = 0.05
 MAX_SAMPLES = 3000
 KEEP_PAIRS = 8

@@ -22,8 +22,8 @@ closed: a check that crashed has not shown the model healthy).
 
 from __future__ import annotations
 
-from . import (MODE_LEVELS, classifier_modes, duplicates, error_reasons, latent_sensitivity, mixture_modes, ndb,
-               run_parts, verdict)
+from . import (INFO, MODE_LEVELS, NOT_APPLICABLE, classifier_modes, duplicates, error_reasons, latent_sensitivity,
+               mixture_modes, ndb, reason, run_parts, verdict)
 
 SIGNALS = (mixture_modes, classifier_modes, ndb, duplicates, latent_sensitivity)
 
@@ -37,10 +37,30 @@ class ModeCollapse:
         self.signals = tuple(signals)
 
     def applies(self, ctx) -> bool:
-        return any(s.applies(ctx) for s in self.signals)
+        return any(s.applies(ctx) for s in self.signals) or bool(self.skipped(ctx))
 
     def run(self, ctx) -> dict:
-        return summarise(*run_parts((s.SIGNAL, lambda s=s: s.compute(ctx)) for s in self.signals if s.applies(ctx)))
+        out = summarise(*run_parts((s.SIGNAL, lambda s=s: s.compute(ctx)) for s in self.signals if s.applies(ctx)))
+        skipped = self.skipped(ctx)
+        if skipped:  # said, not silently left out; with no signal run at all, nothing was judged
+            names = ", ".join(skipped)
+            out["reasons"].append(reason("skipped", INFO, f"{names} skipped: they need the real samples' features, and "
+                                         f"--real {ctx.real_statistics.name} holds FID statistics (mean, covariance) only"))
+            out["skipped"] = skipped
+            if not out["signals"] and not out.get("errors"):
+                out["verdict"] = NOT_APPLICABLE
+        return out
+
+    def skipped(self, ctx) -> dict:
+        """Signals left out because --real gave FID statistics, not samples: {signal: what of the real data it needs}.
+
+        A signal says what it reads with ``REAL_FEATURES_USE = (role, what)``; it is listed when the
+        generated features have that role (so it could have run on real features).
+        """
+        if getattr(ctx, "real_statistics", None) is None or getattr(ctx, "real", None) is not None:
+            return {}
+        return {s.SIGNAL: s.REAL_FEATURES_USE[1] for s in self.signals
+                if getattr(s, "REAL_FEATURES_USE", None) and s.REAL_FEATURES_USE[0] in ctx.fake.roles}
 
 
 def summarise(signals: dict, errors: dict | None = None, seconds: dict | None = None) -> dict:

@@ -39,6 +39,7 @@ import numpy as np
 from . import fmt, reason
 
 SIGNAL = "ndb"
+REAL_FEATURES_USE = ("pool", "bins of the real features")  # the real features it reads, and what for
 K = 100
 MIN_PER_BIN = 10
 N_INIT = 2

@@ -28,6 +28,9 @@ class MetricContext:
     options: "EvalOptions"
     warnings: list = field(default_factory=list)
     shared: dict = field(default_factory=dict)  # work metrics share, e.g. PRDC distances
+    # Published FID statistics given as --real (a ReferenceStats): then ``real`` is None, and only metrics whose
+    # ``real_statistics_suffice`` is true run (FID, on ``real_statistics.stats(role)``); the others are not applicable.
+    real_statistics: Optional[object] = None
 
 
 class Metric(Protocol):
@@ -36,6 +39,9 @@ class Metric(Protocol):
     role: str  # feature role read: "pool" | "logits"
     needs_real: bool
     higher_is_better: bool
+    # Optional, default False: the real data's mean and covariance are all it reads (FID), so it runs
+    # against published statistics (--real stats.npz) where other metrics are recorded as not applicable.
+    real_statistics_suffice: bool
 
     def compute(self, ctx: MetricContext) -> dict:
         """Return {"value": float, ...} plus "std", "ci95" or extra numbers where defined."""
@@ -65,6 +71,20 @@ def choose_metrics(names: Optional[Sequence[str]], roles: list, have_real: bool)
     return chosen
 
 
+def not_applicable(metric, ctx: MetricContext) -> Optional[str]:
+    """Why ``metric`` cannot run on these inputs (recorded with a null value, not an error), or None.
+
+    Against published statistics only metrics that read nothing of the real data but its mean and
+    covariance run; a gate on any other fails closed (its value is null).
+    """
+    if ctx.real is None and ctx.real_statistics is not None and metric.needs_real \
+            and not getattr(metric, "real_statistics_suffice", False):
+        from ..data.reference_stats import not_applicable_reason
+
+        return not_applicable_reason(metric.label, ctx.real_statistics)
+    return None
+
+
 def extractor_metrics(chosen: list, extractor) -> list:
     """The chosen metrics a further extractor can give (those whose feature role it has)."""
     return [m for m in chosen if m.role in extractor.roles]
@@ -84,14 +104,18 @@ def compute_metrics(chosen: list, ctx: MetricContext, features: str, key_feature
     out = {}
     for m in chosen:
         t0 = time.perf_counter()
+        why = not_applicable(m, ctx)
         try:
-            value = m.compute(ctx)
+            value = {"value": None, "not_applicable": why} if why else m.compute(ctx)
         except Exception as exc:
             ctx.warnings.append(f"{m.name} could not be computed: {type(exc).__name__}: {exc}")
             value = {"value": None, "error": f"{type(exc).__name__}: {exc}"}
         value.update({"label": metric_label(m.label, features), "features": features,
                       "higher_is_better": m.higher_is_better, "seconds": round(time.perf_counter() - t0, 4)})
         out[m.name] = value
+    if ctx.options.bootstrap and ctx.real is None and ctx.real_statistics is not None:
+        ctx.warnings.append("bootstrap: no intervals against FID statistics (--real): the real features are not "
+                            "there to resample")
     if ctx.options.bootstrap:
         from .bootstrap import add_confidence_intervals
 

@@ -93,16 +93,21 @@ def frechet_distance(stats1: FeatureStats, stats2: FeatureStats, x1=None, x2=Non
 class FID:
     name, label, role = "fid", "FID", "pool"
     needs_real, higher_is_better = True, False
+    real_statistics_suffice = True  # runs against published statistics (--real stats.npz)
     description = "Fréchet distance between Gaussian fits of real and generated features"
 
     def compute(self, ctx: MetricContext) -> dict:
         fake, real = ctx.fake, ctx.real
         d = fake.dim(self.role)
-        if min(fake.n, real.n) <= d:
+        n = fake.n if real is None else min(fake.n, real.n)
+        if n <= d:
             ctx.warnings.append(
-                f"FID: {min(fake.n, real.n)} samples do not exceed the {d}-d features; the covariance is "
+                f"FID: {n} samples do not exceed the {d}-d features; the covariance is "
                 "rank-deficient and FID is strongly biased (use ≥10,000 samples for numbers you publish)"
             )
+        if real is None:  # published statistics: their mean and covariance, no features (Cholesky/eigvalsh path)
+            return frechet_distance(ctx.real_statistics.stats(self.role), fake.stats(self.role),
+                                    device=ctx.options.device)
         return frechet_distance(
             real.stats(self.role), fake.stats(self.role), real.features(self.role), fake.features(self.role),
             ctx.options.device,

@@ -97,3 +97,10 @@ def _load(z, info, where: str) -> np.ndarray:
             return np.lib.format.read_array(f, allow_pickle=False)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise DataError(f"{where}: array {info.filename!r} cannot be read ({exc})") from None
+
+
+def npz_keys(path: Path) -> list:
+    """The array names of a .npz, from its zip directory alone (no array is read)."""
+    keys: list = []
+    _read(path, lambda names: keys.extend(names) or [])
+    return keys

@@ -24,7 +24,11 @@ def metric_order(names) -> list:
 
 
 def uncertainty(m: dict) -> str:
-    """A metric's 95% bootstrap interval, else its std (KID, IS), else a dash."""
+    """A metric's 95% bootstrap interval, else its std (KID, IS), else why it has no value, else a dash."""
+    if m.get("not_applicable"):
+        return f"not applicable: {m['not_applicable']}"
+    if m.get("error"):
+        return f"could not be computed: {m['error']}"
     ci = m.get("ci95")
     if isinstance(ci, (list, tuple)) and len(ci) == 2:
         return f"95% CI {fmt(ci[0])} – {fmt(ci[1])}" + (f" ({m['bootstrap']} resamples)" if m.get("bootstrap") else "")
