@@ -62,7 +62,7 @@ def evaluation_options(f):
 
     f = click.option("--json", "json_path", type=click.Path(dir_okay=False),
                      help="Write results as JSON (schema: docs/results-schema.md).")(f)
-    return click_options(("common",))(f)
+    return click_options(("common", "generator"))(f)
 
 
 def run_evaluation(target, opts):

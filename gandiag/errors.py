@@ -20,6 +20,10 @@ class GeneratorOutputError(GandiagError):
     """The generator produced something gandiag cannot evaluate (NaN, wrong shape...)."""
 
 
+class AmbiguousOutput(GeneratorOutputError):
+    """A probe batch cannot decide a contract field (the output range, say): probe more, then ask for a flag."""
+
+
 class DataError(GandiagError):
     """Real data or pre-generated samples cannot be read or are unusable."""
 

@@ -75,7 +75,8 @@ class EvalOptions:
     """Options of one evaluation; ``None`` means "decide from the file or the data" where the help says so."""
 
     real: Optional[str] = opt(None, "--real", metavar="SPEC", help=(
-        "Real data: digits, ring8, grid25, an image folder or a .npz. "
+        "Real data: digits, ring8, grid25, an image folder or a .npz, or published FID statistics (a .npz of "
+        "mu/sigma as pytorch-fid and TTUR write, torch-fidelity's cached .pt): FID only. "
         "Defaults to a gandiag checkpoint's training data when it is a bundled source."))
     num_samples: Optional[int] = opt(None, "-n", "--num-samples", type=int,
                                      help="Samples to generate [default: 10000 images, 2500 points].")
@@ -93,33 +94,39 @@ class EvalOptions:
                                              "(repeat the flag)."))
     trust_checkpoint: bool = opt(False, "--trust-checkpoint", is_flag=True, help=(
         "Allow files that run code when loaded (pickled modules, --generator-class, graphs outside the "
-        "allow-lists; docs/security.md)."))
+        "allow-lists; docs/security.md)."), group="generator")
     generator_class: Optional[str] = opt(None, "--generator-class", metavar="MODULE:CLASS",
-                                         help="Network class for a bare state dict (needs --trust-checkpoint).")
+                                         help="Network class for a bare state dict (needs --trust-checkpoint).",
+                                         group="generator")
     generator_path: Sequence[str] = opt((), "--generator-path", metavar="DIR", multiple=True, help=(
         "A folder to import --generator-class (or a pickle's packages, e.g. a StyleGAN clone's torch_utils and "
-        "dnnlib) from; repeat for several (needs --trust-checkpoint)."))
+        "dnnlib) from; repeat for several (needs --trust-checkpoint)."), group="generator")
     generator_kwargs: Optional[dict] = opt(None, "--generator-kwargs", metavar="JSON", callback=_json_object, help=(
-        "Keyword arguments for --generator-class, as a JSON object, e.g. '{\"nz\": 100}'."))
-    latent_dim: Optional[int] = opt(None, "--latent-dim", type=int, help="Latent size, for files that do not store it.")
+        "Keyword arguments for --generator-class, as a JSON object, e.g. '{\"nz\": 100}'."), group="generator")
+    latent_dim: Optional[int] = opt(None, "--latent-dim", type=int, help="Latent size, for files that do not store it.",
+        group="generator")
     latent_shape: Optional[tuple] = opt(None, "--latent-shape", metavar="D[,D...]", callback=_int_tuple, help=(
         "Shape of one latent, e.g. 100,1,1 for the PyTorch DCGAN tutorial's (N, 100, 1, 1) input "
-        "[default: from the file, else (latent-dim,)]."))
+        "[default: from the file, else (latent-dim,)]."), group="generator")
     label_format: Optional[str] = opt(None, "--label-format", type="choice:index,onehot", help=(
-        "How a conditional generator takes classes: integer indices or one-hot floats [default: from the file]."))
+        "How a conditional generator takes classes: integer indices or one-hot floats [default: from the file]."),
+        group="generator")
     truncation_psi: Optional[float] = opt(None, "--truncation-psi", type=float, help=(
-        "Truncation of StyleGAN / BigGAN-style generators (1: none) [default: the generator's]."))
-    latent_dist: Optional[str] = opt(None, "--latent-dist", type="choice:normal,uniform")
+        "Truncation of StyleGAN / BigGAN-style generators (1: none) [default: the generator's]."), group="generator")
+    latent_dist: Optional[str] = opt(None, "--latent-dist", type="choice:normal,uniform", group="generator")
     num_classes: Optional[int] = opt(None, "--num-classes", type=int,
-                                     help="Classes of a conditional generator (0: unconditional).")
+                                     help="Classes of a conditional generator (0: unconditional).", group="generator")
     kind: Optional[str] = opt(None, "--kind", metavar="KIND", help=(
         "What the samples are: images, points, or a plugin's kind [default: the file's contract, an .npz key "
-        "named after a kind, else the shape, 3-d arrays read as grey images]."))
+        "named after a kind, else the shape, 3-d arrays read as grey images]."), group="generator")
     layout: Optional[str] = opt(None, "--layout", metavar="LAYOUT", help=(
-        "Layout of a generator's output or an array: NCHW or NHWC for images, or a plugin kind's [default: detected]."))
+        "Layout of a generator's output or an array: NCHW or NHWC for images, or a plugin kind's [default: detected]."),
+        group="generator")
     output_range: Optional[str] = opt(None, "--output-range", metavar="RANGE", callback=_range,
-                                      help="[-1,1], [0,1] or uint8 [default: detected from a probe batch].")
-    use_ema: bool = opt(True, "--ema/--no-ema", help="gandiag checkpoints: evaluate the EMA generator when present.")
+                                      help="[-1,1], [0,1] or uint8 [default: detected from a probe batch].",
+                                      group="generator")
+    use_ema: bool = opt(True, "--ema/--no-ema", help="gandiag checkpoints: evaluate the EMA generator when present.",
+        group="generator")
     recursive: bool = opt(False, "--recursive/--no-recursive", "--samples-find-deep", help=(
         "Image folders: read images in subfolders too (torch-fidelity's --samples-find-deep) [default: the folder "
         "alone, as torch-fidelity]."))

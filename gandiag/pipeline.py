@@ -26,6 +26,7 @@ import torch
 
 from . import __version__, distributed
 from .data import kinds
+from .data.reference_stats import ReferenceStats, match_extractors
 from .data.samples import open_samples
 from .data.sources import bundled_source, load_real, named_by_file
 from .errors import CheckpointError, DataError, GandiagError
@@ -61,11 +62,21 @@ class Target:
 
 @dataclass
 class Real:
-    """The real data, as named (``spec``), read (``samples``) and hashed (``content_sha256``)."""
+    """The real data, as named (``spec``), read (``samples``) and hashed (``content_sha256``).
+
+    Published FID statistics (``--real stats.npz``) hold no samples: ``samples``
+    is None, ``statistics`` a :class:`~gandiag.data.reference_stats.ReferenceStats`
+    and ``content_sha256`` the file's sha256.
+    """
 
     spec: str
     samples: object
     content_sha256: str
+    statistics: object = None
+
+    @property
+    def n(self) -> int:
+        return self.samples.n if self.samples is not None else 0
 
     @property
     def bundled_name(self) -> Optional[str]:
@@ -91,6 +102,7 @@ class EvalContext:
     real_spec: Optional[str] = None  # the real data as the user (or a bundled default) named it
     features: dict = field(default_factory=dict)  # every extractor's name -> (generated, real) FeatureSets
     extractors: list = field(default_factory=list)  # every extractor of the run; the first is ``extractor``
+    real_statistics: object = None  # ReferenceStats when --real gave FID statistics: then ``real`` is None
 
     @property
     def seed(self) -> int:
@@ -131,13 +143,18 @@ def evaluate(target: Union[str, Path], real: Optional[str] = None, *, options: O
     with timings.stage("total"):
         tgt = open_target(Path(target), opts, world, timings)
         real_data = open_real(opts, tgt, timings)
+        for read in (tgt.samples, real_data.samples if real_data else None):
+            warnings.extend(getattr(read, "warnings", ()))  # an image folder's: lossy-compressed images
         with timings.stage("build_extractor"):
             extractors = build_extractors(opts.feature_extractor, opts.feature_weights, tgt.kind,
                                           real_data.spec if real_data else None, device)
         chosen = choose_metrics(opts.metrics, list(extractors[0].roles), real_data is not None)
-        check_memory(tgt.n, real_data.samples.n if real_data else 0, extractors, math.prod(tgt.sample_shape))
+        check_memory(tgt.n, real_data.n if real_data else 0, extractors, math.prod(tgt.sample_shape))
+        real_stats = real_data.statistics if real_data is not None else None
+        if real_stats is not None:
+            warnings.append(match_extractors(real_stats, extractors, math.prod(tgt.sample_shape)))
         real_sets = {}
-        if real_data is not None:
+        if real_data is not None and real_data.samples is not None:
             with timings.stage("real_features"):
                 for e in extractors:
                     real_sets[e.name] = real_features(
@@ -151,10 +168,11 @@ def evaluate(target: Union[str, Path], real: Optional[str] = None, *, options: O
                           real_data.bundled_name if real_data else None, opts, warnings=warnings,
                           real_spec=real_data.spec if real_data else None,
                           features={e.name: (fake_sets[e.name], real_sets.get(e.name)) for e in extractors},
-                          extractors=extractors)
+                          extractors=extractors, real_statistics=real_stats)
         with timings.stage("metrics"):
             for i, e in enumerate(extractors):
-                mctx = MetricContext(fake_sets[e.name], real_sets.get(e.name), opts, warnings)
+                mctx = MetricContext(fake_sets[e.name], real_sets.get(e.name), opts, warnings,
+                                     real_statistics=real_stats)
                 ctx.metrics.update(compute_metrics(chosen if i == 0 else extractor_metrics(chosen, e), mctx, e.name,
                                                    key_features=None if i == 0 else e.name))
         with timings.stage("diagnostics"):
@@ -171,7 +189,7 @@ def open_target(path: Path, opts: EvalOptions, world: int, timings: Timings) -> 
     if (is_dir and not model_dir) or path.suffix == ".npz":
         if world > 1:
             raise GandiagError("pre-generated samples are read by one process; run without torchrun")
-        samples = open_samples(str(path), opts.kind, opts.layout)
+        samples = open_samples(str(path), opts.kind, opts.layout, opts.recursive)
         n = samples.n if opts.num_samples is None else min(opts.num_samples, samples.n)
         tgt = Target(path, samples.kind, n, {"path": str(path), "format": "samples", "n": samples.n},
                      samples=samples)
@@ -196,10 +214,14 @@ def resolve_contract(gen: LoadedGenerator, opts: EvalOptions) -> GeneratorContra
         if size is None:
             raise GandiagError(f"{gen.path} ({gen.format}) does not say its latent size: pass --latent-dim or "
                                "--latent-shape (and --num-classes for a conditional generator)")
-        base = GeneratorContract(latent_dim=size)
+        known = {k: v for k, (v, _) in gen.known.items()}
+        base = GeneratorContract(latent_dim=size, **known, decided={k: how for k, (_, how) in gen.known.items()})
     contract = base.merged(latent_dim=opts.latent_dim, latent_shape=opts.latent_shape, latent_dist=opts.latent_dist,
                            num_classes=opts.num_classes, label_format=opts.label_format, kind=opts.kind,
                            layout=opts.layout, output_range=opts.output_range)
+    if opts.truncation_psi is not None and "truncation_psi" not in gen.meta:
+        raise GandiagError(f"--truncation-psi: {gen.path} ({gen.format}) is not a generator gandiag truncates "
+                           "(StyleGAN and BigGAN pickles are)")
     if gen.takes_labels and not contract.num_classes:
         raise GandiagError(f"{gen.path} ({gen.format}) takes class labels but does not say how many classes: "
                            "pass --num-classes (and --label-format onehot if it takes one-hot rows)")
@@ -212,7 +234,9 @@ def open_real(opts: EvalOptions, tgt: Target, timings: Timings) -> Optional[Real
     if not spec:
         return None
     with timings.stage("load_real"):
-        samples = load_real(spec, tgt.n, opts.seed)  # n: points drawn from a mixture
+        samples = load_real(spec, tgt.n, opts.seed, opts.recursive)  # n: points drawn from a mixture
+    if isinstance(samples, ReferenceStats):  # published FID statistics: checked against the extractor later
+        return Real(spec, None, samples.sha256, statistics=samples)
     if samples.kind != tgt.kind:
         raise DataError(f"real data {spec!r} holds {samples.kind} but the generator produces {tgt.kind}")
     return Real(spec, samples, samples.content_hash())
@@ -266,14 +290,23 @@ def make_results(ctx: EvalContext, tgt: Target, real: Optional[Real], diagnostic
         metrics=ctx.metrics,
         generator=tgt.info,
         contract=tgt.contract.to_json() if tgt.contract else None,
-        real=({"source": real.spec, "n": real.samples.n, "description": getattr(real.samples, "description", real.spec),
-               "content_sha256": real.content_sha256} if real is not None else None),
+        real=_real_info(real),
         provenance=provenance(ctx, tgt.n, timings, world),
         diagnostics=diagnostics,
         warnings=list(dict.fromkeys(ctx.warnings)),  # once each, however many feature spaces raised it
     )
     results.extras.update(context=ctx)
     return results
+
+
+def _real_info(real: Optional[Real]) -> Optional[dict]:
+    if real is None:
+        return None
+    if real.statistics is not None:  # external statistics: their file's sha256 is what gates compare
+        return {"source": real.spec, "n": None, "description": real.statistics.description,
+                "content_sha256": real.content_sha256, "statistics": real.statistics.to_json()}
+    return {"source": real.spec, "n": real.samples.n, "description": getattr(real.samples, "description", real.spec),
+            "content_sha256": real.content_sha256}
 
 
 def provenance(ctx: EvalContext, n: int, timings: Timings, world: int) -> dict:
@@ -289,6 +322,8 @@ def provenance(ctx: EvalContext, n: int, timings: Timings, world: int) -> dict:
         "extractor": _extractor_info(extractor),  # the primary one: plain metric keys are on its features
         "extractors": [_extractor_info(e) for e in ctx.extractors],
         "metric_options": opts.comparable(), "compute": compute_settings(device),
+        **({"real_statistics": {**ctx.real_statistics.to_json(), "assumed_extractor": _extractor_info(extractor)}}
+           if ctx.real_statistics is not None else {}),
         "timings_s": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in timings.items()},
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }

@@ -130,7 +130,7 @@ def test_foreign_onnx_read_from_its_signature_with_a_fixed_batch(tmp_path):
     assert out.shape == (7, 2)
     r = gandiag.evaluate(path, "ring8", **EVAL)
     assert r.contract["sample_shape"] == [2] and r.metrics["fid"]["value"] > 0
-    with pytest.raises(GandiagError, match=r"takes latents of size 4, not 5 \(--latent-dim\)"):
+    with pytest.raises(GandiagError, match=r"takes latents shaped \(4\), not \(5\): pass --latent-shape 4"):
         gandiag.evaluate(path, "ring8", **EVAL, latent_dim=5)
 
 

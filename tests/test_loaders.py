@@ -31,8 +31,29 @@ def test_torchscript_with_latent_dim_flag(tmp_path):
     assert r.metrics["fid"]["label"] == "FID [digits]"
 
 
+class _RawWeights(torch.nn.Module):
+    """A generator with no layer gandiag knows (a raw matrix): nothing says its latent size."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.randn(16, 64, generator=torch.Generator().manual_seed(0)))
+
+    def forward(self, z):
+        return torch.tanh(z @ self.w).view(-1, 1, 8, 8)
+
+
+def test_torchscript_latent_size_read_from_its_first_layer(tmp_path):
+    for scripted in (True, False):
+        net = TinyImageGenerator().eval()
+        path = tmp_path / f"g{scripted}.pt"
+        saved = torch.jit.script(net) if scripted else torch.jit.trace(net, torch.randn(2, 16))
+        torch.jit.save(saved, str(path))  # traced modules keep the weights but not in_features: read the weight
+        gen = load_generator(path)
+        assert gen.contract.latent_dim == 16 and gen.contract.decided["latent_dim"] == "module"
+
+
 def test_torchscript_without_latent_dim_asks_for_it(tmp_path):
-    path = _script(TinyImageGenerator(), tmp_path / "g.pt")
+    path = _script(_RawWeights(), tmp_path / "g.pt")
     with pytest.raises(GandiagError, match="--latent-dim"):
         gandiag.evaluate(path, "digits", num_samples=50, device="cpu")
 

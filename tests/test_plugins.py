@@ -561,7 +561,7 @@ def test_inline_plugin_overrides_builtin():
 
 BUILTINS = {
     "sample kind": {"images", "points"},
-    "loader": {"torch", "onnx", "tensorflow"},
+    "loader": {"torch", "onnx", "tensorflow", "stylegan"},
     "real source": {"digits", "ring8", "grid25", "path"},
     "feature extractor": {"inception-v3", "digits", "points"},
     "metric": {"is", "fid", "kid", "precision", "recall", "density", "coverage"},

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gandiag.errors import GandiagError, GeneratorOutputError
 from gandiag.data.images import to_uint8_nchw
+from gandiag.errors import AmbiguousOutput, GandiagError, GeneratorOutputError
 from gandiag.generator.contract import GeneratorContract, detect, parse_range
-from gandiag.generator.sampling import BLOCK, latents, shard_ranges
+from gandiag.generator.loading import LoadedGenerator
+from gandiag.generator.sampling import BLOCK, latents, probe, shard_ranges
 
 
 def test_latents_do_not_depend_on_batching():
@@ -48,8 +49,42 @@ def test_detect_layout_and_range(shape, dtype, lo, hi, layout, rng):
 def test_ambiguous_layout_asks_for_flag():
     with pytest.raises(GeneratorOutputError, match="--layout"):
         detect(GeneratorContract(latent_dim=4), torch.zeros(2, 3, 5, 3))
-    c = detect(GeneratorContract(latent_dim=4, layout="NCHW"), torch.zeros(2, 3, 5, 3))
+    c = detect(GeneratorContract(latent_dim=4, layout="NCHW", output_range="0,1"), torch.zeros(2, 3, 5, 3))
     assert c.sample_shape == (3, 5, 3)
+
+
+@pytest.mark.parametrize("lo,hi", [(0.46, 0.52), (0.0, 0.0), (0.1, 0.99), (0.01, 0.6)])
+def test_range_inside_0_1_without_both_ends_is_never_guessed(lo, hi):
+    """A tanh generator whose outputs sit in [0.46, 0.52] read as [0, 1] would be 1.5x too bright: ask."""
+    probe = torch.linspace(lo, hi, 2 * 3 * 4 * 4).view(2, 3, 4, 4)
+    with pytest.raises(AmbiguousOutput, match="--output-range"):
+        detect(GeneratorContract(latent_dim=4, layout="NCHW"), probe)
+
+
+@pytest.mark.parametrize("lo,hi,want", [(-0.01, 0.02, "-1,1"), (0.0, 1.0, "0,1"), (0.01, 0.99, "0,1"),
+                                        (0.0, 200.0, "uint8")])
+def test_range_decided_by_unambiguous_evidence(lo, hi, want):
+    probe = torch.linspace(lo, hi, 2 * 3 * 4 * 4).view(2, 3, 4, 4)
+    c = detect(GeneratorContract(latent_dim=4, layout="NCHW"), probe)
+    assert c.output_range == want and c.decided["output_range"] == "probe"
+
+
+def test_probe_draws_more_before_asking():
+    """The first 16 samples sit inside (0, 1); later ones reach both ends: decided from the larger probe."""
+    calls = []
+
+    def forward(z, labels=None):
+        calls.append(len(z))
+        spread = 1.0 if sum(calls) > 16 else 0.2
+        return (0.5 + spread * 0.5 * torch.tanh(4 * z[:, :1])).view(-1, 1, 1, 1).expand(-1, 1, 4, 4)
+
+    gen = LoadedGenerator(forward, None, "test", "mem")
+    c = probe(gen, GeneratorContract(latent_dim=4, layout="NCHW"), seed=0, device="cpu")
+    assert c.output_range == "0,1" and sum(calls) > 16
+    never = LoadedGenerator(lambda z, labels=None: torch.full((len(z), 1, 4, 4), 0.5) + 0.01 * z[:, :1, None, None],
+                            None, "test", "mem")
+    with pytest.raises(AmbiguousOutput, match=r"over 256 samples.*--output-range"):
+        probe(never, GeneratorContract(latent_dim=4, layout="NCHW"), seed=0, device="cpu")
 
 
 def test_unknown_range_asks_for_flag():

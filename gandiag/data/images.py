@@ -15,7 +15,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from ..errors import DataError, GeneratorOutputError
+from ..errors import AmbiguousOutput, DataError, GeneratorOutputError
 from ..safety import budgets
 
 CHANNELS = (1, 3)  # grey or RGB
@@ -92,19 +92,34 @@ def _as_uint8(arr: np.ndarray, description: str) -> np.ndarray:
     return np.clip(np.rint(work * scale), 0, 255).astype(np.uint8)
 
 
+RANGE_TOLERANCE = 1e-4  # float error allowed beyond a range's ends (a tanh or sigmoid output stays inside)
+NEGATIVE_EVIDENCE = -1e-3  # a value below this cannot come from a [0, 1] generator (sigmoid, clamp)
+ENDS_REACHED = 0.02  # a [0, 1] generator shows values this close to both 0 and 1 (backgrounds, saturation)
+
+
 def detect_range(probe: torch.Tensor) -> str:
-    """The output range a probe batch shows: [-1, 1], [0, 1] or uint8; ask for --output-range when unclear."""
+    """The output range a probe batch shows: [-1, 1], [0, 1] or uint8.
+
+    Values in [0, 1] alone do not prove a [0, 1] generator: a tanh generator
+    whose probe sits in [0.46, 0.52] would be read 1.5x too bright. So [0, 1]
+    is called only when the probe reaches both ends and never goes negative;
+    anything less is :class:`AmbiguousOutput`, on which the caller probes more
+    samples and, still unsure, asks for ``--output-range``.
+    """
     if probe.dtype == torch.uint8:
         return "uint8"
     x = probe.detach().float()
     if not torch.isfinite(x).all():
         raise GeneratorOutputError("generator output contains NaN or Inf")
     lo, hi = x.min().item(), x.max().item()
-    if lo >= -1.0001 and hi <= 1.0001 and lo < -1e-3:
+    if lo >= -1 - RANGE_TOLERANCE and hi <= 1 + RANGE_TOLERANCE and lo < NEGATIVE_EVIDENCE:
         return "-1,1"
-    if lo >= -1e-6 and hi <= 1.0001:
-        return "0,1"
-    if lo >= -1e-6 and hi <= 255.0001 and hi > 1.5:
+    if lo >= -RANGE_TOLERANCE and hi <= 1 + RANGE_TOLERANCE:
+        if lo <= ENDS_REACHED and hi >= 1 - ENDS_REACHED:
+            return "0,1"
+        raise AmbiguousOutput(f"cannot tell whether the generator's output range is [-1,1] or [0,1] (values in "
+                              f"[{lo:.3g}, {hi:.3g}] over {len(x)} samples); pass --output-range")
+    if lo >= -RANGE_TOLERANCE and 1.5 < hi <= 255 + RANGE_TOLERANCE:
         return "uint8"
     raise GeneratorOutputError(f"cannot tell the output range of the generator (probe min {lo:.3g}, max {hi:.3g}); "
                                "pass --output-range [-1,1], [0,1] or uint8")

@@ -58,7 +58,7 @@ class MixtureSource:
 
 class PathSource:
     name = "path"
-    description = "an image folder or a .npz of images or points"
+    description = "an image folder, a .npz of images or points, or FID statistics (mu, sigma)"
     default_extractor = None
 
     def matches(self, spec: str) -> bool:
@@ -69,8 +69,12 @@ class PathSource:
         p = Path(spec)
         return p.suffix == ".npz" or "/" in spec or stat_or_none(p) is not None
 
-    def load(self, spec: str, n: Optional[int] = None, seed: int = 0):
-        s = open_samples(spec)
+    def load(self, spec: str, n: Optional[int] = None, seed: int = 0, recursive: bool = False):
+        from .reference_stats import is_statistics_file, open_statistics
+
+        if is_statistics_file(spec):  # published FID statistics (mu, sigma), not samples
+            return open_statistics(spec)
+        s = open_samples(spec, recursive=recursive)  # a folder's subfolders only when asked (--recursive)
         s.meta.setdefault("source", spec)
         return s
 
@@ -121,8 +125,15 @@ def named_by_file(source, where) -> Optional[str]:
                     f"{', '.join(bundled_names())})")
 
 
-def load_real(spec: str, n: Optional[int] = None, seed: int = 0):
-    samples = resolve_source(spec).load(spec, n, seed)
+def load_real(spec: str, n: Optional[int] = None, seed: int = 0, recursive: bool = False):
+    """``recursive``: an image folder's subfolders are read too (``--recursive``)."""
+    from .reference_stats import ReferenceStats
+
+    source = resolve_source(spec)
+    samples = source.load(spec, n, seed, recursive=True) if recursive and source.name == PathSource.name \
+        else source.load(spec, n, seed)
+    if isinstance(samples, ReferenceStats):  # checked by their reader; they hold no samples
+        return samples
     if samples.n < 2:
         raise DataError(f"real data {spec!r} has {samples.n} sample(s); at least 2 are needed")
     return samples

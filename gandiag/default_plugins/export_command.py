@@ -1,4 +1,4 @@
-"""``gandiag export CKPT --to FORMAT -o PATH``: a thin click layer over :func:`gandiag.export.export_checkpoint`.
+"""``gandiag export FILE --to FORMAT -o PATH``: a thin click layer over :func:`gandiag.export.export_checkpoint`.
 
 docs/loaders-and-export.md documents the formats and what each stores.
 """
@@ -13,18 +13,21 @@ from ..hookspecs import hookimpl
 @hookimpl(trylast=True)
 def register_commands(cli):
     from ..export import TARGETS
+    from ..options import click_options, from_click
 
     @cli.command("export")
     @click.argument("checkpoint", type=click.Path(dir_okay=False))
     @click.option("--to", "to", required=True, type=click.Choice(TARGETS),
-                  help="onnx (onnxruntime), savedmodel (TensorFlow, NHWC), export (torch.export .pt2), "
-                       "torchscript (deprecated by PyTorch).")
+                  help="onnx (onnxruntime), savedmodel (TensorFlow, NHWC; gandiag checkpoints), export "
+                       "(torch.export .pt2), torchscript (deprecated by PyTorch).")
     @click.option("-o", "--output", "output", required=True, type=click.Path(), help="File (or directory for savedmodel) to write.")
-    @click.option("--no-ema", is_flag=True, help="Export the raw generator, not its EMA.")
     @click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
-    def export(checkpoint, to, output, no_ema, force):
-        """Export a gandiag checkpoint's generator, its contract stored inside, for `gandiag evaluate`."""
+    @click_options(("generator",))
+    def export(checkpoint, to, output, force, **kw):
+        """Export a PyTorch generator (a gandiag checkpoint, a .pt2 or TorchScript file, a trusted pickle or
+        state dict), its contract stored inside, for `gandiag evaluate` with no flags."""
         from ..export import export_checkpoint
 
-        path = export_checkpoint(checkpoint, to, output, use_ema=not no_ema, overwrite=force)
+        opts = from_click(kw)
+        path = export_checkpoint(checkpoint, to, output, use_ema=opts.use_ema, overwrite=force, options=opts)
         click.echo(str(path))

@@ -22,8 +22,10 @@ whole or not at all.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import re
 import shutil
 import tempfile
 import warnings
@@ -34,8 +36,8 @@ import torch
 
 from ..atomic import write_bytes
 from ..errors import GandiagError
-from ..generator.checkpoint import build_network, read_checkpoint
 from ..generator.contract import STORED_IN_ARCHIVE, STORED_IN_ONNX, STORED_IN_SAVEDMODEL, GeneratorContract, stored_text
+from ..generator.sampling import generator_inputs
 
 TARGETS = ("onnx", "savedmodel", "export", "torchscript")
 SUFFIX = {"onnx": ".onnx", "savedmodel": "", "export": ".pt2", "torchscript": ".pt"}
@@ -46,28 +48,69 @@ def _missing(package: str, extra: str, target: str) -> GandiagError:
     return GandiagError(f"--to {target} needs {package}: pip install 'gandiag[{extra}]'")
 
 
-def export_checkpoint(ckpt_path, to: str, out_path, *, use_ema: bool = True, overwrite: bool = False) -> Path:
-    """Write the generator of gandiag checkpoint ``ckpt_path`` as ``to``; returns ``out_path``."""
+def export_checkpoint(ckpt_path, to: str, out_path, *, use_ema: bool = True, overwrite: bool = False,
+                      options=None) -> Path:
+    """Write the generator in ``ckpt_path`` as ``to``; returns ``out_path``.
+
+    Any file gandiag loads as a PyTorch generator can be exported: a gandiag
+    checkpoint, and (with ``options.trust_checkpoint``) a pickled module, a
+    state dict with ``--generator-class``, a ``.pt2`` program or TorchScript.
+    ``options`` (an :class:`~gandiag.options.EvalOptions`) carries the flags
+    that open it and complete its contract (``--latent-shape``,
+    ``--num-classes``...); the contract is completed by a probe batch, as for
+    an evaluation, and stored in the export, latent shape included. Graph
+    formats (ONNX, SavedModel) are not converted; ``savedmodel`` is written
+    only for gandiag's own architectures, which it rebuilds in TensorFlow.
+    """
+    from ..options import EvalOptions
+
     if to not in TARGETS:
         raise GandiagError(f"unknown export target {to!r}; valid: {', '.join(TARGETS)}")
     out = Path(out_path)
     if os.path.lexists(out) and not overwrite:
         raise GandiagError(f"{out} already exists; choose another -o or pass --force")
     _check_output(out, to)
-    ckpt = read_checkpoint(ckpt_path)
-    spec = dict(ckpt["generator"])
-    if use_ema and ckpt.get("ema_generator"):
-        spec["state_dict"] = ckpt["ema_generator"]
-    net = build_network(spec).eval()
-    contract = GeneratorContract.from_json(ckpt["contract"])
+    opts = (options or EvalOptions()).with_overrides(use_ema=use_ema, device="cpu")
+    net, arch, contract = _source(Path(ckpt_path), opts, to)
     z = torch.randn(3, contract.latent_dim, generator=torch.Generator().manual_seed(0))
     labels = torch.arange(3) % contract.num_classes if contract.num_classes else None
-    args = (z,) if labels is None else (z, labels)
+    args = tuple(a for a in generator_inputs(z, labels, contract) if a is not None)
     with torch.no_grad():
         expected = net(*args)
+    expected = expected[0] if isinstance(expected, (tuple, list)) else expected
     writer = {"onnx": _onnx, "savedmodel": _savedmodel, "export": _torch_export, "torchscript": _torchscript}[to]
-    writer(net, spec["arch"], contract, args, expected, out)
+    try:
+        writer(net, arch, contract, args, expected, out)
+    except GandiagError:
+        raise
+    except Exception as exc:  # an exporter's failure on a network it cannot trace: say which, write nothing
+        first = re.sub(r"\x1b\[[0-9;]*m", "", (str(exc).strip().splitlines() or [type(exc).__name__])[0])[:240]
+        raise GandiagError(f"--to {to}: torch cannot export this generator ({arch}): {type(exc).__name__}: "
+                           f"{first}") from None
     return out
+
+
+def _source(path: Path, opts, to: str):
+    """(network, architecture name, completed contract) of the generator to export."""
+    from ..generator.loading import LoadOptions, load_generator
+    from ..generator.sampling import probe
+    from ..pipeline import resolve_contract
+
+    gen = load_generator(path, LoadOptions.from_options(opts))
+    if not isinstance(gen.module, torch.nn.Module):
+        raise GandiagError(f"{path} is a {gen.format} graph, not a PyTorch generator: gandiag exports PyTorch "
+                           "generators (gandiag checkpoints, .pt2, TorchScript, trusted pickles and state dicts)")
+    contract = probe(gen, resolve_contract(gen, opts), opts.seed, "cpu")
+    arch = (gen.meta or {}).get("arch") or f"{gen.format}: {type(gen.module).__name__}"
+    if to == "savedmodel" and gen.format != "gandiag":
+        raise GandiagError(f"--to savedmodel rebuilds gandiag's own architectures in TensorFlow; {path} "
+                           f"({gen.format}) can be exported --to onnx or --to export")
+    if isinstance(gen.module, torch.jit.ScriptModule) and to in ("onnx", "export"):
+        raise GandiagError(f"--to {to}: {path} is TorchScript, which torch.export cannot trace; export the "
+                           "original nn.Module (a trusted pickle or state dict) instead")
+    with contextlib.suppress(NotImplementedError):  # a .pt2 program's module is fixed in eval mode already
+        gen.module.eval()
+    return gen.module, arch, contract
 
 
 def _check_output(out: Path, to: str) -> None:
@@ -98,12 +141,27 @@ def _check(target: str, got, expected: torch.Tensor) -> None:
         raise GandiagError(f"--to {target}: the exported generator differs from PyTorch by {diff:.3g}; nothing written")
 
 
-def _dynamic_shapes(contract):
-    batch = torch.export.Dim("batch", min=1, max=1 << 20)
-    shapes = {"z": {0: batch}}
-    if contract.num_classes:
-        shapes["labels"] = {0: batch}
-    return shapes
+def _check_another_batch(target: str, run, net, args) -> None:
+    """A traced graph keeps the example's batch size wherever the code reads it: check a batch of another size."""
+    more = tuple(torch.cat([a, a[:1]]) for a in args)
+    with torch.no_grad():
+        want = net(*more)
+    try:
+        got = run(*more)
+    except Exception as exc:
+        raise GandiagError(f"--to {target}: the exported generator fixes the batch size of the check batch "
+                           f"({type(exc).__name__}); nothing written") from None
+    _check(target, got, want[0] if isinstance(want, (tuple, list)) else want)
+
+
+def _dynamic_shapes(args) -> tuple:
+    """The batch axis of every input dynamic (positional, so the network's argument names do not matter).
+
+    ``Dim.DYNAMIC`` lets torch.export infer the batch range (a ``.pt2`` being
+    re-exported may already bound it) and fails, rather than specialising, when
+    the network fixes the batch size.
+    """
+    return tuple({0: torch.export.Dim.DYNAMIC} for _ in args)
 
 
 def _onnx(net, arch, contract, args, expected, out: Path) -> None:
@@ -118,7 +176,7 @@ def _onnx(net, arch, contract, args, expected, out: Path) -> None:
         warnings.simplefilter("ignore")
         tmp_file = Path(tmp) / "g.onnx"
         torch.onnx.export(net, args, str(tmp_file), input_names=inputs, output_names=[output], dynamo=True,
-                          dynamic_shapes=_dynamic_shapes(contract), external_data=False, verbose=False,
+                          dynamic_shapes=_dynamic_shapes(args), external_data=False, verbose=False,
                           report=False)
         model = onnx.load(str(tmp_file))
     model.doc_string = f"gandiag generator ({arch})"
@@ -128,6 +186,7 @@ def _onnx(net, arch, contract, args, expected, out: Path) -> None:
     sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     feed = {name: a.numpy() for name, a in zip(inputs, args)}
     _check("onnx", sess.run([output], feed)[0], expected)
+    _check_another_batch("onnx", lambda *a: sess.run([output], {n: x.numpy() for n, x in zip(inputs, a)})[0], net, args)
     write_bytes(out, data)
 
 
@@ -135,9 +194,9 @@ def _torch_export(net, arch, contract, args, expected, out: Path) -> None:
     inputs, _ = _names(contract)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        program = torch.export.export(net, args, dynamic_shapes=_dynamic_shapes(contract))
-    got = program.module()(*args)
-    _check("export", got, expected)
+        program = torch.export.export(net, args, dynamic_shapes=_dynamic_shapes(args))
+    _check("export", program.module()(*args), expected)
+    _check_another_batch("export", program.module(), net, args)
     buf = io.BytesIO()
     torch.export.save(program, buf, extra_files={STORED_IN_ARCHIVE: stored_text(contract)})
     write_bytes(out, buf.getvalue())
@@ -149,9 +208,7 @@ def _torchscript(net, arch, contract, args, expected, out: Path) -> None:
         traced = torch.jit.trace(net, args, check_trace=False)
     # A traced graph keeps the example's batch size only where the code reads it; check another size.
     _check("torchscript", traced(*args), expected)
-    more = tuple(torch.cat([a, a]) for a in args)
-    with torch.no_grad():
-        _check("torchscript", traced(*more), net(*more))
+    _check_another_batch("torchscript", traced, net, args)
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -22,6 +22,8 @@ RANGES = ("-1,1", "0,1", "uint8")
 
 
 LABEL_FORMATS = ("index", "onehot")
+DECIDABLE = ("latent_dim", "latent_shape", "latent_dist", "num_classes", "label_format", "kind", "layout",
+             "output_range")  # the fields whose origin the contract records
 
 
 @dataclass
@@ -121,7 +123,7 @@ def stored_text(contract: "GeneratorContract", **changes) -> str:
     """The contract as ``gandiag export`` stores it: JSON, nothing marked as detected."""
     import json
 
-    return json.dumps(replace(contract, detected=[], **changes).to_json(), sort_keys=True)
+    return json.dumps(replace(contract, detected=[], decided={}, **changes).to_json(), sort_keys=True)
 
 
 def read_stored(text, where) -> Optional["GeneratorContract"]:
@@ -131,7 +133,8 @@ def read_stored(text, where) -> Optional["GeneratorContract"]:
     if not text:
         return None
     try:
-        return GeneratorContract.from_json(json.loads(text))
+        contract = GeneratorContract.from_json(json.loads(text))
+        return replace(contract, decided={f: "file" for f in DECIDABLE if getattr(contract, f) is not None})
     except (ValueError, TypeError, RecursionError, GandiagError) as exc:
         raise CheckpointError(f"{where}: stored generator contract is unreadable: {str(exc).splitlines()[0][:200]}") \
             from None
@@ -178,4 +181,5 @@ def detect(contract: GeneratorContract, probe: torch.Tensor) -> GeneratorContrac
     if c.kind is None:
         c.kind = kind.name
         c.detected.append("kind")
-    return kind.detect(c, probe)
+    c = kind.detect(c, probe)
+    return replace(c, decided={**{f: "probe" for f in c.detected}, **c.decided})

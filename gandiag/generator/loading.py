@@ -50,6 +50,7 @@ class LoadedGenerator:
     real_source: Optional[str] = None  # the data it was trained on, when known
     meta: dict = field(default_factory=dict)
     takes_labels: Optional[bool] = None  # the file says it takes class labels (its number of classes may be unknown)
+    known: dict = field(default_factory=dict)  # without a contract: the fields the file did say, {name: (value, how)}
 
 
 def _check_file(path: Path) -> None:
@@ -66,14 +67,20 @@ def _check_file(path: Path) -> None:
 def load_generator(path, options: Optional[LoadOptions] = None) -> LoadedGenerator:
     from ..plugins import registry
 
+    from .native_libs import keep_triton_out_after_tensorflow
+
     path = Path(path)
     options = options or LoadOptions()
     _check_file(path)
+    keep_triton_out_after_tensorflow()  # a notebook that imported TensorFlow first: loading triton would crash it
     loaders = registry("loader").values()
     for loader in loaders:
         if loader.sniff(path):
             loaded = loader.load(path, options)
             loaded.loader = loaded.loader or loader.name
             return loaded
+    from .foreign import refuse
+
+    refuse(path)  # another framework's file (Keras, JAX/Flax, diffusers...): say what to do with it
     tried = ", ".join(f"{l.name} ({l.description})" for l in loaders) or "none installed"
     raise CheckpointError(f"{path}: no loader can read this file; tried: {tried}")

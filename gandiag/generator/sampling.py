@@ -14,7 +14,7 @@ from typing import Iterator, Optional
 
 import torch
 
-from ..errors import GeneratorOutputError
+from ..errors import AmbiguousOutput, GeneratorOutputError
 from .contract import GeneratorContract, detect
 from .loading import LoadedGenerator
 
@@ -84,12 +84,46 @@ def run_generator(gen: LoadedGenerator, z: torch.Tensor, labels, device: str,
     return out
 
 
+PROBE = 16  # samples in the probe batch that detects the output's kind, layout and range
+PROBE_MORE = 256  # samples drawn when the first probe cannot decide (an output range inside [0, 1], say)
+
+
 def probe(gen: LoadedGenerator, contract: GeneratorContract, seed: int, device: str) -> GeneratorContract:
-    """Run one small batch to detect the output kind, layout and range."""
-    z, labels = latents(contract, 0, min(16, BLOCK), seed)
+    """Run a small batch to detect the output kind, layout and range; a larger one when that cannot decide.
+
+    Undecided after the larger probe, the error asks for the flag: a guessed range shifts every metric.
+    """
+    try:
+        out = _probe_batch(gen, contract, PROBE, seed, device)
+    except AmbiguousOutput:
+        raise
+    except GeneratorOutputError as exc:
+        raise GeneratorOutputError(f"{exc}{_probe_hint(contract)}") from None
+    try:
+        return detect(contract, out)
+    except AmbiguousOutput:
+        more = torch.cat([out] + [_probe_batch(gen, contract, PROBE, seed, device, start)
+                                  for start in range(PROBE, PROBE_MORE, PROBE)])
+        return detect(contract, more)
+
+
+def _probe_hint(contract: GeneratorContract) -> str:
+    """What to try when the first call of a generator fails: the contract fields that were not read from anywhere."""
+    hints = []
+    if contract.decided.get("latent_shape") is None and not contract.latent_shape:
+        hints.append(f"--latent-shape if it takes latents shaped otherwise than ({contract.latent_dim},) "
+                     f"(the PyTorch DCGAN tutorial's: {contract.latent_dim},1,1)")
+    if not contract.num_classes:
+        hints.append("--num-classes if it is conditional")
+    return ("; called with latents (N, " + ", ".join(map(str, contract.shape)) + ")"
+            + (" and labels" if contract.num_classes else "") + ": pass " + ", or ".join(hints)) if hints else ""
+
+
+def _probe_batch(gen, contract, n: int, seed: int, device: str, start: int = 0) -> torch.Tensor:
+    z, labels = latents(contract, start, start + n, seed)
     out = run_generator(gen, z, labels, device, contract)
     _check_finite(out)
-    return detect(contract, out)
+    return out.detach().cpu()
 
 
 def _check_finite(out: torch.Tensor) -> None:

@@ -13,6 +13,7 @@ with batch 1, say) on any batch, in chunks, padding the last one.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
@@ -49,45 +50,73 @@ def _by_name(candidates: Sequence[TensorInfo], names: Sequence[str]) -> Optional
     return None
 
 
-def read_signature(where: str, inputs: Sequence[TensorInfo], outputs: Sequence[TensorInfo],
-                   default_layout: Optional[str]) -> Signature:
-    """Pick latent, label and output tensors; raise a one-line error when they make no generator."""
+def _pick_inputs(where: str, inputs: Sequence[TensorInfo]) -> tuple[TensorInfo, Optional[TensorInfo]]:
+    """(latent, labels): the latent is a float input; labels an integer input, or a second float input (one-hot)."""
     floats = [t for t in inputs if t.kind == "float"]
     ints = [t for t in inputs if t.kind == "int"]
     others = [t for t in inputs if t.kind == "other"]
+    listed = ", ".join(f"{t.name} {_fmt(t.shape) if t.shape is not None else '(?)'}" for t in inputs) or "none"
     if others:
         raise CheckpointError(f"{where}: input {others[0].name!r} is neither float nor integer; "
-                              "a generator takes a float latent and, optionally, integer class labels")
-    if len(floats) != 1:
-        listed = ", ".join(f"{t.name} {t.shape}" for t in inputs) or "none"
-        if not floats:
-            raise CheckpointError(f"{where}: no float input to take the latent (inputs: {listed})")
-        latent = _by_name(floats, LATENT_NAMES)
-        if latent is None:
-            raise CheckpointError(f"{where}: {len(floats)} float inputs and none named z or latent (inputs: {listed})")
-    else:
-        latent = floats[0]
-    if len(ints) > 1:
-        labels = _by_name(ints, LABEL_NAMES)
-        if labels is None:
-            raise CheckpointError(f"{where}: {len(ints)} integer inputs and none named labels")
-    else:
-        labels = ints[0] if ints else None
-    if latent.shape is not None and len(latent.shape) != 2:
-        raise CheckpointError(f"{where}: latent input {latent.name!r} has shape {_fmt(latent.shape)}; expected (batch, latent size)")
-    if labels is not None and labels.shape is not None and len(labels.shape) not in (1, 2):
-        raise CheckpointError(f"{where}: label input {labels.name!r} has shape {_fmt(labels.shape)}; expected (batch,)")
+                              "a generator takes a float latent and, optionally, class labels")
+    if not floats:
+        raise CheckpointError(f"{where}: no float input to take the latent (inputs: {listed})")
+    if len(floats) + len(ints) > 2:
+        raise CheckpointError(f"{where}: {len(inputs)} inputs ({listed}); a generator takes a latent and, "
+                              "optionally, class labels")
+    if ints:
+        return floats[0], ints[0]
+    if len(floats) == 1:
+        return floats[0], None
+    latent = _by_name(floats, LATENT_NAMES)
+    labels = _by_name(floats, LABEL_NAMES)
+    if latent is None and labels is not None:
+        latent = next(t for t in floats if t is not labels)
+    if latent is None:
+        raise CheckpointError(f"{where}: two float inputs and neither is named like a latent (z, latent, noise) "
+                              f"or like labels (labels, y, c) (inputs: {listed})")
+    return latent, next(t for t in floats if t is not latent)
+
+
+def read_signature(where: str, inputs: Sequence[TensorInfo], outputs: Sequence[TensorInfo],
+                   default_layout: Optional[str]) -> Signature:
+    """Pick latent, label and output tensors; raise a one-line error when they make no generator.
+
+    The latent may have any shape (N, *shape): (N, 100), the DCGAN tutorial's
+    (N, 100, 1, 1), a noise map. Labels are integer indices, (N,) or (N, 1),
+    or one-hot float rows (N, classes), whose width says the number of classes.
+    """
+    latent, labels = _pick_inputs(where, inputs)
+    if latent.shape is not None and not 2 <= len(latent.shape) <= 5:
+        raise CheckpointError(f"{where}: latent input {latent.name!r} has shape {_fmt(latent.shape)}; expected "
+                              "(batch, latent size) or (batch, *latent shape)")
+    if labels is not None and labels.shape is not None:
+        ok = len(labels.shape) in (1, 2) if labels.kind == "int" else len(labels.shape) == 2
+        if not ok:
+            want = "(batch,) or (batch, 1)" if labels.kind == "int" else "(batch, classes), one-hot"
+            raise CheckpointError(f"{where}: label input {labels.name!r} has shape {_fmt(labels.shape)}; expected {want}")
     if not outputs:
         raise CheckpointError(f"{where}: the graph has no outputs")
     output = outputs[0] if len(outputs) == 1 else (_by_name(outputs, ("images", "points", "output", "output_0")) or outputs[0])
     layout = _check_output(where, output, default_layout)
-
     fixed = latent.shape[0] if latent.shape and isinstance(latent.shape[0], int) else None
-    contract = None
-    if latent.shape is not None and isinstance(latent.shape[1], int):
-        contract = GeneratorContract(latent_dim=int(latent.shape[1]), num_classes=0,
-                                     layout=layout, kind=_kind(output), detected=["latent_dim"])
-    return Signature(latent, labels, output, fixed, contract)
+    return Signature(latent, labels, output, fixed, _contract(latent, labels, output, layout))
+
+
+def _contract(latent: TensorInfo, labels: Optional[TensorInfo], output: TensorInfo, layout) -> Optional[GeneratorContract]:
+    """What the signature alone says; None when the latent's size is not static (then a flag must say it)."""
+    if latent.shape is None or any(d is None for d in latent.shape[1:]):
+        return None
+    shape = tuple(int(d) for d in latent.shape[1:])
+    decided = {"latent_dim": "file", "latent_shape": "file"}
+    num_classes, label_format = 0, "index"
+    if labels is not None and labels.kind == "float":
+        label_format = decided["label_format"] = "onehot"
+        if labels.shape is not None and isinstance(labels.shape[1], int):
+            num_classes, decided["num_classes"] = labels.shape[1], "file"
+    return GeneratorContract(latent_dim=math.prod(shape), latent_shape=shape if len(shape) > 1 else None,
+                             num_classes=num_classes, label_format=label_format, layout=layout, kind=_kind(output),
+                             detected=["latent_dim"], decided=decided).validate()
 
 
 def _kind(output: TensorInfo) -> Optional[str]:
@@ -144,9 +173,11 @@ def numpy_forward(path, sig: Signature, run: Callable, device, labels_2d: bool, 
                   z_dtype=None, label_dtype=None) -> Callable:
     """gandiag's ``forward(z, labels)`` over a framework's numpy-in/numpy-out ``run``.
 
-    Shared by the ONNX and SavedModel loaders: it checks the latent size and the
-    class input against the signature, batches for graphs of fixed batch size,
-    and turns a framework failure into one line naming the file.
+    Shared by the ONNX and SavedModel loaders: it checks the latent against the
+    signature's static shape (a flat latent of the right size is reshaped to
+    it), gives labels as the graph takes them (indices, a column, or one-hot
+    rows), batches for graphs of fixed batch size, and turns a framework
+    failure into one line naming the file.
     """
     import torch
 
@@ -155,17 +186,10 @@ def numpy_forward(path, sig: Signature, run: Callable, device, labels_2d: bool, 
     def forward(z, labels=None):
         if sig.labels is not None and labels is None:
             raise GandiagError(f"{path} takes class labels (input {sig.labels.name!r}): pass --num-classes")
-        zn = z.detach().cpu().numpy()
+        zn = _latent_as_graph_takes(path, sig.latent, z.detach().cpu().numpy())
         if z_dtype is not None:
             zn = zn.astype(z_dtype, copy=False)
-        ln = None
-        if sig.labels is not None:
-            ln = labels.detach().cpu().numpy()
-            ln = ln.astype(label_dtype) if label_dtype is not None else ln
-            ln = ln[:, None] if labels_2d else ln
-        want = sig.latent.shape[1] if sig.latent.shape else None
-        if want is not None and zn.shape[1] != want:
-            raise GandiagError(f"{path} takes latents of size {want}, not {zn.shape[1]} (--latent-dim)")
+        ln = _labels_as_graph_takes(path, sig.labels, labels, labels_2d, label_dtype) if sig.labels is not None else None
         try:
             out = call_batched(run, zn, ln, sig.fixed_batch)
         except GandiagError:
@@ -175,3 +199,33 @@ def numpy_forward(path, sig: Signature, run: Callable, device, labels_2d: bool, 
         return torch.from_numpy(np.ascontiguousarray(out)).to(device)
 
     return forward
+
+
+def _latent_as_graph_takes(path, latent: TensorInfo, zn: np.ndarray) -> np.ndarray:
+    from ..errors import GandiagError
+
+    want = latent.shape[1:] if latent.shape is not None else None
+    if want is None or all(w is None or w == h for w, h in zip(want, zn.shape[1:])) and len(want) == zn.ndim - 1:
+        return zn
+    if zn.ndim == 2 and all(isinstance(w, int) for w in want) and math.prod(want) == zn.shape[1]:
+        return zn.reshape(zn.shape[0], *want)  # flat latents (--latent-dim) in the graph's shape: the same values
+    raise GandiagError(f"{path} takes latents shaped {_fmt(want)}, not {_fmt(zn.shape[1:])}: pass "
+                       f"--latent-shape {','.join('?' if w is None else str(w) for w in want)} (or --latent-dim)")
+
+
+def _labels_as_graph_takes(path, info: TensorInfo, labels, labels_2d: bool, label_dtype) -> np.ndarray:
+    from ..errors import GandiagError
+
+    ln = labels.detach().cpu().numpy()
+    if info.kind == "float" and ln.ndim == 1:  # class indices for a graph that takes one-hot rows
+        width = info.shape[1] if info.shape is not None and isinstance(info.shape[1], int) else None
+        if width is None:
+            raise GandiagError(f"{path} takes one-hot class rows (input {info.name!r}) of unknown width: pass "
+                               "--num-classes and --label-format onehot")
+        if ln.size and int(ln.max()) >= width:
+            raise GandiagError(f"{path} takes {width} classes (input {info.name!r}), not {int(ln.max()) + 1} "
+                               "(--num-classes)")
+        ln = np.eye(width, dtype=np.float32)[ln]
+    elif ln.ndim == 1 and labels_2d:
+        ln = ln[:, None]
+    return ln.astype(label_dtype) if label_dtype is not None else ln

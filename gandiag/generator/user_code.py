@@ -44,11 +44,8 @@ def check_paths(paths: Iterable[str]) -> None:
             raise GandiagError(f"--generator-path {p}: no such folder")
 
 
-def build_class(spec: str, kwargs: Optional[dict], paths: Iterable[str], trusted: bool):
-    """An instance of ``module:Class`` built with ``kwargs``; every failure is one line saying what to do."""
-    if not trusted:
-        raise CheckpointError(f"--generator-class {spec} imports and runs Python code; pass --trust-checkpoint "
-                              "if you trust it")
+def import_module_of(spec: str, paths: Iterable[str]):
+    """(module, class name) of ``module:Class``; every failure is one line saying what to do."""
     mod_name, sep, cls_name = spec.partition(":")
     if not sep or not mod_name or not cls_name:
         raise GandiagError(f"--generator-class {spec!r}: expected module:Class, e.g. mynets:Generator")
@@ -56,7 +53,7 @@ def build_class(spec: str, kwargs: Optional[dict], paths: Iterable[str], trusted
     check_paths(paths)
     with importable(paths):
         try:
-            module = importlib.import_module(mod_name)
+            return importlib.import_module(mod_name), cls_name
         except ImportError as exc:
             where = ", ".join([*paths, "the current folder"])
             raise GandiagError(f"--generator-class {spec}: cannot import {mod_name!r} ({exc}); gandiag looked in "
@@ -65,9 +62,17 @@ def build_class(spec: str, kwargs: Optional[dict], paths: Iterable[str], trusted
         except Exception as exc:  # the user's module failed while importing
             raise GandiagError(f"--generator-class {spec}: importing {mod_name!r} failed: "
                                f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
+
+
+def build_class(spec: str, kwargs: Optional[dict], paths: Iterable[str], trusted: bool):
+    """An instance of ``module:Class`` built with ``kwargs``; every failure is one line saying what to do."""
+    if not trusted:
+        raise CheckpointError(f"--generator-class {spec} imports and runs Python code; pass --trust-checkpoint "
+                              "if you trust it")
+    module, cls_name = import_module_of(spec, paths)
     cls = getattr(module, cls_name, None)
     if cls is None or not callable(cls):
-        raise GandiagError(f"--generator-class {spec}: {mod_name!r} has no class {cls_name!r}")
+        raise GandiagError(f"--generator-class {spec}: {module.__name__!r} has no class {cls_name!r}")
     try:
         return cls(**(kwargs or {}))
     except TypeError as exc:
@@ -77,3 +82,21 @@ def build_class(spec: str, kwargs: Optional[dict], paths: Iterable[str], trusted
     except Exception as exc:
         raise GandiagError(f"--generator-class {spec}: its constructor failed: {type(exc).__name__}: "
                            f"{str(exc).splitlines()[0][:200]}") from None
+
+
+def pickle_finding_main_in(module):
+    """A ``pickle_module`` for ``torch.load`` that finds ``__main__`` classes in ``module``.
+
+    ``torch.save(netG)`` in a notebook or a training script pickles the class
+    as ``__main__.Generator``, which no later process can import. Given
+    ``--generator-class train_dcgan:Generator``, such a pickle is read with
+    the classes of that module instead.
+    """
+    import pickle
+    import types
+
+    class Unpickler(pickle.Unpickler):
+        def find_class(self, mod, name):
+            return super().find_class(module.__name__ if mod == "__main__" else mod, name)
+
+    return types.SimpleNamespace(Unpickler=Unpickler, load=pickle.load, loads=pickle.loads, __name__="pickle")

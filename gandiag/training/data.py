@@ -37,7 +37,9 @@ class TrainingData:
             self.n = None
             self._means = torch.as_tensor(self.mixture.means, dtype=torch.float32)
             return
-        samples = load_real(spec)
+        samples = load_real(spec, recursive=True)  # an image folder with its subfolders (class folders, say)
+        if getattr(samples, "statistics_only", False):
+            raise DataError(f"{spec}: holds FID statistics (mu, sigma), not samples; training needs samples")
         x = getattr(samples, "data", None)
         if not isinstance(x, torch.Tensor):  # a folder, read lazily: bring it into memory once
             x = torch.cat(list(samples.batches(LOAD_BATCH)))

@@ -2,8 +2,9 @@
 
 Runs ``.onnx`` generators with onnxruntime: the CPU provider always, CUDA
 first when onnxruntime has it and ``--device cuda`` is asked for. Inputs and
-outputs are read from the graph: the float input is the latent (its second
-dimension the latent size), an integer input the class labels, and the
+outputs are read from the graph: the float input is the latent (its static
+shape after the batch, (100,) or (100, 1, 1), the latent shape), an integer
+input or a one-hot float input the class labels, and the
 output's static shape tells points from images and, where unambiguous, the
 layout. A contract stored by ``gandiag export`` (metadata key
 ``gandiag.contract``) gives everything else; flags override both. A graph
@@ -110,7 +111,7 @@ class OnnxLoader:
 
         forward = numpy_forward(path, sig, run, device, lab_2d, _ort_reason, z_dtype=z_type, label_dtype=lab_type)
 
-        return LoadedGenerator(forward, contract, "onnx", str(path),
+        return LoadedGenerator(forward, contract, "onnx", str(path), takes_labels=sig.labels is not None,
                                meta={"providers": sess.get_providers(), "inputs": [a.name for a in sess.get_inputs()],
                                      "output": out_name, "contract_stored": bool(stored)})
 

@@ -2,7 +2,8 @@
 
 A SavedModel is a directory holding ``saved_model.pb``. The generator is
 called through a serving signature (``serving_default``, or the only one
-there is): its float input is the latent, an integer input the class labels,
+there is): its float input is the latent (any static shape after the batch),
+an integer input or a one-hot float input the class labels,
 and its output's static shape tells points from images. Images are taken to
 be NHWC, TensorFlow's layout, unless the shape says otherwise; the range is
 detected from a probe batch. A contract stored by ``gandiag export``
@@ -113,7 +114,7 @@ class SavedModelLoader:
 
         forward = numpy_forward(path, sig, run, device, lab_2d, _first_line)
 
-        return LoadedGenerator(forward, contract, "savedmodel", str(path),
+        return LoadedGenerator(forward, contract, "savedmodel", str(path), takes_labels=sig.labels is not None,
                                meta={"signature": sig_name, "inputs": list(in_specs), "output": out_name,
                                      "contract_stored": (path / STORED_IN_SAVEDMODEL).is_file(),
                                      "tensorflow_version": tf.__version__})

@@ -14,8 +14,12 @@ Reads, in order of safety:
   state dict plus ``--generator-class module:Class``. Unpickling those runs
   arbitrary code, so without the flag they are refused with the reason.
 
-Keras files (``.keras``, ``.h5``) are not read: they can hold Python code;
-the refusal says how to export a SavedModel instead.
+``.safetensors`` files (tensors only, parsed by :mod:`gandiag.safety.safetensors_file`)
+are read as state dicts: they need ``--generator-class`` like a ``.pt`` one.
+
+Other frameworks' files under a torch suffix (Keras, JAX/Flax msgpack,
+diffusers weights) are refused with what to do instead
+(:mod:`gandiag.generator.foreign`).
 
 A contract stored by ``gandiag export`` (``gandiag/contract.json`` extra file)
 is picked up, so exported generators need no flags.
@@ -35,9 +39,11 @@ from gandiag import (CheckpointError, GandiagError, GeneratorContract, Generator
 from gandiag.generator.checkpoint import build_network, is_gandiag_checkpoint, validate_checkpoint
 from gandiag.generator.contract import STORED_IN_ARCHIVE, read_stored
 from gandiag.generator.introspect import module_contract
-from gandiag.generator.user_code import build_class, check_paths, importable
+from gandiag.generator.user_code import build_class, check_paths, import_module_of, importable, pickle_finding_main_in
 from gandiag.safety.files import require_input
-from gandiag.safety.keras_files import KERAS_SUFFIXES, is_keras_file, keras_refusal
+from gandiag.generator.foreign import refuse as refuse_foreign
+from gandiag.safety.keras_files import KERAS_SUFFIXES
+from gandiag.safety.safetensors_file import looks_like_safetensors, read_safetensors
 from gandiag.safety.torch_archive import (check_pt2, check_torchscript, pickle_global, pickled_global,
                                           weights_only_backstop)
 from gandiag.safety.torch_graph import check_exported_program, check_script_module, check_script_tensors
@@ -95,14 +101,17 @@ class TorchLoader:
         if path.suffix.lower() in SUFFIXES:
             return True
         with open(path, "rb") as f:
-            head = f.read(2)
-        return head in (b"PK", b"\x80\x02")
+            head = f.read(10)
+        return head[:2] in (b"PK", b"\x80\x02") or looks_like_safetensors(path, head)
 
     def load(self, path: Path, options: LoadOptions) -> LoadedGenerator:
         require_input(path, "a checkpoint", error=CheckpointError)
         names = _zip_names(path)
-        if is_keras_file(path, names):
-            raise keras_refusal(path)
+        refuse_foreign(path, names)  # Keras, JAX/Flax, diffusers weights under a torch suffix: say what to do
+        with open(path, "rb") as f:
+            head = f.read(10)
+        if not names and looks_like_safetensors(path, head):  # tensors only: a state dict, read without torch.load
+            return self._load_state_dict(path, options, lambda: read_safetensors(path), "safetensors")
         if any(n.endswith("serialized_exported_program.json") or "/models/" in n and n.endswith(".json") for n in names):
             return self._load_export(path, options, names)
         if any(n.endswith("constants.pkl") or "/code/" in n for n in names):
@@ -155,8 +164,9 @@ class TorchLoader:
         if not trusted:
             check_script_module(path, module)
         module.eval()
-        return LoadedGenerator(_call(module, path, quiet=not trusted), read_stored(extra[STORED_IN_ARCHIVE], path),
-                               "torchscript", str(path), module=module)
+        read, conditional, known = module_contract(module)  # read from the compiled module's layers, nothing run
+        return LoadedGenerator(_call(module, path, quiet=not trusted), read_stored(extra[STORED_IN_ARCHIVE], path) or read,
+                               "torchscript", str(path), module=module, takes_labels=conditional, known=known)
 
     def _load_export(self, path, options, names) -> LoadedGenerator:
         extra = {STORED_IN_ARCHIVE: ""}
@@ -180,7 +190,7 @@ class TorchLoader:
         inputs = _traced_inputs(program)
         if contract is None:
             contract = _contract_from_traced(inputs)
-        return LoadedGenerator(_call(module, path), contract, "torch.export", str(path), module=None,
+        return LoadedGenerator(_call(module, path), contract, "torch.export", str(path), module=module,
                                takes_labels=len(inputs) >= 2)
 
     def _load_untrusted_pickle(self, path, options, exc) -> LoadedGenerator:
@@ -192,12 +202,22 @@ class TorchLoader:
             raise untrusted(path, f"it holds pickled Python objects (global {shown(found)}; a whole nn.Module, "
                                   "say), which run code when unpickled")
         check_paths(options.generator_path)
+        extra = {}
+        if options.generator_class:  # the module holding the classes a script pickled as __main__.X
+            extra["pickle_module"] = pickle_finding_main_in(
+                import_module_of(options.generator_class, options.generator_path)[0])
         with importable(options.generator_path):  # a pickle imports its classes: from installed packages, then these
             try:
-                obj = torch.load(path, map_location=options.device, weights_only=False)
+                obj = torch.load(path, map_location=options.device, weights_only=False, **extra)
             except ImportError as e:
                 raise CheckpointError(f"{path}: the pickle needs code that is not importable ({_first_line(e)}); "
                                       "pass --generator-path DIR for the folder holding it") from None
+            except AttributeError as e:
+                if "__main__" not in str(e):
+                    raise CheckpointError(f"{path}: cannot unpickle ({_first_line(e)})") from None
+                raise CheckpointError(f"{path}: its network class was defined in the script or notebook that saved "
+                                      f"it ({_first_line(e)}); pass --generator-class module:Class for a module "
+                                      "defining it (found in --generator-path DIR or the current folder)") from None
             except Exception as e:
                 raise CheckpointError(f"{path}: cannot unpickle ({_first_line(e)})") from None
         if not isinstance(obj, torch.nn.Module):
@@ -205,10 +225,12 @@ class TorchLoader:
         obj.eval()
         return _module_generator(obj, path, "pickled-module")
 
-    def _load_state_dict(self, path, options, state) -> LoadedGenerator:
+    def _load_state_dict(self, path, options, state, fmt: str = "state_dict") -> LoadedGenerator:
+        """A state dict (``state``, or a function reading it once the flags are checked) into --generator-class."""
         if not options.generator_class:
+            what = "a safetensors file (a state dict)" if fmt == "safetensors" else "a bare state dict"
             raise CheckpointError(
-                f"{path} is a bare state dict: name its network with --generator-class module:Class "
+                f"{path} is {what}: name its network with --generator-class module:Class "
                 "(importing it runs code, so --trust-checkpoint is needed too)"
             )
         if not options.trust_checkpoint:
@@ -219,13 +241,15 @@ class TorchLoader:
         if not isinstance(module, torch.nn.Module):
             raise CheckpointError(f"--generator-class {options.generator_class} built a {type(module).__name__}, "
                                   "not a torch.nn.Module")
+        if callable(state):
+            state = state()
         try:
             module.load_state_dict(state)
         except Exception as exc:
             raise CheckpointError(f"{path} does not fit --generator-class {options.generator_class} "
                                   f"(with --generator-kwargs {options.generator_kwargs or {}}): {_first_line(exc)}") from None
         module.to(options.device).eval()
-        return _module_generator(module, path, "state_dict")
+        return _module_generator(module, path, fmt)
 
 
 def _head_global(path, limit: int = 1 << 20):
@@ -295,8 +319,9 @@ def _contract_from_traced(inputs: list):
 
 def _module_generator(module, path, fmt: str) -> LoadedGenerator:
     """A user's nn.Module as a generator: its contract read from the module (gandiag.generator.introspect)."""
-    contract, conditional = module_contract(module)
-    return LoadedGenerator(_call(module, path), contract, fmt, str(path), module=module, takes_labels=conditional)
+    contract, conditional, known = module_contract(module)
+    return LoadedGenerator(_call(module, path), contract, fmt, str(path), module=module, takes_labels=conditional,
+                           known=known)
 
 
 @hookimpl(trylast=True)
