@@ -222,6 +222,9 @@ def resolve_contract(gen: LoadedGenerator, opts: EvalOptions) -> GeneratorContra
     if opts.truncation_psi is not None and "truncation_psi" not in gen.meta:
         raise GandiagError(f"--truncation-psi: {gen.path} ({gen.format}) is not a generator gandiag truncates "
                            "(StyleGAN and BigGAN pickles are)")
+    if gen.takes_labels is False and contract.num_classes:
+        raise GandiagError(f"{gen.path} ({gen.format}) takes no class labels: --num-classes {contract.num_classes} "
+                           "cannot apply (pass 0, or a conditional generator)")
     if gen.takes_labels and not contract.num_classes:
         raise GandiagError(f"{gen.path} ({gen.format}) takes class labels but does not say how many classes: "
                            "pass --num-classes (and --label-format onehot if it takes one-hot rows)")

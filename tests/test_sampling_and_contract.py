@@ -109,3 +109,33 @@ def test_bad_contract_values():
         GeneratorContract(latent_dim=0).validate()
     with pytest.raises(GandiagError, match="distribution"):
         GeneratorContract(latent_dim=2, latent_dist="cauchy").validate()
+
+
+class _Optional(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 8)
+
+    def forward(self, z, labels=None):
+        return self.fc(z)
+
+
+class _Required(_Optional):
+    def forward(self, z, labels):
+        return self.fc(z)
+
+
+class _Alone(_Optional):
+    def forward(self, z):
+        return self.fc(z)
+
+
+@pytest.mark.parametrize("net,want", [(_Required, True), (_Optional, None), (_Alone, False)])
+def test_whether_a_module_takes_labels_is_read_from_forward(net, want):
+    from gandiag.generator.introspect import module_contract, takes_labels
+
+    assert takes_labels(net()) is want
+    assert takes_labels(torch.jit.script(net())) is want
+    contract, _, _ = module_contract(net())
+    # the first layer says the latent size only when no labels can go in beside the latent
+    assert (contract is not None and contract.latent_dim == 4) == (want is not True)

@@ -80,18 +80,23 @@ def latent_shape_of(module, conditional: bool = False) -> Optional[tuple]:
     return (size,) + (1,) * spatial if spatial and layer_size == size else (size,)
 
 
-def takes_labels(module) -> bool:
-    """Whether ``forward`` requires a second argument (the class labels of a conditional generator)."""
+def takes_labels(module) -> Optional[bool]:
+    """Whether ``forward`` takes class labels: True when it requires a second argument, None when a second
+    one is optional (``forward(z, labels=None)``: either way), False when it takes the latent alone."""
     schema = getattr(getattr(module, "forward", None), "schema", None)
     if schema is not None:  # TorchScript: the compiled signature, ``self`` first
-        return sum(1 for a in schema.arguments[1:] if not a.has_default_value()) >= 2
-    try:
-        params = list(inspect.signature(module.forward).parameters.values())
-    except (TypeError, ValueError):
-        return False
-    required = [p for p in params if p.default is p.empty
-                and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return len(required) >= 2
+        args = [not a.has_default_value() for a in schema.arguments[1:]]
+    else:
+        try:
+            params = list(inspect.signature(module.forward).parameters.values())
+        except (TypeError, ValueError):
+            return None
+        if any(p.kind == p.VAR_POSITIONAL for p in params):
+            return None
+        args = [p.default is p.empty for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if sum(args) >= 2:
+        return True
+    return None if len(args) >= 2 else False
 
 
 def classes_of(module) -> tuple[Optional[int], Optional[str]]:
@@ -104,15 +109,16 @@ def classes_of(module) -> tuple[Optional[int], Optional[str]]:
     return n, None
 
 
-def module_contract(module) -> tuple[Optional[GeneratorContract], bool, dict]:
-    """(the contract the module says, whether it takes labels, what it says when that is not a whole contract).
+def module_contract(module) -> tuple[Optional[GeneratorContract], Optional[bool], dict]:
+    """(the contract the module says, whether it takes labels (:func:`takes_labels`), what it says when that is
+    not a whole contract).
 
     The contract is None without a latent size; the third item then holds the
     fields the module did say (its classes), for :class:`LoadedGenerator.known`.
     """
     conditional = takes_labels(module)
-    shape = latent_shape_of(module, conditional)
-    n_classes, label_format = classes_of(module) if conditional else (None, None)
+    n_classes, label_format = classes_of(module) if conditional is not False else (None, None)
+    shape = latent_shape_of(module, bool(conditional or n_classes))  # optional labels and an embedding: maybe
     known = {k: (v, "module") for k, v in (("num_classes", n_classes), ("label_format", label_format)) if v}
     if shape is None:
         return None, conditional, known

@@ -49,7 +49,7 @@ class LoadedGenerator:
     checkpoint: Optional[dict] = None  # the whole gandiag checkpoint, when it is one
     real_source: Optional[str] = None  # the data it was trained on, when known
     meta: dict = field(default_factory=dict)
-    takes_labels: Optional[bool] = None  # the file says it takes class labels (its number of classes may be unknown)
+    takes_labels: Optional[bool] = None  # True: requires class labels (how many may be unknown); False: takes none
     known: dict = field(default_factory=dict)  # without a contract: the fields the file did say, {name: (value, how)}
 
 

@@ -138,6 +138,8 @@ def test_each_format_without_its_flags_says_which_flag(saved):
             needs="--generator-kwargs")
     _exit_2(g["state_dict"], *TRUST, "--generator-class", "nowhere_module:Generator", needs="--generator-path")
     _exit_2(g["onnx"], "--latent-shape", "50,2", needs="--latent-shape 100,1,1")
+    _exit_2(g["onnx"], "--num-classes", "3", needs="takes no class labels")
+    _exit_2(g["pt2"], "--truncation-psi", "0.7", needs="--truncation-psi")
 
 
 def test_state_dict_class_found_in_the_current_folder_by_the_console_script(saved, tmp_path):
