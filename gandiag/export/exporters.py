@@ -100,6 +100,9 @@ def _source(path: Path, opts, to: str):
     if not isinstance(gen.module, torch.nn.Module):
         raise GandiagError(f"{path} is a {gen.format} graph, not a PyTorch generator: gandiag exports PyTorch "
                            "generators (gandiag checkpoints, .pt2, TorchScript, trusted pickles and state dicts)")
+    if "truncation_psi" in (gen.meta or {}):  # its call carries truncation and noise arguments a graph would drop
+        raise GandiagError(f"{path}: StyleGAN and BigGAN generators are not exported (their truncation and noise "
+                           "inputs are not part of a plain generator's call); evaluate the pickle itself")
     contract = probe(gen, resolve_contract(gen, opts), opts.seed, "cpu")
     arch = (gen.meta or {}).get("arch") or f"{gen.format}: {type(gen.module).__name__}"
     if to == "savedmodel" and gen.format != "gandiag":

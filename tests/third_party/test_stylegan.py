@@ -342,6 +342,9 @@ def test_unconditional_cli_evaluates_g_ema_and_records_psi(tmp_path, real_npz, m
     assert (c["latent_dim"], c["num_classes"], c["layout"], c["output_range"]) == (Z, 0, "NCHW", "-1,1")
     assert c["decided"]["latent_dim"] == "file" and c["detected"] == []
     assert np.isfinite(d["metrics"]["fid"]["value"])
+    exported = gandiag_in_process("export", path, "--to", "onnx", "-o", tmp_path / "g.onnx", "--trust-checkpoint",
+                                  "--generator-path", clone)
+    assert exported.returncode == 2 and "not exported" in exported.stderr and not (tmp_path / "g.onnx").exists()
 
 
 def test_conditional_with_truncation_equals_calling_g_directly(tmp_path, real_npz):
