@@ -139,3 +139,24 @@ def test_whether_a_module_takes_labels_is_read_from_forward(net, want):
     contract, _, _ = module_contract(net())
     # the first layer says the latent size only when no labels can go in beside the latent
     assert (contract is not None and contract.latent_dim == 4) == (want is not True)
+
+
+def test_probe_tries_a_one_by_one_map_when_flat_latents_fail():
+    """--latent-dim 8 on a network that takes (N, 8, 1, 1): the probe finds the shape and says it decided it."""
+    weight = torch.randn(8, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+
+    def conv(z, labels=None):
+        if z.ndim != 4:
+            raise GeneratorOutputError("the generator failed on a batch: expected 4-d input")
+        return torch.tanh(torch.nn.functional.conv_transpose2d(z, weight))
+
+    gen = LoadedGenerator(conv, None, "test", "mem")
+    c = probe(gen, GeneratorContract(latent_dim=8).merged(latent_dim=8), seed=0, device="cpu")
+    assert c.latent_shape == (8, 1, 1) and c.decided["latent_shape"] == "probe"
+    squeezed = LoadedGenerator(lambda z, labels=None: conv(z[:, :, 0]), None, "t", "m")  # fails on every shape
+    with pytest.raises(GeneratorOutputError, match=r"called with latents \(N, 8, 1, 1\)") as err:
+        probe(squeezed, GeneratorContract(latent_dim=8).merged(latent_shape=(8, 1, 1)), seed=0, device="cpu")
+    assert "--latent-shape" not in str(err.value)  # the flag said the shape: it is kept, not second-guessed
+    with pytest.raises(GeneratorOutputError, match=r"--latent-shape if it takes latents shaped otherwise"):
+        probe(LoadedGenerator(lambda z, labels=None: conv(z[None]), None, "t", "m"),
+              GeneratorContract(latent_dim=8).merged(latent_dim=8), seed=0, device="cpu")

@@ -10,6 +10,7 @@ seed always evaluates the same samples. Conditional generators get labels
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Iterator, Optional
 
 import torch
@@ -92,19 +93,33 @@ def probe(gen: LoadedGenerator, contract: GeneratorContract, seed: int, device: 
     """Run a small batch to detect the output kind, layout and range; a larger one when that cannot decide.
 
     Undecided after the larger probe, the error asks for the flag: a guessed range shifts every metric.
+    A generator that fails on flat latents whose shape nothing decided is tried once more with the
+    convolutional generators' ``(latent_dim, 1, 1)``; the contract records that the probe decided it.
     """
     try:
         out = _probe_batch(gen, contract, PROBE, seed, device)
     except AmbiguousOutput:
         raise
     except GeneratorOutputError as exc:
-        raise GeneratorOutputError(f"{exc}{_probe_hint(contract)}") from None
+        contract, out = _as_a_map(gen, contract, seed, device, exc)
     try:
         return detect(contract, out)
     except AmbiguousOutput:
         more = torch.cat([out] + [_probe_batch(gen, contract, PROBE, seed, device, start)
                                   for start in range(PROBE, PROBE_MORE, PROBE)])
         return detect(contract, more)
+
+
+def _as_a_map(gen, contract: GeneratorContract, seed: int, device: str, failure: GeneratorOutputError):
+    """(contract, probe batch) with latents shaped (latent_dim, 1, 1), or the first failure with a hint."""
+    if contract.decided.get("latent_shape") is None and not contract.latent_shape:
+        mapped = replace(contract, latent_shape=(contract.latent_dim, 1, 1),
+                         decided={**contract.decided, "latent_shape": "probe"})
+        try:
+            return mapped, _probe_batch(gen, mapped, PROBE, seed, device)
+        except GeneratorOutputError:
+            pass
+    raise GeneratorOutputError(f"{failure}{_probe_hint(contract)}") from None
 
 
 def _probe_hint(contract: GeneratorContract) -> str:

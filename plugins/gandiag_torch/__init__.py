@@ -63,7 +63,9 @@ def _zip_names(path: Path) -> list:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
+    text = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
+    if text and text[0].startswith("The following operation failed in the TorchScript interpreter"):
+        text = text[-1:]  # the interpreter's traceback ends with the error itself ("RuntimeError: ...")
     return shown(text[0] if text else type(exc).__name__, 240)
 
 
