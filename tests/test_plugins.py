@@ -560,9 +560,9 @@ def test_inline_plugin_overrides_builtin():
 # ----------------------------------------------------------------------------- every hook: built-ins, docs, tests
 
 BUILTINS = {
-    "sample kind": {"images", "points"},
+    "sample kind": {"images", "points", "sequences"},
     "loader": {"torch", "onnx", "tensorflow", "stylegan"},
-    "real source": {"digits", "ring8", "grid25", "path"},
+    "real source": {"digits", "ring8", "grid25", "sines", "path"},
     "feature extractor": {"inception-v3", "digits", "points"},
     "metric": {"is", "fid", "kid", "precision", "recall", "density", "coverage"},
     "diagnostic": {"mode_collapse", "gradient_health"},

@@ -56,6 +56,25 @@ class MixtureSource:
         return SampleSet("points", torch.from_numpy(pts), labels, f"{self.name} ({n} points)", {"source": self.name, "n": n})
 
 
+class SinesSource:
+    """TimeGAN's sine benchmark (gandiag.data.sequences.sines_data): 5 channels x 24 steps in [0, 1]."""
+
+    name = "sines"
+    description = "TimeGAN's synthetic sines: 10,000 sequences of 24 steps x 5 channels in [0, 1] (generated)"
+    default_extractor = "sines"
+
+    def matches(self, spec: str) -> bool:
+        return spec == self.name
+
+    def load(self, spec: str, n: Optional[int] = None, seed: int = 0) -> SampleSet:
+        from .sequences import SINES_N, sines_data
+
+        n = n or SINES_N
+        data = sines_data(n, seed + REAL_SEED_OFFSET).astype(np.float32)
+        return SampleSet("sequences", torch.from_numpy(data), None, f"sines ({n} sequences, TimeGAN)",
+                         {"source": self.name, "n": n})
+
+
 class PathSource:
     name = "path"
     description = "an image folder, a .npz of images or points, or FID statistics (mu, sigma)"

@@ -1,6 +1,6 @@
 from gandiag import hookimpl
 
-from ..data.sources import DigitsSource, MixtureSource, PathSource
+from ..data.sources import DigitsSource, MixtureSource, PathSource, SinesSource
 
 
 @hookimpl(trylast=True)
@@ -8,4 +8,5 @@ def register_real_sources(register):
     register(DigitsSource())
     register(MixtureSource("ring8"))
     register(MixtureSource("grid25"))
+    register(SinesSource())
     register(PathSource())
