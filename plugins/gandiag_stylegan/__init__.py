@@ -64,8 +64,8 @@ def _pickle_head(f) -> bytes:
             member = next((n for n in z.namelist() if n.endswith("data.pkl")), None)
             if member is None:
                 return b""
-            with z.open(member) as f:
-                return f.read(HEAD)
+            with z.open(member) as pickled:  # not ``f``: the fallback below reads the file itself
+                return pickled.read(HEAD)
     except zipfile.BadZipFile:
         pass
     except Exception:  # hostile zips raise many types; such a file is not ours
