@@ -7,7 +7,9 @@ from ..features.points import POINTS
 @hookimpl(trylast=True)
 def register_feature_extractors(register):
     from ..features.digits import SPEC as DIGITS
+    from ..features.sequence_stats import SPEC as SEQUENCE_STATS
 
     register(INCEPTION)
     register(DIGITS)
     register(POINTS)
+    register(SEQUENCE_STATS)

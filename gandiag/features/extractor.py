@@ -11,7 +11,7 @@ reads: nothing is extracted twice.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional, Protocol
 
 import torch
@@ -36,6 +36,9 @@ class ExtractorSpec:
     description: str
     kinds: tuple
     build: Callable  # build(weights_path: Optional[str], device: str) -> FeatureExtractor
+    # Optional: metric labels people should read on these features, e.g. {"FID": "FD"} for sequence features
+    # (a Fréchet distance that is not Inception's); results label them "FD [sequence-stats]".
+    metric_labels: dict = field(default_factory=dict)
 
 
 def sha256_file(path) -> str:

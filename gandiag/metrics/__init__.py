@@ -99,8 +99,12 @@ def compute_metrics(chosen: list, ctx: MetricContext, features: str, key_feature
     null value (a gate on it fails), not a crash: the other metrics and the
     verdicts still stand.
     """
+    from ..plugins import registry
     from ..results import metric_key, metric_label
 
+    extractors = registry("feature extractor")
+    spec = extractors[features] if features in extractors else None
+    relabel = dict(getattr(spec, "metric_labels", None) or {})  # e.g. FID -> FD on sequence features
     out = {}
     for m in chosen:
         t0 = time.perf_counter()
@@ -110,7 +114,7 @@ def compute_metrics(chosen: list, ctx: MetricContext, features: str, key_feature
         except Exception as exc:
             ctx.warnings.append(f"{m.name} could not be computed: {type(exc).__name__}: {exc}")
             value = {"value": None, "error": f"{type(exc).__name__}: {exc}"}
-        value.update({"label": metric_label(m.label, features), "features": features,
+        value.update({"label": metric_label(relabel.get(m.label, m.label), features), "features": features,
                       "higher_is_better": m.higher_is_better, "seconds": round(time.perf_counter() - t0, 4)})
         out[m.name] = value
     if ctx.options.bootstrap and ctx.real is None and ctx.real_statistics is not None:
