@@ -21,7 +21,8 @@ from .safety.text import clean
 
 SCHEMA = "gandiag.results"
 SCHEMA_VERSION = 1
-METRIC_ORDER = ("fid", "kid", "is", "precision", "recall", "density", "coverage")
+METRIC_ORDER = ("fid", "kid", "is", "precision", "recall", "density", "coverage",
+                "disc_score", "pred_score", "acf_distance", "marginal_w1")
 HUMAN_FEATURES = "inception-v3"  # metrics on other features are labelled, e.g. "FID [digits]"
 
 

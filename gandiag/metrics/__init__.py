@@ -86,8 +86,9 @@ def not_applicable(metric, ctx: MetricContext) -> Optional[str]:
 
 
 def extractor_metrics(chosen: list, extractor) -> list:
-    """The chosen metrics a further extractor can give (those whose feature role it has)."""
-    return [m for m in chosen if m.role in extractor.roles]
+    """The chosen metrics a further extractor can give (those whose feature role it has), less those computed on
+    the samples themselves (``reads_samples``: the sequence metrics), which the primary extractor's pass gave."""
+    return [m for m in chosen if m.role in extractor.roles and not getattr(m, "reads_samples", False)]
 
 
 def compute_metrics(chosen: list, ctx: MetricContext, features: str, key_features: Optional[str] = None) -> dict:
@@ -114,7 +115,8 @@ def compute_metrics(chosen: list, ctx: MetricContext, features: str, key_feature
         except Exception as exc:
             ctx.warnings.append(f"{m.name} could not be computed: {type(exc).__name__}: {exc}")
             value = {"value": None, "error": f"{type(exc).__name__}: {exc}"}
-        value.update({"label": metric_label(relabel.get(m.label, m.label), features), "features": features,
+        label = m.label if getattr(m, "reads_samples", False) else metric_label(relabel.get(m.label, m.label), features)
+        value.update({"label": label, "features": features,
                       "higher_is_better": m.higher_is_better, "seconds": round(time.perf_counter() - t0, 4)})
         out[m.name] = value
     if ctx.options.bootstrap and ctx.real is None and ctx.real_statistics is not None:
