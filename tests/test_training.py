@@ -22,6 +22,8 @@ def _same_weights(a: dict, b: dict) -> None:
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_every_variant_trains_a_few_steps(tmp_path, variant):
     data, extra = ("digits", TINY_IMAGES) if variant == "dcgan" else ("ring8", {"batch_size": 16})
+    if VARIANTS[variant].sequences_only:  # tcn-gan, rnn-gan (more in tests/test_sequence_training.py)
+        data, extra = "sines", {"batch_size": 8, "width": 8, "eval_samples": 64}
     path = train(variant, data, tmp_path, steps=6, seed=1, **FAST, **extra)
     ckpt = read_checkpoint(path)
     assert ckpt["step"] == 6 and ckpt["config"]["variant_name"] == variant
@@ -215,7 +217,9 @@ def test_fixture_models_load_safely_and_sample():
 
 
 # Every checkpoint the trainer writes evaluates and diagnoses with no other flag (the "done means").
-EVERY_CHECKPOINT = [(v, "digits" if v == "dcgan" else "ring8") for v in sorted(VARIANTS)] + [
+# (Sequence variants: tests/test_sequence_training.py.)
+EVERY_CHECKPOINT = [(v, "digits" if v == "dcgan" else "ring8") for v in sorted(VARIANTS)
+                    if not VARIANTS[v].sequences_only] + [
     ("cgan", "digits"), ("wgan-gp", "digits"), ("gan", "grid25")]
 
 

@@ -1,11 +1,13 @@
-"""Built-in architectures: the reference trainer's networks (:mod:`gandiag.training.nets`)."""
+"""Built-in architectures: the reference trainer's networks (:mod:`gandiag.training.nets`,
+:mod:`gandiag.training.sequence_nets`)."""
 
 from gandiag import hookimpl
 
 from ..training.nets import ARCHITECTURES
+from ..training.sequence_nets import SEQUENCE_ARCHITECTURES
 
 
 @hookimpl(trylast=True)
 def register_architectures(register):
-    for name, builder in ARCHITECTURES.items():
+    for name, builder in {**ARCHITECTURES, **SEQUENCE_ARCHITECTURES}.items():
         register(name, builder)

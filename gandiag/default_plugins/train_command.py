@@ -24,13 +24,15 @@ def _classes(ctx, param, value):
 
 @hookimpl(trylast=True)
 def register_commands(cli):
-    from ..training.variants import LOSSES, SCHEDULES, VARIANTS
+    from ..training.variants import ARCHS, CELLS, LOSSES, SCHEDULES, VARIANTS
 
     @cli.command()
     @click.argument("variant", type=click.Choice(list(VARIANTS)))
-    @click.option("--data", required=True, metavar="SOURCE", help="digits, ring8, grid25, an image folder or a .npz.")
+    @click.option("--data", required=True, metavar="SOURCE",
+                  help="digits, ring8, grid25, sines, an image folder or a .npz.")
     @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder: checkpoint.pt and log.jsonl.")
-    @click.option("--steps", type=int, help="Generator updates [default: 14000 points (grid25 30000), 1500 images].")
+    @click.option("--steps", type=int,
+                  help="Generator updates [default: 14000 points (grid25 30000), 1500 images, 2000 sequences].")
     @click.option("--seed", type=int, default=0, show_default=True)
     @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
     @click.option("--overwrite", is_flag=True, help="Start afresh even if --out holds a checkpoint.")
@@ -53,6 +55,14 @@ def register_commands(cli):
     @click.option("--width", type=int, help="Hidden units (MLP) or base channels (conv) [default: 128 / 32].")
     @click.option("--d-input-scale", type=float, help="Points: D's input multiplier [default: 0.1/mode std for a mixture; grid25 0.25].")
     @click.option("--depth", type=int, default=3, show_default=True, help="MLP hidden layers.")
+    @click.option("--arch", type=click.Choice(ARCHS), help="Sequences: tcn or rnn networks [default: the variant's; tcn].")
+    @click.option("--cell", type=click.Choice(CELLS), help="rnn nets: LSTM or GRU cells [default: lstm].")
+    @click.option("--noise-dim", type=int, help="Sequences: noise values per step [default: 4]; --latent-dim is then "
+                  "the global code's size [default: 16].")
+    @click.option("--sn/--no-sn", "spectral_norm", default=None,
+                  help="Spectral norm on every D layer [default: the variant's, on for hinge-sn].")
+    @click.option("--conditional/--unconditional", default=None,
+                  help="Class labels into G and D [default: the variant's; tcn-gan and rnn-gan: when the data has labels].")
     @click.option("--exclude-classes", callback=_classes, metavar="LIST", help="Drop these classes from the data, e.g. 7,8,9.")
     @click.option("--log-every", type=int, default=50, show_default=True)
     @click.option("--eval-every", type=int, help="Periodic evaluation interval [default: steps/10].")
@@ -66,7 +76,7 @@ def register_commands(cli):
     def train(variant, data, out, steps, seed, resume, overwrite, progress, eval_extractor, lr, **options):
         """Train a reference GAN; OUT/checkpoint.pt is ready for `gandiag evaluate`.
 
-        VARIANT: gan, dcgan, cgan, wgan, wgan-gp, lsgan, hinge-sn (docs/training.md).
+        VARIANT: gan, dcgan, cgan, wgan, wgan-gp, lsgan, hinge-sn; tcn-gan, rnn-gan for sequences (docs/training.md).
         """
         from ..training import train as run
 

@@ -105,8 +105,8 @@ def _read(path):
 # -- output: any framework ------------------------------------------------------------------------
 
 def _range_of(contract):
-    if contract.kind == "points":
-        return None
+    if contract.kind == "points" or (contract.kind == "sequences" and contract.output_range is None):
+        return None  # sequences of a linear output (standardised data) have no limits to saturate at
     return {"-1,1": (-1.0, 1.0), "0,1": (0.0, 1.0), "uint8": (0.0, 255.0)}.get(contract.output_range, (-1.0, 1.0))
 
 
@@ -136,7 +136,8 @@ def output_checks(gen, contract, seed: int, device: str, real_samples=None) -> d
         res["saturation"] = float(((x <= lo) | (x >= hi)).double().mean())
         res["saturation_low"], res["saturation_high"] = float((x <= lo).double().mean()), float((x >= hi).double().mean())
         if real_samples is not None:
-            r = next(iter(real_samples.batches(256))).double() / 255.0  # uint8 real images
+            r = next(iter(real_samples.batches(256))).double()
+            r = r / 255.0 if contract.kind == "images" else (r - lim[0]) / width  # uint8 images; raw sequences
             res["real_saturation"] = float(((r <= SAT_MARGIN) | (r >= 1 - SAT_MARGIN)).double().mean())
             excess = res["saturation"] - res["real_saturation"]
             if excess > SAT_EXCESS:

@@ -5,7 +5,8 @@ its definition (:data:`gandiag.data.mixtures.MIXTURES`), seeded by (run seed, st
 critic iteration), so a resumed run sees exactly the points an uninterrupted
 one would. Any other source (``digits``, an image folder, a ``.npz``) is
 loaded once through :func:`gandiag.data.sources.load_real`, converted to floats
-(images to [-1, 1]) and indexed with the run's torch generator.
+(images to [-1, 1]; points and sequences (N, T, C) as they are) and indexed
+with the run's torch generator.
 """
 
 from __future__ import annotations
@@ -63,6 +64,11 @@ class TrainingData:
         else:
             self.real_uint8 = None
             x = x.float()
+        if self.kind == "sequences":  # (N, T, C); the range picks the generator's output activation
+            self.value_range = (float(x.min()), float(x.max()))
+            flat = x.reshape(-1, x.shape[2]).double()  # per-channel statistics over every step of every sequence
+            self.channel_mean = [float(v) for v in flat.mean(0)]
+            self.channel_std = [max(float(v), 1e-6) for v in flat.std(0)]  # a constant channel stays finite
         self.x = x.to(self.device)
         self.n, self.sample_shape = int(x.shape[0]), tuple(x.shape[1:])
         if labels is not None:

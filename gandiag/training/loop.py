@@ -29,7 +29,8 @@ from ..generator.checkpoint import make_checkpoint, net_spec, read_checkpoint, s
 from ..generator.contract import GeneratorContract
 from . import losses, periodic_eval, trainlog
 from .data import TrainingData
-from .settings import Resolved, build_nets, ema_decay, learning_rate, make_optimizer, resolve
+from .settings import (OUTPUT_RANGES, Resolved, build_nets, effective_variant, ema_decay, learning_rate,
+                       make_optimizer, resolve)
 from .variants import Options, Variant, check_options, get_variant
 
 
@@ -155,6 +156,7 @@ def build_run(v: Variant, o: Options, dataset: TrainingData) -> Run:
     """Networks, optimisers and the step generator, seeded: the same options always build the same run."""
     from ..plugins import registry
 
+    v = effective_variant(v, o, dataset)  # --sn, --conditional; sequence variants condition on labels
     r = resolve(v, o, dataset)
     (g_arch, g_kw), (d_arch, d_kw) = build_nets(v, o, r, dataset)
     arch = registry("architecture")
@@ -167,10 +169,11 @@ def build_run(v: Variant, o: Options, dataset: TrainingData) -> Run:
 
 def run_contract(run: Run) -> GeneratorContract:
     kind = run.data.kind
+    layout = {"images": "NCHW", "sequences": "NTC"}.get(kind)
+    output_range = "-1,1" if kind == "images" else OUTPUT_RANGES.get(run.r.output) if kind == "sequences" else None
     return GeneratorContract(
         latent_dim=run.r.latent_dim, latent_dist="normal", num_classes=run.specs["generator"][1]["num_classes"],
-        kind=kind, layout="NCHW" if kind == "images" else None, output_range="-1,1" if kind == "images" else None,
-        sample_shape=tuple(run.data.sample_shape),
+        kind=kind, layout=layout, output_range=output_range, sample_shape=tuple(run.data.sample_shape),
     ).validate()
 
 
@@ -280,7 +283,7 @@ def _train(v, variant, data, o, out, ckpt_path, prior, progress, eval_extractor,
     torch.manual_seed(o.seed)
     run = build_run(v, o, TrainingData(data, o.seed, o.exclude_classes, o.device))
     r, contract = run.r, run_contract(run)
-    config = {"variant_name": v.name, "variant": v.to_json(), "data": data, "options": o.to_json(),
+    config = {"variant_name": v.name, "variant": run.v.to_json(), "data": data, "options": o.to_json(),
               "resolved": asdict(r), "eval_extractor": eval_extractor,
               "architectures": {k: list(spec) for k, spec in run.specs.items()}}
     start = _restore(prior, ckpt_path, run) if prior is not None else 0

@@ -50,7 +50,8 @@ def _one_hot(labels: Optional[torch.Tensor], num_classes: int, like: torch.Tenso
 
 
 def pack_groups(x: torch.Tensor, pack: int) -> torch.Tensor:
-    """(B·m, ...) samples → (B, m·...) groups: channels stacked for images, features for points."""
+    """(B·m, ...) samples → (B, m·...) groups: channels stacked for images and, at every step, for sequences
+    (N, T, C); features for points."""
     if pack == 1:
         return x
     if x.shape[0] % pack:
@@ -58,6 +59,8 @@ def pack_groups(x: torch.Tensor, pack: int) -> torch.Tensor:
     b = x.shape[0] // pack
     if x.dim() == 4:
         return x.reshape(b, pack * x.shape[1], x.shape[2], x.shape[3])
+    if x.dim() == 3:  # sequences (N, T, C): a group's m sequences side by side, step by step
+        return x.reshape(b, pack, x.shape[1], x.shape[2]).transpose(1, 2).reshape(b, x.shape[1], pack * x.shape[2])
     return x.reshape(b, pack * x.shape[1])
 
 

@@ -33,6 +33,9 @@ class Variant:
     conditional: bool = False
     images_only: bool = False
     reference: str = ""
+    sequences_only: bool = False
+    arch: Optional[str] = None  # sequences: "tcn" | "rnn" (None: --arch, else tcn)
+    auto_conditional: bool = False  # conditional whenever the data has class labels (--unconditional: never)
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -56,7 +59,16 @@ VARIANTS = {v.name: v for v in [
     Variant("lsgan", "least-squares GAN (targets a=0, b=c=1)", "ls", reference="Mao et al., LSGAN, 2017"),
     Variant("hinge-sn", "hinge loss with spectral normalisation in D (SN-GAN setting B: Adam(2e-4, β=(0.5, 0.999)), "
             "1 critic step)", "hinge", spectral_norm=True, reference="Miyato et al., SN-GAN, 2018"),
+    Variant("tcn-gan", "sequences: causal dilated TCN generator and discriminator (per-step noise), non-saturating "
+            "loss, conditional on class labels when the data has them", "ns", sequences_only=True, arch="tcn",
+            auto_conditional=True, reference="Bai et al., TCN, 2018; Wiese et al., Quant GANs, 2020"),
+    Variant("rnn-gan", "sequences: LSTM or GRU generator and discriminator (--cell), noise and labels at every step, "
+            "non-saturating loss, conditional on class labels when the data has them", "ns", sequences_only=True,
+            arch="rnn", auto_conditional=True,
+            reference="Mogren, C-RNN-GAN, 2016; Esteban et al., RCGAN, 2017"),
 ]}
+ARCHS = ("tcn", "rnn")  # sequence network families (--arch)
+CELLS = ("lstm", "gru")  # recurrent cells of rnn nets (--cell)
 
 
 @dataclass
@@ -89,6 +101,12 @@ class Options:
     exclude_classes: list = field(default_factory=list)  # drop these labels from the training data
     device: str = "cpu"
     threads: int = 1  # torch CPU threads; small nets train fastest on one, and a shared CPU stays usable
+    # Sequences, and overrides of what a variant fixes (None = the variant's / the data's default):
+    arch: Optional[str] = None  # tcn | rnn: the sequence networks (tcn-gan/rnn-gan fix it; other variants: tcn)
+    cell: Optional[str] = None  # lstm | gru (rnn nets; default lstm)
+    noise_dim: Optional[int] = None  # sequences: noise values per step (latent_dim is then the global code's size)
+    spectral_norm: Optional[bool] = None  # --sn/--no-sn: spectral norm on every D layer
+    conditional: Optional[bool] = None  # --conditional/--unconditional: class labels into G and D
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -124,3 +142,9 @@ def check_options(o: Options) -> None:
         raise GandiagError(f"--batch-size must be positive, got {o.batch_size}")
     if o.steps is not None and o.steps < 1:
         raise GandiagError(f"--steps must be positive, got {o.steps}")
+    if o.arch is not None and o.arch not in ARCHS:
+        raise GandiagError(f"--arch {o.arch!r} is not one of {', '.join(ARCHS)}")
+    if o.cell is not None and o.cell not in CELLS:
+        raise GandiagError(f"--cell {o.cell!r} is not one of {', '.join(CELLS)}")
+    if o.noise_dim is not None and o.noise_dim < 1:
+        raise GandiagError(f"--noise-dim must be positive, got {o.noise_dim}")
