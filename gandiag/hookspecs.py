@@ -92,7 +92,7 @@ def register_report_sections(register):
     """Register HTML report sections: ``register(section)``.
 
     A section has ``name``, ``title`` and ``render(view)`` (``view``: a
-    :class:`gandiag.RunView`), optionally ``order`` and ``scope``.
+    :class:`gandiag.RunView`), optionally ``order``, ``scope`` and ``kinds``.
     """
 
 
@@ -261,6 +261,9 @@ KINDS: dict[str, Kind] = {k.kind: k for k in (
              required=False),
         Attr("scope", "'run' (once per run, the default) or 'comparison' (once, when several runs are compared)",
              lambda v: v in ("run", "comparison"), required=False),
+        Attr("kinds", "a tuple of the sample kinds it applies to (default: every kind); for other runs it does not "
+             "appear", lambda v: v is None or (isinstance(v, (tuple, list)) and all(_is_text(x) for x in v)),
+             required=False),
     )),
     Kind("architecture", "register_architectures", "register(name, builder)",
          "networks that gandiag checkpoints name instead of pickling them", (

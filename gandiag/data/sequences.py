@@ -42,7 +42,7 @@ class Sequences:
     array_ndims = (3,)
     layouts = ("NTC", "NCT")
     default_n = 2_000
-    keep = 64  # sequences kept for the report's trajectory plots
+    keep = 2_000  # sequences kept for the sequence diagnostics (duplicates, shapes, temporal health) and the report
 
     def detect(self, contract, probe: torch.Tensor):
         c = replace(contract, detected=list(contract.detected))

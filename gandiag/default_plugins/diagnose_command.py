@@ -30,7 +30,8 @@ def format_diagnosis(results) -> str:
     p = results.provenance or {}
     if p:
         lines.append(f"  {p.get('num_samples')} samples, seed {p.get('seed')}, features {(p.get('extractor') or {}).get('name')}")
-    for name in ("mode_collapse", "gradient_health"):
+    others = [n for n in results.diagnostics if n not in ("mode_collapse", "gradient_health")]  # temporal_health...
+    for name in ["mode_collapse", "gradient_health"] + others:
         d = results.diagnostics.get(name)
         if not isinstance(d, dict):
             lines.append(f"{name}: not run (does not apply)")

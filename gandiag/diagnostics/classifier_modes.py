@@ -1,5 +1,9 @@
 """Mode-collapse signal from a classifier feature network (e.g. ``digits``): which classes are drawn.
 
+Any extractor of the run with a ``logits`` role and labelled real data serves
+(``digits`` on images, ``motion``'s activities on sequences), the primary
+extractor first.
+
 Each sample's class is the argmax of the extractor's ``logits`` role, and
 only *confident* samples count (softmax probability ≥ ``CONFIDENT``), on the
 generated and on the real side alike: a generator that never saw a 9 still
@@ -49,18 +53,33 @@ DIVERSITY_RATIO = 0.5
 DIVERSITY_SAMPLES = 200  # per class, for the mean pairwise distance
 
 
+def classifier_sets(ctx):
+    """(generated, real) feature sets of the run's first extractor with ``logits`` and labelled real data, or None.
+
+    The primary extractor's first; then the run's other extractors (``--feature-extractor sequence-stats,motion``:
+    the activities come from ``motion``, the second one).
+    """
+    pairs = [(ctx.fake, ctx.real)] + list((getattr(ctx, "features", None) or {}).values())
+    for fake, real in pairs:
+        # Real labels say the classifier's classes are the data's own (not ImageNet's 1008 on a folder of faces).
+        if (fake is not None and "logits" in fake.roles and real is not None and "logits" in real.roles
+                and real.labels is not None):
+            return fake, real
+    return None
+
+
 def applies(ctx) -> bool:
-    # Real labels say the classifier's classes are the data's own (not ImageNet's 1008 on a folder of faces).
-    return ("logits" in ctx.fake.roles and ctx.real is not None and "logits" in ctx.real.roles
-            and ctx.real.labels is not None)
+    return classifier_sets(ctx) is not None
 
 
 def compute(ctx) -> dict:
-    fake_logits, real_logits = ctx.fake.features("logits"), ctx.real.features("logits")
-    real_labels = np.asarray(ctx.real.labels).astype(np.int64)
+    fake, real = classifier_sets(ctx)
+    fake_logits, real_logits = fake.features("logits"), real.features("logits")
+    real_labels = np.asarray(real.labels).astype(np.int64)
     cond = None
-    if ctx.fake.labels is not None and ctx.contract is not None and ctx.contract.num_classes:
-        cond = (np.asarray(ctx.fake.labels).astype(np.int64), ctx.fake.features("pool"), ctx.real.features("pool"))
+    if (fake.labels is not None and ctx.contract is not None and ctx.contract.num_classes and "pool" in fake.roles
+            and "pool" in real.roles):
+        cond = (np.asarray(fake.labels).astype(np.int64), fake.features("pool"), real.features("pool"))
     return analyse(fake_logits.numpy(), real_logits.numpy(), real_labels, cond, ctx.seed)
 
 

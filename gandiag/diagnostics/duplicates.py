@@ -22,6 +22,8 @@ A generator whose samples repeat far more often than the real data's
 duplicate pairs as evidence) is partially collapsed; above
 ``RATIO_SEVERE``, severely. Points (2D mixtures) are left out: their real
 modes are 0.01 wide, and the mixture protocol already counts them.
+Sequences are judged by :mod:`.sequence_modes` with this arithmetic on the
+raw sequences, under the same key.
 """
 
 from __future__ import annotations
@@ -44,9 +46,12 @@ CHUNK = 1024
 
 
 def applies(ctx) -> bool:
+    from . import sequence_modes
+
     return (ctx.real is not None and "pool" in ctx.real.roles and ctx.real.n >= 20 and ctx.fake.n >= 20
             and not (ctx.contract is not None and ctx.contract.kind == "points")
-            and not (ctx.fake_kept is not None and ctx.fake_kept.dim() == 2))
+            and not (ctx.fake_kept is not None and ctx.fake_kept.dim() == 2)
+            and not sequence_modes.is_sequences(ctx))  # sequences: judged on the raw sequences (sequence_modes)
 
 
 def compute(ctx) -> dict:

@@ -5,7 +5,7 @@ say. This is the one signal that runs the generator again (through
 ``ctx.generator.forward``, so it works for every framework), on a small fresh
 batch seeded from the evaluation seed. Distances are taken in output space:
 images as uint8 NCHW scaled to [0, 1] (so every output range compares), points
-as they are.
+as they are, sequences as their raw (N, T, C) values in the canonical layout.
 
 - ``spread``: mean distance between the outputs of ``N_PAIRS`` independent
   latent pairs; ``spread_ratio`` = spread / (mean distance between random pairs
@@ -52,6 +52,10 @@ def output_space(out, contract) -> torch.Tensor:
     """Generator output → float64 (N, D) in the space distances are taken in."""
     out = out[0] if isinstance(out, (tuple, list)) else out
     out = torch.as_tensor(out).detach().cpu()
+    if contract.kind == "sequences":  # (N, T, C) whatever the generator's layout, values as they are
+        from ..data.kinds import by_name
+
+        return by_name("sequences").canonical(out, contract).double().reshape(len(out), -1)
     if contract.kind == "points" or out.dim() == 2:
         return out.double().reshape(len(out), -1)
     return to_uint8_nchw(out, contract).double().div(255.0).reshape(len(out), -1)
@@ -62,7 +66,7 @@ def real_output_space(real_samples, n: int, kind: str):
         return None
     batch = next(iter(real_samples.batches(n)))
     x = batch.double().reshape(len(batch), -1)
-    return x if kind == "points" else x / 255.0
+    return x if kind in ("points", "sequences") else x / 255.0
 
 
 def compute(ctx) -> dict:

@@ -23,15 +23,18 @@ closed: a check that crashed has not shown the model healthy).
 from __future__ import annotations
 
 from . import (INFO, MODE_LEVELS, NOT_APPLICABLE, classifier_modes, duplicates, error_reasons, latent_sensitivity,
-               mixture_modes, ndb, reason, run_parts, verdict)
+               mixture_modes, ndb, reason, run_parts, sequence_modes, verdict)
 
-SIGNALS = (mixture_modes, classifier_modes, ndb, duplicates, latent_sensitivity)
+# sequences: their own duplicates (raw sequences, same key; the feature-space one stands aside) and shapes
+SIGNALS = (mixture_modes, classifier_modes, ndb, duplicates, sequence_modes.DUPLICATES, sequence_modes.SHAPES,
+           latent_sensitivity)
 
 
 class ModeCollapse:
     name = "mode_collapse"
     levels = MODE_LEVELS  # its verdict words, best first, worst last (readers tone verdicts by them)
-    description = "mode collapse: mixture modes, classifier classes, NDB, near-duplicates, latent sensitivity → none/partial/severe"
+    description = ("mode collapse: mixture modes, classifier classes, NDB, near-duplicates, sequence shapes, latent "
+                   "sensitivity → none/partial/severe")
 
     def __init__(self, signals=SIGNALS):
         self.signals = tuple(signals)

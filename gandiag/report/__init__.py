@@ -4,8 +4,10 @@ The page is assembled from *report sections*, which are plugins
 (``register_report_sections``): an object with ``name``, ``title``,
 ``order``, optionally ``scope`` (``"run"``, the default: rendered once per
 evaluated checkpoint; ``"comparison"``: once, only when several runs are
-compared) and ``render(view)``, returning an HTML fragment, or ``None`` when
-it has nothing to show (the report then says so in one line). Built-in
+compared), optionally ``kinds`` (the sample kinds it applies to, e.g.
+``("sequences",)``; a section of another kind does not appear at all) and
+``render(view)``, returning an HTML fragment, or ``None`` when it has nothing
+to show (the report then says so in one line). Built-in
 sections render through Jinja2 with autoescaping, since checkpoint names and
 metadata are untrusted; a plugin's fragment is inserted as it is, so a
 plugin must escape what it did not write (``view.render(template, ...)``
@@ -46,6 +48,18 @@ class RunView:
     def context(self):
         """The in-process EvalContext, or None for results read from JSON."""
         return self.results.extras.get("context")
+
+    @property
+    def kind(self) -> Optional[str]:
+        """The run's sample kind: the artifacts', else the contract's, else ``sequences`` when a sequence
+        diagnostic ran; None when nothing says (results of image and point runs read without their artifacts)."""
+        k = self.artifacts.get("kind") if isinstance(self.artifacts, dict) else None
+        if k is not None and str(k):
+            return str(k)
+        contract = self.results.contract if isinstance(getattr(self.results, "contract", None), dict) else {}
+        if isinstance(contract.get("kind"), str):
+            return contract["kind"]
+        return "sequences" if self.diagnostic("temporal_health") is not None else None
 
     def diagnostic(self, name: str) -> Optional[dict]:
         d = self.results.diagnostics.get(name) if isinstance(self.results.diagnostics, dict) else None
@@ -120,6 +134,19 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "section"
 
 
+def shown(section, view) -> bool:
+    """Whether a run's section appears at all: a section declaring ``kinds`` appears only for runs of those kinds.
+
+    A run whose kind nothing records (older results, read without artifacts) is an image or point run, so it
+    gets the sections that declare ``images``.
+    """
+    kinds = getattr(section, "kinds", None)
+    if not kinds:
+        return True
+    kind = view.kind
+    return kind in kinds if kind is not None else "images" in kinds
+
+
 def _render_section(section, view) -> Markup:
     try:
         html = section.render(view)
@@ -157,14 +184,14 @@ def render_html(results_list: Sequence, title: Optional[str] = None) -> str:
         for v in views:
             runs.append({"label": v.label, "open": v is views[-1], "sections": [
                 {"id": f"run{v.index + 1}-{_slug(s.name)}", "title": s.title, "html": _render_section(s, v)}
-                for s in sections if getattr(s, "scope", "run") == "run"]})
+                for s in sections if getattr(s, "scope", "run") == "run" and shown(s, v)]})
         blocks.append({"id": "runs", "title": "Each run", "runs": runs})
         title = title or f"gandiag comparison of {len(views)} runs"
         subtitle = " → ".join(v.label for v in views)
     else:
         v = views[0]
         for s in sections:
-            if getattr(s, "scope", "run") == "run":
+            if getattr(s, "scope", "run") == "run" and shown(s, v):
                 blocks.append({"id": _slug(s.name), "title": s.title, "html": _render_section(s, v)})
         title = title or f"gandiag report: {v.label}"
         real = (v.results.real or {}).get("source")

@@ -10,11 +10,17 @@ differs, says so instead of showing pictures of another run.
 
 Arrays (any may be absent):
 
-- ``kind``: "images" or "points";
+- ``kind``: "images", "points" or "sequences";
 - ``fake_samples`` / ``fake_labels``: kept generated samples (≤ 64 images,
-  uint8 NCHW, or ≤ 2,000 points) and their class (the conditional label, else
-  the classifier's prediction where the extractor classifies);
-- ``real_samples``: a few real samples (same caps);
+  uint8 NCHW, ≤ 2,000 points, or ≤ 64 sequences, float32 (N, T, C)) and their
+  class (the conditional label, else the classifier's prediction where an
+  extractor of the run classifies);
+- ``real_samples``: a few real samples (same caps); ``real_labels``: their
+  classes, where the real data has labels (sequences);
+- ``shape_pair_a`` / ``shape_pair_b`` / ``shape_pair_lag`` /
+  ``shape_pair_circular`` / ``shape_pair_index``: sequences, the closest pairs
+  of the mode-collapse ``shapes`` signal (the pair's two generated sequences,
+  the lag that aligns them, whether it is a roll, their indices);
 - ``pca_real`` / ``pca_fake`` / ``pca_explained``: a 2-D PCA of the ``pool``
   features, fitted on the real set, ≤ 2,000 points per set;
 - ``nn_fake_index`` / ``nn_real_samples`` / ``nn_distance`` / ``nn_real_scale``:
@@ -42,6 +48,7 @@ from ..safety.files import read_bytes_limited
 PCA_CAP = 2000
 POINTS_CAP = 2000
 IMAGES_CAP = 64
+SEQUENCES_CAP = 64
 NN_PAIRS = 16
 SUFFIX = ".artifacts.npz"
 
@@ -100,29 +107,32 @@ def collect(results) -> dict:
     if ctx is None:
         return {}
     out: dict = {}
-    kind = "points" if ctx.fake_kept is not None and ctx.fake_kept.dim() == 2 else "images"
+    kind = _kind(ctx)
     out["kind"] = np.array(kind)
     seed = int(ctx.seed)
+    cap = {"points": POINTS_CAP, "sequences": SEQUENCES_CAP}.get(kind, IMAGES_CAP)
     if ctx.fake_kept is not None:
         kept = ctx.fake_kept.cpu()
-        cap = POINTS_CAP if kind == "points" else IMAGES_CAP
-        idx = np.arange(min(cap, kept.shape[0])) if kind == "images" else _cap_rows(kept.numpy(), cap, seed)
+        idx = _cap_rows(kept.numpy(), cap, seed) if kind == "points" else np.arange(min(cap, kept.shape[0]))
         out["fake_samples"] = kept.numpy()[idx]
         labels = None
         if ctx.fake_labels is not None and len(ctx.fake_labels) >= kept.shape[0]:
             labels = np.asarray(ctx.fake_labels)[: kept.shape[0]][idx]
-        elif kind == "images":
-            pred = _predicted(ctx.fake, kept.shape[0])
+        elif kind in ("images", "sequences"):
+            pred = _predicted(_classifying(ctx) if kind == "sequences" else ctx.fake, kept.shape[0])
             labels = pred[idx] if pred is not None else None
         if labels is not None:
             out["fake_labels"] = labels.astype(np.int64)
+        if kind == "sequences":
+            out.update(_shape_pairs(results, kept))
     rs = ctx.real_samples
     if rs is not None and rs.n:
-        cap = POINTS_CAP if kind == "points" else IMAGES_CAP
         ridx = _cap_rows(np.empty(rs.n), cap, seed + 2)
         rows = _real_rows(rs, ridx)
         if rows is not None:
             out["real_samples"] = rows
+            if kind == "sequences" and getattr(rs, "labels", None) is not None:
+                out["real_labels"] = np.asarray(rs.labels)[ridx].astype(np.int64)
     if ctx.real is not None and "pool" in ctx.real.roles and "pool" in ctx.fake.roles:
         out.update(_pca(ctx.real.features("pool"), ctx.fake.features("pool"), seed))
         if kind == "images" and "fake_samples" in out and rs is not None:
@@ -140,6 +150,42 @@ def collect(results) -> dict:
         if real_cls is not None:
             out["class_counts_real"] = np.bincount(np.asarray(real_cls, dtype=np.int64), minlength=k)
     return out
+
+
+def _kind(ctx) -> str:
+    """The run's sample kind: the contract's, else the real samples', else the kept samples' shape."""
+    c = getattr(ctx, "contract", None)
+    if c is not None and getattr(c, "kind", None):
+        return str(c.kind)
+    rs = getattr(ctx, "real_samples", None)
+    if rs is not None and getattr(rs, "kind", None):
+        return str(rs.kind)
+    kept = ctx.fake_kept
+    if kept is not None and kept.dim() == 3 and kept.is_floating_point():
+        return "sequences"
+    return "points" if kept is not None and kept.dim() == 2 else "images"
+
+
+def _classifying(ctx):
+    """The generated feature set of the run's first extractor with ``logits`` (the primary one first)."""
+    sets = [ctx.fake] + [f for f, _ in (getattr(ctx, "features", None) or {}).values()]
+    return next((f for f in sets if f is not None and "logits" in f.roles), ctx.fake)
+
+
+def _shape_pairs(results, kept: torch.Tensor) -> dict:
+    """The closest pairs the ``shapes`` signal named (sequences), when both sequences are among the kept ones."""
+    mc = (results.diagnostics or {}).get("mode_collapse") if isinstance(results.diagnostics, dict) else None
+    sig = ((mc or {}).get("signals") or {}).get("shapes") if isinstance(mc, dict) else None
+    pairs = [p for p in (sig or {}).get("closest_pairs") or [] if isinstance(p, dict)
+             and 0 <= int(p.get("i", -1)) < len(kept) and 0 <= int(p.get("j", -1)) < len(kept)]
+    if not pairs:
+        return {}
+    i = np.array([int(p["i"]) for p in pairs])
+    j = np.array([int(p["j"]) for p in pairs])
+    return {"shape_pair_a": kept.numpy()[i], "shape_pair_b": kept.numpy()[j],
+            "shape_pair_lag": np.array([int(p.get("lag", 0)) for p in pairs]),
+            "shape_pair_circular": np.array([bool(p.get("circular")) for p in pairs]),
+            "shape_pair_index": np.stack([i, j], axis=1)}
 
 
 def _nearest_real(ctx, n_kept: int, seed: int) -> dict:

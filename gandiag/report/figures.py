@@ -211,3 +211,91 @@ def trends(series: dict, run_labels: Sequence[str], ncols: int = 3) -> str:
         ax.axis("off")
     fig.tight_layout()
     return fig_uri(fig)
+
+
+MAX_PANELS = 8  # channels drawn per row of a sequence figure
+
+
+def trajectories(rows: list, channels: int, title: str = "") -> str:
+    """Sequence trajectories: one row of panels per group, one panel per channel (at most ``MAX_PANELS``).
+
+    ``rows``: [(row label, real (n, T, C) or None, generated (m, T, C) or None)]; real in blue, generated in red.
+    """
+    shown = min(channels, MAX_PANELS)
+    fig, axes = plt.subplots(len(rows), shown, figsize=(2.3 * shown + 0.6, 1.7 * len(rows) + 0.5), squeeze=False,
+                             sharex=True)
+    for r, (label, real, fake) in enumerate(rows):
+        for c in range(shown):
+            ax = axes[r][c]
+            for x, colour in ((real, REAL_COLOUR), (fake, FAKE_COLOUR)):
+                if x is not None and len(x):
+                    ax.plot(np.arange(x.shape[1]), np.asarray(x[:, :, c]).T, color=colour, lw=0.8, alpha=0.55)
+            if r == 0:
+                ax.set_title(f"channel {c}", fontsize=8)
+            if c == 0:
+                ax.set_ylabel(label, fontsize=8)
+            ax.tick_params(labelsize=7)
+    axes[0][0].plot([], [], color=REAL_COLOUR, label="real")
+    axes[0][0].plot([], [], color=FAKE_COLOUR, label="generated")
+    axes[0][0].legend(fontsize=7, loc="best")
+    for ax in axes[-1]:
+        ax.set_xlabel("step", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig_uri(fig)
+
+
+def acf_curves(real: list, fake: list, title: str = "") -> str:
+    """Autocorrelation per channel (lists of ACF values from lag 0), real vs generated, one panel per channel."""
+    n = min(max(len(real), len(fake)), MAX_PANELS)
+    fig, axes = plt.subplots(1, n, figsize=(2.3 * n + 0.6, 2.3), squeeze=False, sharey=True)
+    for c in range(n):
+        ax = axes[0][c]
+        for series, colour, name in ((real, REAL_COLOUR, "real"), (fake, FAKE_COLOUR, "generated")):
+            if c < len(series) and series[c] is not None:
+                v = np.asarray([np.nan if x is None else x for x in series[c]], dtype=float)
+                ax.plot(np.arange(len(v)), v, marker=".", ms=3, lw=1.2, color=colour, label=name)
+        ax.axhline(0, color="#8c959f", lw=0.6)
+        ax.set_title(f"channel {c}", fontsize=8)
+        ax.set_xlabel("lag", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0][0].set_ylabel("autocorrelation", fontsize=8)
+    axes[0][0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig_uri(fig)
+
+
+def _z(x: np.ndarray) -> np.ndarray:
+    sd = x.std()
+    return (x - x.mean()) / sd if sd > 0 else x - x.mean()
+
+
+def aligned_pairs(a: np.ndarray, b: np.ndarray, lags: Sequence[int], circular: Sequence[bool],
+                  labels: Sequence[str]) -> str:
+    """Pairs of sequences, one row per pair (first channels), each channel z-scored, b moved by the lag that aligns it.
+
+    Lag ℓ (linear): b's step k sits under a's step k + ℓ; circular: b rolled by ℓ steps.
+    """
+    n, steps = len(a), a.shape[1]
+    shown = min(a.shape[2], 4)
+    fig, axes = plt.subplots(n, shown, figsize=(2.3 * shown + 0.6, 1.4 * n + 0.5), squeeze=False)
+    t = np.arange(steps)
+    for r in range(n):
+        lag, circ = int(lags[r]), bool(circular[r])
+        for c in range(shown):
+            ax = axes[r][c]
+            ax.plot(t, _z(a[r, :, c]), color=REAL_COLOUR, lw=1.1, label="sample i")
+            yb = _z(b[r, :, c])
+            ax.plot(t, np.roll(yb, lag), color=FAKE_COLOUR, lw=1.1, ls="--", label="sample j, aligned") if circ else \
+                ax.plot(t + lag, yb, color=FAKE_COLOUR, lw=1.1, ls="--", label="sample j, aligned")
+            if r == 0:
+                ax.set_title(f"channel {c} (z-scored)", fontsize=8)
+            if c == 0:
+                ax.set_ylabel(labels[r], fontsize=7)
+            ax.tick_params(labelsize=6)
+    axes[0][0].legend(fontsize=6)
+    fig.tight_layout()
+    return fig_uri(fig)

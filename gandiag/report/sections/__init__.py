@@ -2,6 +2,8 @@
 
 - :mod:`.summary`: metrics, verdicts and gates (``Summary``), runs side by side (``Comparison``);
 - :mod:`.samples`: the sample grid, a row per class (``SampleGrid``);
+- :mod:`.sequences`: sequences only: trajectories per channel and class (``Trajectories``), temporal health
+  with autocorrelation curves (``TemporalHealthSection``), shift/scale copies (``SequenceShapes``);
 - :mod:`.features`: the feature-space projection (``FeatureSpace``), near-duplicate pairs
   (``Duplicates``), nearest real neighbours (``NearestReal``);
 - :mod:`.modes`: mixture modes and class shares with the verdict's calls (``Modes``), NDB bins (``NDBBins``);
@@ -24,13 +26,14 @@ from .features import Duplicates, FeatureSpace, NearestReal
 from .modes import Modes, NDBBins
 from .provenance import Provenance, flatten
 from .samples import SampleGrid
+from .sequences import SequenceShapes, TemporalHealthSection, Trajectories
 from .summary import Comparison, Summary
 from .training import GradientNorms, TrainingCurves, curve_series, read_training_log, training_log_path
 
-BUILTIN_SECTIONS = (Summary, SampleGrid, FeatureSpace, Modes, NDBBins, Duplicates, NearestReal, GradientNorms,
-                    TrainingCurves, Provenance, Comparison)
+BUILTIN_SECTIONS = (Summary, SampleGrid, Trajectories, FeatureSpace, Modes, TemporalHealthSection, NDBBins, Duplicates,
+                    SequenceShapes, NearestReal, GradientNorms, TrainingCurves, Provenance, Comparison)
 
 __all__ = ["BUILTIN_SECTIONS", "Section", "tone", "fmt", "first", "scalars", "number_list", "find_diag", "find_signal",
            "reasons", "reason_items", "flatten", "curve_series", "read_training_log", "training_log_path",
            "Summary", "SampleGrid", "FeatureSpace", "Modes", "NDBBins", "Duplicates", "NearestReal", "GradientNorms",
-           "TrainingCurves", "Provenance", "Comparison"]
+           "TrainingCurves", "Provenance", "Comparison", "Trajectories", "TemporalHealthSection", "SequenceShapes"]

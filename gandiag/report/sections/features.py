@@ -100,6 +100,7 @@ class NearestReal(Section):
     """
 
     name, title, order = "memorisation", "Nearest real neighbour of generated samples (memorisation check)", 70
+    kinds = ("images", "points")  # pairs of images; sequences have their own sections
     COPY_RATIO = 0.1
 
     def render(self, view):

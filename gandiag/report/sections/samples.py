@@ -27,6 +27,7 @@ def per_class_grid(fake: np.ndarray, labels: np.ndarray, per_class: int) -> tupl
 
 class SampleGrid(Section):
     name, title, order = "samples", "Samples", 20
+    kinds = ("images", "points")  # sequences: the Trajectories section
     PER_CLASS = 8
 
     def render(self, view):
