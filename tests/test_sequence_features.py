@@ -56,6 +56,84 @@ def test_fd_label_on_sequence_features(tmp_path):
 
     np.savez(tmp_path / "fake.npz", sequences=sines_data(300, seed=5).astype(np.float32))
     r = gandiag.evaluate(str(tmp_path / "fake.npz"), real="sines", num_samples=300, progress=False,
-                         feature_extractor=["sequence-stats"], metrics=["fid", "kid"], diagnostics=[])
+                         feature_extractor=["sequence-stats"], metrics=["fid"], diagnostics=[])
     assert r.metrics["fid"]["label"] == "FD [sequence-stats]"
     assert r.metrics["fid"]["value"] < 0.05
+
+
+# --- the shipped TCNs (scripts/train_sequence_features.py; held-out numbers in docs/sequences.md)
+
+
+def test_sines_network_regresses_frequency_and_phase_on_held_out_draws():
+    import importlib.util
+    from pathlib import Path
+
+    from gandiag.features.sequence_nets import SINES, SequenceNetExtractor
+
+    spec = importlib.util.spec_from_file_location(
+        "train_sequence_features", Path(__file__).parents[1] / "scripts" / "train_sequence_features.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    x, targets = script.sines_with_parameters(500, script.SINES_HELDOUT_SEED)
+    e = SequenceNetExtractor(SINES)
+    err = (e.predict(torch.from_numpy(x)).numpy() - targets).__abs__() * 0.1
+    assert err[:, :5].mean() < 0.0015 and err[:, 5:].mean() < 0.0025  # trained: 0.00111, 0.00198 on 2,000
+    out = e(torch.from_numpy(x))
+    assert set(out) == {"pool", "series"} and out["pool"].shape == (500, SINES.embed)
+
+
+def test_fd_on_sines_features_separates_noise_from_real():
+    from gandiag.features.featureset import FeatureSet
+    from gandiag.features.sequence_nets import SINES, SequenceNetExtractor
+    from gandiag.metrics.fid import frechet_distance
+
+    e = SequenceNetExtractor(SINES)
+
+    def feats(x):
+        fs = FeatureSet()
+        fs.add(e(torch.from_numpy(np.asarray(x, dtype=np.float32))))
+        return fs
+
+    a, b = feats(sines_data(1000, seed=1)), feats(sines_data(1000, seed=2))
+    noise = feats(np.random.default_rng(0).uniform(0, 1, (1000, 24, 5)))
+    fd_real = frechet_distance(a.stats("pool"), b.stats("pool"))["value"]
+    fd_noise = frechet_distance(a.stats("pool"), noise.stats("pool"))["value"]
+    assert fd_real < 0.2 and fd_noise > 20 * max(fd_real, 0.01)
+
+
+def test_networks_refuse_other_shapes_and_take_other_weights(tmp_path):
+    import shutil
+
+    from gandiag.features.extraction import choose_extractor
+    from gandiag.features.extractor import sha256_file
+    from gandiag.features.sequence_nets import MOTION, SINES, SequenceNetExtractor
+
+    e = SequenceNetExtractor(SINES)
+    with pytest.raises(FeatureExtractorError, match="trained on TimeGAN's sines.*100 steps x 6 channels.*"
+                                                    "motion or sequence-stats"):
+        e(torch.zeros(2, 100, 6))
+    with pytest.raises(FeatureExtractorError, match="sequence-stats"):
+        SequenceNetExtractor(MOTION)(torch.zeros(2, 30, 1))
+    assert e.weights_sha256 == sha256_file(SINES.default_weights)
+    copy = tmp_path / "w.pt"
+    shutil.copy(SINES.default_weights, copy)
+    assert SequenceNetExtractor(SINES, copy).weights_sha256 == e.weights_sha256
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(FeatureExtractorError, match="unreadable"):
+        SequenceNetExtractor(SINES, tmp_path / "bad.pt")
+    with pytest.raises(FeatureExtractorError, match="not for this network"):
+        SequenceNetExtractor(SINES, MOTION.default_weights)
+    assert choose_extractor(None, "sequences", "sines").name == "sines"
+    assert choose_extractor(None, "sequences", None).name == "sequence-stats"  # first registered for sequences
+
+
+def test_motion_network_classifies_basicmotions_held_out_split():
+    pytest.importorskip("sktime")
+    from gandiag.data.motion import sources
+    from gandiag.features.sequence_nets import MOTION, classify
+
+    s = next(x for x in sources() if x.name == "basicmotions").load("basicmotions")
+    n_train = s.meta["splits"]["train"]
+    test_x, test_y = s.data[n_train:], np.asarray(s.labels)[n_train:]
+    assert (classify(test_x) == test_y).mean() >= 0.95  # trained on the train split only: 40/40
+    assert MOTION.classes == tuple(s.meta["classes"])
