@@ -290,3 +290,61 @@ def test_the_issues_example_with_the_bundled_model_free_extractor(tmp_path):
     r = gandiag.evaluate(path, "sines", feature_extractor="sequence-stats", metrics=["fid"], use_cache=False)
     assert r.diagnostics["mode_collapse"]["verdict"] == "severe"
     assert r.diagnostics["temporal_health"]["verdict"] == "healthy"
+
+
+def activities(classes, per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sequences of 4 channels whose class c lifts channel c by 1 (a stand-in for BasicMotions' activities)."""
+    labels = np.repeat(np.asarray(classes), per_class)
+    x = sines_data(len(labels), seed=seed, channels=4)
+    x[np.arange(len(labels)), :, labels] += 1.0
+    return x.astype(np.float32), labels.astype(np.int64)
+
+
+class StubActivityClassifier(StubSequenceStats):
+    """A stand-in for ``motion``: logits = 8 x each channel's mean (the lifted channel wins, confidently)."""
+
+    name = "stub-activity"
+    roles = {"pool": None, "logits": 4}
+
+    def __call__(self, batch):
+        return {**super().__call__(batch), "logits": 8.0 * batch.float().mean(1)}
+
+
+def test_activities_covered_through_evaluate_and_trajectories_per_class(tmp_path):
+    real_x, real_y = activities([0, 1, 2, 3], 60, seed=1)
+    fake_x, _ = activities([0, 1, 2], 60, seed=2)  # activity 3 never generated
+    np.savez(tmp_path / "real.npz", sequences=real_x, labels=real_y)
+    np.savez(tmp_path / "fake.npz", sequences=fake_x)
+    spec = ExtractorSpec("stub-activity", "test stand-in: an activity classifier", ("sequences",),
+                         lambda weights_path=None, device="cpu": StubActivityClassifier())
+    plugin = types.SimpleNamespace(register_feature_extractors=hookimpl(lambda register: register(spec)))
+    plugins.load_plugins()
+    plugins.pm.register(plugin, name="stub-activity-test")
+    plugins.reset()
+    try:
+        r = gandiag.evaluate(tmp_path / "fake.npz", str(tmp_path / "real.npz"), feature_extractor="stub-activity",
+                             metrics=["fid"], use_cache=False)
+        html = render_html([r])
+    finally:
+        plugins.pm.unregister(name="stub-activity-test")
+        plugins.reset()
+    mc = r.diagnostics["mode_collapse"]
+    assert mc["verdict"] == "partial" and mc["missing_modes"] == [3] and mc["modes_captured"] == 3, mc["reasons"]
+    assert mc["signals"]["classes"]["class_status"] == ["covered", "covered", "covered", "absent"]
+    assert "one row per class" in section(html, "trajectories")
+    assert 'alt="class histogram"' in section(html, "modes")
+
+
+def test_a_part_that_raises_makes_temporal_health_error_and_the_gate_fails(monkeypatch, runs):
+    def broken(r, g):
+        raise RuntimeError("planted failure")
+
+    monkeypatch.setattr(temporal_health, "autocorrelation", broken)
+    out = temporal_health.check(t(real_sines(100)), t(sines_data(100, seed=1)))
+    assert out["verdict"] == "error" and "planted failure" in out["errors"]["autocorrelation"]
+    assert out["frozen"] and out["magnitude"]  # the other parts still report
+    from gandiag.gates import Gates
+
+    r = Results.from_json(copy.deepcopy(runs["healthy"].to_json()))
+    r.diagnostics["temporal_health"] = out
+    assert not check_gates(r, Gates(parse_gates({"gates": {"temporal_health": {"allow": ["healthy"]}}}))).passed
