@@ -1,9 +1,11 @@
 """What a feature extractor is: the protocol, the spec a plugin registers, and shared helpers.
 
-An extractor maps a batch of samples (uint8 NCHW images, or float points) to
-named *roles*: ``pool`` (the embedding FID, KID, precision/recall and the
-diagnostics read) and, when the network classifies, ``logits`` (IS and class
-modes). One pass of the extractor over a sample set fills a
+An extractor maps a batch of samples (uint8 NCHW images, float points or
+(N, T, C) sequences) to named *roles*: ``pool`` (the embedding FID, KID,
+precision/recall and the diagnostics read), when the network classifies,
+``logits`` (IS and class modes), and for sequences ``series``, the sequences
+themselves, which the sequence metrics read (:mod:`.sequence_stats`). One
+pass of the extractor over a sample set fills a
 :class:`~gandiag.features.featureset.FeatureSet`, which every metric then
 reads: nothing is extracted twice.
 """

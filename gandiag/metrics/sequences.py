@@ -9,9 +9,12 @@ Lower is better for all four.
 - ``disc_score``: TimeGAN's discriminative score (Yoon et al. 2019,
   jsyoon0823/TimeGAN ``metrics/discriminative_metrics.py``). A post-hoc GRU
   (hidden size ⌊C/2⌋, at least 1; its last state → a linear unit) learns to
-  tell real from generated sequences on 80 % of each set; the score is
-  |accuracy − 0.5| on the other 20 %: 0 when it cannot tell them apart, 0.5
-  when they are trivially separable.
+  tell real from generated sequences on 80 % of each set (batches of as many
+  of each); the score is |accuracy − 0.5| on the other 20 %: 0 when it cannot
+  tell them apart, 0.5 when they are trivially separable. The accuracy is
+  balanced (the mean of the real and the generated sets' accuracies), which is
+  TimeGAN's accuracy when the sets are the same size and does not reward
+  answering "generated" when there are many more generated sequences.
 - ``pred_score``: TimeGAN's predictive score (``metrics/predictive_metrics.py``):
   a GRU (hidden ⌊C/2⌋, a per-step linear unit and a sigmoid) trained on the
   generated sequences to predict the last channel one step ahead from the other
@@ -117,19 +120,21 @@ def discriminative_once(real: np.ndarray, fake: np.ndarray, seed: int, iteration
         net = _GRU(real.shape[2], _hidden(real.shape[2]), per_step=False)
         opt = torch.optim.Adam(net.parameters(), lr=LEARNING_RATE)
         loss_fn = nn.BCEWithLogitsLoss()
-        br, bf = min(BATCH_SIZE, len(r_train)), min(BATCH_SIZE, len(f_train))
-        target = torch.cat([torch.ones(br, 1), torch.zeros(bf, 1)])
+        b = min(BATCH_SIZE, len(r_train), len(f_train))  # as many real as generated in every batch
+        target = torch.cat([torch.ones(b, 1), torch.zeros(b, 1)])
         for _ in range(iterations):
-            x = torch.cat([r_train[rng.choice(len(r_train), br, replace=False)],
-                           f_train[rng.choice(len(f_train), bf, replace=False)]])
+            x = torch.cat([r_train[rng.choice(len(r_train), b, replace=False)],
+                           f_train[rng.choice(len(f_train), b, replace=False)]])
             loss = loss_fn(net(x), target)
             opt.zero_grad()
             loss.backward()
             opt.step()
         with torch.no_grad():
-            correct = int((net(r_test) > 0).sum()) + int((net(f_test) <= 0).sum())
-    accuracy = correct / (len(r_test) + len(f_test))
-    return abs(accuracy - 0.5)
+            real_right = float((net(r_test) > 0).float().mean())
+            fake_right = float((net(f_test) <= 0).float().mean())
+    # Balanced accuracy: TimeGAN's accuracy when the sets are the same size (as in their benchmark), and not
+    # 0.5 + the size imbalance when they are not (80 BasicMotions recordings against 2,000 generated).
+    return abs((real_right + fake_right) / 2 - 0.5)
 
 
 def _predictive_io(x: torch.Tensor):
