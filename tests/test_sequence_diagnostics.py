@@ -348,3 +348,24 @@ def test_a_part_that_raises_makes_temporal_health_error_and_the_gate_fails(monke
     r = Results.from_json(copy.deepcopy(runs["healthy"].to_json()))
     r.diagnostics["temporal_health"] = out
     assert not check_gates(r, Gates(parse_gates({"gates": {"temporal_health": {"allow": ["healthy"]}}}))).passed
+
+
+def test_basicmotions_halves_are_healthy_and_its_planted_copies_are_not():
+    """Real motion data (the optional ``motion`` extra): 40 recordings against the other 40, then planted copies."""
+    from gandiag.data.sources import load_real
+    from gandiag.errors import GandiagError
+
+    try:
+        data = load_real("basicmotions", None, 0).data.double()
+    except GandiagError as exc:
+        pytest.skip(f"basicmotions is not available: {exc}")
+    half = torch.from_numpy(np.random.default_rng(1).permutation(len(data)))
+    a, b = data[half[:40]], data[half[40:]]
+    assert level(sequence_modes.analyse_shapes(a, b)["reasons"], "shapes") == "info"
+    assert level(sequence_modes.analyse_duplicates(*sequence_modes.standardise(a, b))["reasons"], "duplicates") == "info"
+    assert temporal_health.check(a, b)["verdict"] == "healthy"
+    copies = torch.repeat_interleave(b[:8], 5, dim=0)
+    assert level(sequence_modes.analyse_shapes(a, copies)["reasons"], "shapes") == "severe"
+    assert level(sequence_modes.analyse_duplicates(*sequence_modes.standardise(a, copies))["reasons"],
+                 "duplicates") == "severe"
+    assert temporal_health.check(a, 100 * b)["verdict"] == "unhealthy"
