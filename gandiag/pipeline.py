@@ -186,7 +186,7 @@ def open_target(path: Path, opts: EvalOptions, world: int, timings: Timings) -> 
     """Stage 1: a generator (loaded and probed) or pre-generated samples (an image folder, a .npz)."""
     is_dir = stat.S_ISDIR(require_input(path, "the evaluated path", folder_ok=True, error=CheckpointError).st_mode)
     model_dir = is_dir and any(loader.sniff(path) for loader in registry("loader").values())  # a SavedModel
-    if (is_dir and not model_dir) or path.suffix == ".npz":
+    if (is_dir and not model_dir) or path.suffix in (".npz", ".npy"):
         if world > 1:
             raise GandiagError("pre-generated samples are read by one process; run without torchrun")
         samples = open_samples(str(path), opts.kind, opts.layout, opts.recursive)
@@ -237,11 +237,17 @@ def open_real(opts: EvalOptions, tgt: Target, timings: Timings) -> Optional[Real
     if not spec:
         return None
     with timings.stage("load_real"):
-        samples = load_real(spec, tgt.n, opts.seed, opts.recursive)  # n: points drawn from a mixture
+        samples = load_real(spec, tgt.n, opts.seed, opts.recursive,  # n: points drawn from a mixture
+                            hint=tgt.kind, layout=opts.real_layout)  # an array naming no kind: the target's
     if isinstance(samples, ReferenceStats):  # published FID statistics: checked against the extractor later
         return Real(spec, None, samples.sha256, statistics=samples)
     if samples.kind != tgt.kind:
         raise DataError(f"real data {spec!r} holds {samples.kind} but the generator produces {tgt.kind}")
+    if tgt.kind == "sequences" and tuple(samples.sample_shape) != tuple(tgt.sample_shape):
+        (rs, rc), (gs, gc) = samples.sample_shape, tgt.sample_shape
+        raise DataError(f"real data {spec!r} holds sequences of {rs} steps x {rc} channels, the evaluated ones "
+                        f"{gs} x {gc}; they cannot be compared (an array stored (N, channels, steps) needs --layout "
+                        "NCT, or --real-layout NCT for --real)")
     return Real(spec, samples, samples.content_hash())
 
 

@@ -195,8 +195,10 @@ def test_savedmodel_without_signature(tmp_path):
 
 
 def test_savedmodel_with_wrong_output_shape(tmp_path):
-    path = _foreign_savedmodel(tmp_path / "rank3", (5, 7))
-    with pytest.raises(GeneratorOutputError, match=r"shape \(\?, 5, 7\)"):
+    seq = load_generator(_foreign_savedmodel(tmp_path / "rank3", (24, 5)))  # rank 3: sequences, Keras' NTC
+    assert (seq.contract.kind, seq.contract.layout, seq.contract.decided["layout"]) == ("sequences", "NTC", "default")
+    path = _foreign_savedmodel(tmp_path / "rank5", (5, 7, 3, 2))
+    with pytest.raises(GeneratorOutputError, match=r"shape \(\?, 5, 7, 3, 2\)"):
         load_generator(path)
     from click.testing import CliRunner
 

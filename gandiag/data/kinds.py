@@ -92,21 +92,52 @@ def for_output(ndim: int, shape: tuple) -> "SampleKind":
     return matches[0]
 
 
-def for_array(arr: np.ndarray, key: Optional[str], kind: Optional[str], description: str) -> "SampleKind":
-    """The kind of an array from a file: ``--kind``, else its ``.npz`` key (``images``, ``points``...), else its
-    shape (2-d: points; 3-d and 4-d: images, 3-d read as grey)."""
+def for_array(arr: np.ndarray, key: Optional[str], kind: Optional[str], description: str,
+              hint: Optional[str] = None) -> "SampleKind":
+    """The kind of an array from a file: ``--kind``, else its ``.npz`` key (``images``, ``points``,
+    ``sequences``...), else ``hint`` (the evaluated samples' kind, for a ``--real`` array), else its shape:
+    2-d points, 4-d images, and 3-d grey images only when they cannot be anything else (:func:`three_d_kind`)."""
     kinds = registered()
-    name = kind or (key if key in kinds else None)
+    name = kind or (key if key in kinds else None) or (hint if hint in kinds and arr.ndim in kinds[hint].array_ndims
+                                                       else None)
     if name is None:
-        name = "points" if arr.ndim == 2 else "images" if arr.ndim in (3, 4) else None
+        name = "points" if arr.ndim == 2 else "images" if arr.ndim == 4 else three_d_kind(arr, description) \
+            if arr.ndim == 3 else None
     if name is None:
-        raise DataError(f"{description}: array of shape {arr.shape} is neither images (N,C,H,W / N,H,W,C / N,H,W) "
-                        "nor points (N,D); pass --kind")
+        raise DataError(f"{description}: array of shape {arr.shape} is neither images (N,C,H,W / N,H,W,C / N,H,W), "
+                        "points (N,D) nor sequences (N,T,C); pass --kind")
     k = by_name(name)
     if arr.ndim not in k.array_ndims:
         raise DataError(f"{description}: array of shape {arr.shape} is not {k.name} "
                         f"({' or '.join(str(d) for d in k.array_ndims)}-d)")
     return k
+
+
+GREY_MIN_SIDE = 8  # a 3-d array read as grey images without --kind: at least 8x8 pixels
+
+
+def three_d_kind(arr: np.ndarray, description: str) -> str:
+    """A 3-d array with no kind named: grey images (N, H, W) or sequences (N, T, C)?
+
+    Never guessed: it is read as grey images only when it is uint8 (the form
+    images are saved in; nobody stores sensor sequences as uint8) and both
+    trailing axes are at least 8 long. Anything else, floats above all, where
+    (N, 24, 5) sines in [0, 1] and (N, 28, 28) images in [0, 1] look alike,
+    asks for ``--kind``, saying what the values look like.
+    """
+    kinds = registered()
+    if arr.dtype == np.uint8 and min(arr.shape[1:]) >= GREY_MIN_SIDE:
+        return "images"
+    lo, hi = (float(arr.min()), float(arr.max())) if arr.size and arr.dtype.kind in "fiu" else (0.0, 0.0)
+    seq = "sequences" in kinds
+    layout = " (and --layout NCT if it is (N, channels, steps))" if seq else ""
+    if lo < 0 or hi > 255:  # no pixel range holds these: not images, but say so rather than assume a kind
+        raise DataError(f"{description}: a 3-d array of shape {arr.shape} ({arr.dtype}) with values {lo:g}..{hi:g}, "
+                        f"outside pixel ranges, and no kind named: pass --kind {'sequences' if seq else 'KIND'}"
+                        f"{layout}")
+    names = " or ".join(f"--kind {n}" for n in ("sequences", "images") if n in kinds)
+    raise DataError(f"{description}: a 3-d array of shape {arr.shape} ({arr.dtype}) and no kind named could be "
+                    f"sequences (N, steps, channels) or grey images (N, H, W): pass {names}{layout}")
 
 
 def all_layouts() -> list:

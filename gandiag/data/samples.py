@@ -308,9 +308,10 @@ def open_folder(root: Path, recursive: bool = False) -> FolderSampleSet:
 
 
 def from_array(arr: np.ndarray, description: str, labels=None, *, key: Optional[str] = None,
-               kind: Optional[str] = None, layout: Optional[str] = None) -> SampleSet:
+               kind: Optional[str] = None, layout: Optional[str] = None, hint: Optional[str] = None) -> SampleSet:
     """An array from a file or a user, as samples of its kind (:func:`gandiag.data.kinds.for_array`:
-    ``kind``, else the ``.npz`` ``key``, else the shape, 3-d read as grey images)."""
+    ``kind``, else the ``.npz`` ``key``, else ``hint``, else the shape; a 3-d array is read as grey images only
+    when it is uint8 of at least 8x8, otherwise it needs a kind)."""
     from . import kinds
 
     arr = np.asarray(arr)
@@ -320,7 +321,7 @@ def from_array(arr: np.ndarray, description: str, labels=None, *, key: Optional[
     if arr.ndim == 0 or arr.shape[0] == 0 or arr.size == 0:
         raise DataError(f"{description}: array of shape {arr.shape} holds no samples")
     labels = _check_labels(labels, arr.shape[0], description)
-    k = kinds.for_array(arr, key, kind, description)
+    k = kinds.for_array(arr, key, kind, description, hint)
     if layout is not None and layout not in k.layouts:
         raise DataError(f"{description}: --layout {layout} is not a layout of {k.name} ({', '.join(k.layouts)})")
     return SampleSet(k.name, k.from_array(arr, description, layout), labels, description)
@@ -338,7 +339,8 @@ def _check_labels(labels, n: int, description: str) -> Optional[np.ndarray]:
     return labels.astype(np.int64)
 
 
-def open_npz(path: Path, kind: Optional[str] = None, layout: Optional[str] = None) -> SampleSet:
+def open_npz(path: Path, kind: Optional[str] = None, layout: Optional[str] = None,
+             hint: Optional[str] = None) -> SampleSet:
     """A .npz of samples: the array named after a sample kind (``images``, ``points``...), else ``samples``/``x``,
     else its only array; ``kind`` and ``layout`` say what it holds when its name and shape do not.
 
@@ -351,7 +353,19 @@ def open_npz(path: Path, kind: Optional[str] = None, layout: Optional[str] = Non
     arrays = read_npz(path, pick=_pick_samples_key, extra=("labels",))
     key = next(k for k in arrays if k != "labels" or len(arrays) == 1)
     s = from_array(arrays[key], f"{path.name}", arrays.get("labels") if key != "labels" else None, key=key,
-                   kind=kind, layout=layout)
+                   kind=kind, layout=layout, hint=hint)
+    s.meta["path"] = str(path)
+    return s
+
+
+def open_npy(path: Path, kind: Optional[str] = None, layout: Optional[str] = None,
+             hint: Optional[str] = None) -> SampleSet:
+    """A bare ``.npy`` array of samples (no key, no labels): its kind from ``kind``, ``hint`` or its shape, as for
+    an ``.npz`` array without a kind's name; header checked within the budgets before the data is read."""
+    from ..safety.npz import read_npy
+
+    path = Path(path)
+    s = from_array(read_npy(path), f"{path.name}", kind=kind, layout=layout, hint=hint)
     s.meta["path"] = str(path)
     return s
 
@@ -374,9 +388,10 @@ def _pick_samples_key(path: Path, keys: list) -> str:
     return key
 
 
-def open_samples(spec: str, kind: Optional[str] = None, layout: Optional[str] = None, recursive: bool = False):
-    """A user-given path of pre-generated samples: an image folder (its subfolders too when ``recursive``) or a .npz
-    (``kind``/``layout``: see open_npz)."""
+def open_samples(spec: str, kind: Optional[str] = None, layout: Optional[str] = None, recursive: bool = False,
+                 hint: Optional[str] = None):
+    """A user-given path of pre-generated samples: an image folder (its subfolders too when ``recursive``), a .npz
+    or a .npy (``kind``/``layout``/``hint``: see open_npz)."""
     import stat as stat_
 
     from ..safety.files import require_input
@@ -388,5 +403,7 @@ def open_samples(spec: str, kind: Optional[str] = None, layout: Optional[str] = 
             raise DataError(f"{spec}: a folder holds images, not {kind}")
         return open_folder(p, recursive)
     if p.suffix.lower() == ".npz":
-        return open_npz(p, kind, layout)
-    raise DataError(f"{spec}: samples must be an image folder or a .npz file")
+        return open_npz(p, kind, layout, hint)
+    if p.suffix.lower() == ".npy":
+        return open_npy(p, kind, layout, hint)
+    raise DataError(f"{spec}: samples must be an image folder, a .npz or a .npy file")

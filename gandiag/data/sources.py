@@ -86,14 +86,17 @@ class PathSource:
         from ..safety.files import stat_or_none
 
         p = Path(spec)
-        return p.suffix == ".npz" or "/" in spec or stat_or_none(p) is not None
+        return p.suffix in (".npz", ".npy") or "/" in spec or stat_or_none(p) is not None
 
-    def load(self, spec: str, n: Optional[int] = None, seed: int = 0, recursive: bool = False):
+    def load(self, spec: str, n: Optional[int] = None, seed: int = 0, recursive: bool = False,
+             hint: Optional[str] = None, layout: Optional[str] = None):
+        """``hint``: the evaluated samples' kind, for an array that names none; ``layout``: an array's
+        (``--real-layout``)."""
         from .reference_stats import is_statistics_file, open_statistics
 
         if is_statistics_file(spec):  # published FID statistics (mu, sigma), not samples
             return open_statistics(spec)
-        s = open_samples(spec, recursive=recursive)  # a folder's subfolders only when asked (--recursive)
+        s = open_samples(spec, recursive=recursive, layout=layout, hint=hint)  # subfolders only when asked
         s.meta.setdefault("source", spec)
         return s
 
@@ -109,7 +112,7 @@ def resolve_source(spec: str):
         if src.matches(spec):
             return src
     named = ", ".join(sorted(n for n in reg.names() if n != PathSource.name))
-    raise DataError(f"unknown real data source {spec!r} (and no such file or folder); valid: {named}, an image folder or a .npz file")
+    raise DataError(f"unknown real data source {spec!r} (and no such file or folder); valid: {named}, an image folder, a .npz or a .npy file")
 
 
 def bundled_names() -> list:
@@ -144,12 +147,16 @@ def named_by_file(source, where) -> Optional[str]:
                     f"{', '.join(bundled_names())})")
 
 
-def load_real(spec: str, n: Optional[int] = None, seed: int = 0, recursive: bool = False):
-    """``recursive``: an image folder's subfolders are read too (``--recursive``)."""
+def load_real(spec: str, n: Optional[int] = None, seed: int = 0, recursive: bool = False,
+              hint: Optional[str] = None, layout: Optional[str] = None):
+    """``recursive``: an image folder's subfolders are read too (``--recursive``); ``hint``: the kind a file's
+    array is read as when it names none (the evaluated samples'); ``layout``: a file's array layout
+    (``--real-layout``; sequences NTC unless it says NCT)."""
     from .reference_stats import ReferenceStats
 
     source = resolve_source(spec)
-    samples = source.load(spec, n, seed, recursive=True) if recursive and source.name == PathSource.name \
+    given = {k: v for k, v in (("recursive", recursive), ("hint", hint), ("layout", layout)) if v}
+    samples = source.load(spec, n, seed, **given) if given and source.name == PathSource.name \
         else source.load(spec, n, seed)
     if isinstance(samples, ReferenceStats):  # checked by their reader; they hold no samples
         return samples

@@ -1,5 +1,6 @@
 from gandiag import hookimpl
 
+from ..data.motion import sources as motion_sources
 from ..data.sources import DigitsSource, MixtureSource, PathSource, SinesSource
 
 
@@ -9,4 +10,6 @@ def register_real_sources(register):
     register(MixtureSource("ring8"))
     register(MixtureSource("grid25"))
     register(SinesSource())
+    for source in motion_sources():  # basicmotions, gunpoint: sktime's wheel (gandiag[motion]), read on use
+        register(source)
     register(PathSource())

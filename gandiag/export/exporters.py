@@ -5,7 +5,8 @@
 - ``onnx``: ``torch.onnx.export`` (the torch.export-based exporter, which
   needs onnxscript), dynamic batch axis;
 - ``savedmodel``: a TensorFlow SavedModel rebuilt natively from the weights
-  (:mod:`gandiag.export.tensorflow`), images NHWC;
+  (:mod:`gandiag.export.tensorflow`), images NHWC; gandiag's image and point
+  networks only (sequence generators are refused: onnx, export or torchscript);
 - ``export``: a ``torch.export`` program (``.pt2``), dynamic batch;
 - ``torchscript``: a traced TorchScript archive (deprecated by PyTorch, kept
   for runtimes that still need it).
@@ -105,6 +106,9 @@ def _source(path: Path, opts, to: str):
                            "inputs are not part of a plain generator's call); evaluate the pickle itself")
     contract = probe(gen, resolve_contract(gen, opts), opts.seed, "cpu")
     arch = (gen.meta or {}).get("arch") or f"{gen.format}: {type(gen.module).__name__}"
+    if to == "savedmodel" and contract.kind == "sequences":
+        raise GandiagError(f"--to savedmodel rebuilds only gandiag's image and point networks in TensorFlow, not "
+                           f"sequence generators ({arch}); export it --to onnx, --to export or --to torchscript")
     if to == "savedmodel" and gen.format != "gandiag":
         raise GandiagError(f"--to savedmodel rebuilds gandiag's own architectures in TensorFlow; {path} "
                            f"({gen.format}) can be exported --to onnx or --to export")
@@ -131,7 +135,7 @@ def _check_output(out: Path, to: str) -> None:
 
 def _names(contract: GeneratorContract):
     inputs = ["z"] + (["labels"] if contract.num_classes else [])
-    return inputs, ("points" if contract.kind == "points" else "images")
+    return inputs, (contract.kind if contract.kind in ("points", "sequences") else "images")
 
 
 def _check(target: str, got, expected: torch.Tensor) -> None:

@@ -40,6 +40,7 @@ class Signature:
     output: TensorInfo
     fixed_batch: Optional[int]  # the graph takes exactly this many rows, or None when dynamic
     contract: Optional[GeneratorContract]  # what the signature alone tells (latent size, layout)
+    known: dict = None  # without a contract (latent size not static): {field: (value, how)} for kind and layout
 
 
 def _by_name(candidates: Sequence[TensorInfo], names: Sequence[str]) -> Optional[TensorInfo]:
@@ -79,12 +80,16 @@ def _pick_inputs(where: str, inputs: Sequence[TensorInfo]) -> tuple[TensorInfo, 
 
 
 def read_signature(where: str, inputs: Sequence[TensorInfo], outputs: Sequence[TensorInfo],
-                   default_layout: Optional[str]) -> Signature:
+                   default_layout: Optional[str], default_sequence_layout: Optional[str] = None) -> Signature:
     """Pick latent, label and output tensors; raise a one-line error when they make no generator.
 
     The latent may have any shape (N, *shape): (N, 100), the DCGAN tutorial's
     (N, 100, 1, 1), a noise map. Labels are integer indices, (N,) or (N, 1),
     or one-hot float rows (N, classes), whose width says the number of classes.
+    The output is points (N, D), sequences (N, T, C) / (N, C, T) or images;
+    ``default_layout`` (images) and ``default_sequence_layout`` are the
+    framework's convention where the static shape leaves the layout open
+    (None: detected from a probe batch, else asked for).
     """
     latent, labels = _pick_inputs(where, inputs)
     if latent.shape is not None and not 2 <= len(latent.shape) <= 5:
@@ -97,13 +102,21 @@ def read_signature(where: str, inputs: Sequence[TensorInfo], outputs: Sequence[T
             raise CheckpointError(f"{where}: label input {labels.name!r} has shape {_fmt(labels.shape)}; expected {want}")
     if not outputs:
         raise CheckpointError(f"{where}: the graph has no outputs")
-    output = outputs[0] if len(outputs) == 1 else (_by_name(outputs, ("images", "points", "output", "output_0")) or outputs[0])
-    layout = _check_output(where, output, default_layout)
+    output = outputs[0] if len(outputs) == 1 else (_by_name(outputs, ("images", "points", "sequences", "output",
+                                                                      "output_0")) or outputs[0])
+    layout = _check_output(where, output, default_layout, default_sequence_layout)
+    # the shape itself says the layout ("file"), or only the framework's convention does ("default")
+    layout_how = "file" if _check_output(where, output, None) == layout else "default"
     fixed = latent.shape[0] if latent.shape and isinstance(latent.shape[0], int) else None
-    return Signature(latent, labels, output, fixed, _contract(latent, labels, output, layout))
+    contract = _contract(latent, labels, output, layout, layout_how)
+    known = {} if contract is not None else {k: (v, how) for k, v, how in (("kind", _kind(output), "file"),
+                                                                           ("layout", layout, layout_how))
+                                             if v is not None}
+    return Signature(latent, labels, output, fixed, contract, known)
 
 
-def _contract(latent: TensorInfo, labels: Optional[TensorInfo], output: TensorInfo, layout) -> Optional[GeneratorContract]:
+def _contract(latent: TensorInfo, labels: Optional[TensorInfo], output: TensorInfo, layout,
+              layout_how: str = "file") -> Optional[GeneratorContract]:
     """What the signature alone says; None when the latent's size is not static (then a flag must say it)."""
     if latent.shape is None or any(d is None for d in latent.shape[1:]):
         return None
@@ -114,6 +127,10 @@ def _contract(latent: TensorInfo, labels: Optional[TensorInfo], output: TensorIn
         label_format = decided["label_format"] = "onehot"
         if labels.shape is not None and isinstance(labels.shape[1], int):
             num_classes, decided["num_classes"] = labels.shape[1], "file"
+    if _kind(output) is not None:
+        decided["kind"] = "file"
+    if layout is not None:
+        decided["layout"] = layout_how
     return GeneratorContract(latent_dim=math.prod(shape), latent_shape=shape if len(shape) > 1 else None,
                              num_classes=num_classes, label_format=label_format, layout=layout, kind=_kind(output),
                              detected=["latent_dim"], decided=decided).validate()
@@ -122,25 +139,32 @@ def _contract(latent: TensorInfo, labels: Optional[TensorInfo], output: TensorIn
 def _kind(output: TensorInfo) -> Optional[str]:
     if output.shape is None:
         return None
-    return {2: "points", 4: "images"}.get(len(output.shape))
+    return {2: "points", 3: "sequences", 4: "images"}.get(len(output.shape))
 
 
 def _fmt(shape) -> str:
     return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"
 
 
-def _check_output(where: str, out: TensorInfo, default_layout: Optional[str]) -> Optional[str]:
+def _check_output(where: str, out: TensorInfo, default_layout: Optional[str],
+                  default_sequence_layout: Optional[str] = None) -> Optional[str]:
     """The layout the static output shape implies; GeneratorOutputError when no generator returns it."""
     if out.kind == "other":
         raise GeneratorOutputError(f"{where}: output {out.name!r} is not numeric")
     if out.shape is None:
         return None
     shape = out.shape
-    if len(shape) not in (2, 4):
+    if len(shape) not in (2, 3, 4):
         raise GeneratorOutputError(f"{where}: output {out.name!r} has shape {_fmt(shape)}; a generator returns "
-                                   "images (N,C,H,W) or (N,H,W,C), or points (N,D)")
+                                   "images (N,C,H,W) or (N,H,W,C), sequences (N,T,C) or (N,C,T), or points (N,D)")
     if len(shape) == 2:
         return None
+    if len(shape) == 3:  # sequences: the sequences kind's rule, exactly one axis of a single channel
+        if shape[2] == 1 and shape[1] not in (None, 1):
+            return "NTC"
+        if shape[1] == 1 and shape[2] not in (None, 1):
+            return "NCT"
+        return default_sequence_layout  # open: the framework's convention (None: probe, else --layout)
     chw, hwc = shape[1] in (1, 3), shape[3] in (1, 3)
     if (shape[1] is not None and shape[3] is not None) and not chw and not hwc:
         raise GeneratorOutputError(f"{where}: output {out.name!r} has shape {_fmt(shape)}: no axis of 1 or 3 channels; "

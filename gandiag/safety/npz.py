@@ -104,3 +104,43 @@ def npz_keys(path: Path) -> list:
     keys: list = []
     _read(path, lambda names: keys.extend(names) or [])
     return keys
+
+
+NPY_MAGIC = b"\x93NUMPY"
+
+
+def read_npy(path: Path) -> np.ndarray:
+    """A bare ``.npy`` array, checked as an ``.npz`` member is: header first (plain numbers, within the array
+    budget, the file holding exactly the bytes it declares), data only then, never unpickled."""
+    where = str(path)
+    fmt = np.lib.format
+    with open_regular(path, "a .npy file", error=DataError) as f:
+        if f.read(6) != NPY_MAGIC:
+            raise DataError(f"{where}: not a .npy file (numpy.save writes them; it starts with \\x93NUMPY)")
+        f.seek(0)
+        try:
+            version = fmt.read_magic(f)
+            read = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}.get(version)
+            if read is None:
+                raise ValueError(f"unsupported .npy version {version}")
+            shape, _fortran, dtype = read(f, max_header_size=10_000)
+        except Exception as exc:  # numpy parses the header with ast: hostile bytes raise many types
+            raise DataError(f"{where}: no readable .npy header ({type(exc).__name__}: {str(exc)[:200]})") from None
+        if dtype.hasobject or dtype.kind not in "biufcU" or dtype.fields is not None:
+            raise DataError(f"{where}: dtype {dtype}; gandiag reads arrays of plain numbers only")
+        n = 1
+        for d in shape:
+            n *= int(d)
+        nbytes = n * dtype.itemsize
+        budgets.ARRAY_BYTES.check(nbytes, f"{where}: array of shape {tuple(shape)} ({dtype})")
+        import os
+
+        size = os.fstat(f.fileno()).st_size
+        if size != f.tell() + nbytes:
+            raise DataError(f"{where}: declares {nbytes:,} bytes of data but holds {max(size - f.tell(), 0):,}; "
+                            "the file is corrupt")
+        f.seek(0)
+        try:
+            return fmt.read_array(f, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise DataError(f"{where}: cannot be read ({exc})") from None

@@ -5,8 +5,11 @@ first when onnxruntime has it and ``--device cuda`` is asked for. Inputs and
 outputs are read from the graph: the float input is the latent (its static
 shape after the batch, (100,) or (100, 1, 1), the latent shape), an integer
 input or a one-hot float input the class labels, and the
-output's static shape tells points from images and, where unambiguous, the
-layout. A contract stored by ``gandiag export`` (metadata key
+output's static shape tells points (N, D), sequences (N, T, C) / (N, C, T)
+and images apart and, where unambiguous, the layout (sequences: only when
+exactly one of the two axes has a single channel; otherwise detected from a
+probe batch the same way, else ``--layout NTC|NCT`` is asked for: ONNX has no
+convention to fall back on). A contract stored by ``gandiag export`` (metadata key
 ``gandiag.contract``) gives everything else; flags override both. A graph
 exported with a fixed batch size is run in chunks of that size.
 
@@ -112,6 +115,7 @@ class OnnxLoader:
         forward = numpy_forward(path, sig, run, device, lab_2d, _ort_reason, z_dtype=z_type, label_dtype=lab_type)
 
         return LoadedGenerator(forward, contract, "onnx", str(path), takes_labels=sig.labels is not None,
+                               known=sig.known if contract is None else {},
                                meta={"providers": sess.get_providers(), "inputs": [a.name for a in sess.get_inputs()],
                                      "output": out_name, "contract_stored": bool(stored)})
 

@@ -4,9 +4,10 @@ A SavedModel is a directory holding ``saved_model.pb``. The generator is
 called through a serving signature (``serving_default``, or the only one
 there is): its float input is the latent (any static shape after the batch),
 an integer input or a one-hot float input the class labels,
-and its output's static shape tells points from images. Images are taken to
-be NHWC, TensorFlow's layout, unless the shape says otherwise; the range is
-detected from a probe batch. A contract stored by ``gandiag export``
+and its output's static shape tells points, sequences and images apart.
+Images are taken to be NHWC and sequences NTC, (batch, timesteps, features)
+as Keras' recurrent and Conv1D layers write them, unless the shape says
+otherwise (``--layout`` overrides); the range is detected from a probe batch. A contract stored by ``gandiag export``
 (``assets.extra/gandiag_contract.json``) gives everything; flags override.
 A signature with a fixed batch size is run in chunks of that size.
 
@@ -97,7 +98,8 @@ class SavedModelLoader:
             raise CheckpointError(f"{path}: signature {sig_name!r} returns no named outputs")
         sig = read_signature(f"{path} (signature {sig_name})",
                              [_info(tf, k, v) for k, v in in_specs.items()],
-                             [_info(tf, k, v) for k, v in outputs.items()], default_layout="NHWC")
+                             [_info(tf, k, v) for k, v in outputs.items()], default_layout="NHWC",
+                             default_sequence_layout="NTC")
         contract = self._stored_contract(path) or sig.contract
         z_dtype = in_specs[sig.latent.name].dtype
         lab_dtype = in_specs[sig.labels.name].dtype if sig.labels else None
@@ -115,6 +117,7 @@ class SavedModelLoader:
         forward = numpy_forward(path, sig, run, device, lab_2d, _first_line)
 
         return LoadedGenerator(forward, contract, "savedmodel", str(path), takes_labels=sig.labels is not None,
+                               known=sig.known if contract is None else {},
                                meta={"signature": sig_name, "inputs": list(in_specs), "output": out_name,
                                      "contract_stored": (path / STORED_IN_SAVEDMODEL).is_file(),
                                      "tensorflow_version": tf.__version__})
