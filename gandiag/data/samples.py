@@ -31,8 +31,8 @@ SIXTEEN_BIT_GREY = ("I;16", "I;16B", "I;16L", "I;16N", "I")  # scaled to 8 bits 
 class SampleSet:
     """Samples held in memory (small sets: bundled data, .npz files)."""
 
-    kind: str  # images | points
-    data: torch.Tensor  # uint8 NCHW or float32 (N, D)
+    kind: str  # images | points | sequences (or a plugin's kind)
+    data: torch.Tensor  # uint8 NCHW, float32 (N, D) or float32 (N, T, C)
     labels: Optional[np.ndarray] = None
     description: str = ""
     meta: dict = field(default_factory=dict)
