@@ -369,3 +369,23 @@ def test_basicmotions_halves_are_healthy_and_its_planted_copies_are_not():
     assert level(sequence_modes.analyse_duplicates(*sequence_modes.standardise(a, copies))["reasons"],
                  "duplicates") == "severe"
     assert temporal_health.check(a, 100 * b)["verdict"] == "unhealthy"
+
+
+def test_gandiag_report_from_saved_json_and_artifacts_draws_the_sequences(runs, tmp_path):
+    from click.testing import CliRunner
+
+    from gandiag.cli import _add_plugin_commands
+    from gandiag.cli import cli as group
+    from gandiag.report.artifacts import save_artifacts
+
+    json_path = tmp_path / "shifted.json"
+    save_artifacts(runs["shifted"], json_path)
+    runs["shifted"].save(json_path)
+    _add_plugin_commands()
+    out = tmp_path / "report.html"
+    res = CliRunner().invoke(group, ["report", str(json_path), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    html = out.read_text()
+    assert 'alt="sequence trajectories"' in section(html, "trajectories")
+    assert 'alt="closest shape pairs"' in section(html, "shapes")
+    assert section(html, "samples") is None
