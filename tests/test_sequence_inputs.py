@@ -153,6 +153,8 @@ def test_users_sequences_as_samples_and_as_real(tmp_path):
                          **SEQ)
     assert a.value("fid") > 0.01 and a.value("fid") == pytest.approx(b.value("fid"), rel=1e-9)
     assert a.value("kid") == pytest.approx(b.value("kid"), rel=1e-9, abs=1e-12)
+    with pytest.raises(DataError, match="--real-layout NCT: .* 'sines' is a bundled source"):
+        gandiag.evaluate(tmp_path / "fake.npz", "sines", real_layout="NCT", **SEQ)
     res = gandiag_in_process("evaluate", tmp_path / "fake.npy", "--real", tmp_path / "real.npz", "--device", "cpu")
     assert res.returncode == 2 and "--kind sequences" in res.stderr and res.stderr.count("\n") == 1
     res = gandiag_in_process("evaluate", tmp_path / "fake.npz", "--real", tmp_path / "real_nct.npy", "-n", 200,

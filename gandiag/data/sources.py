@@ -156,6 +156,9 @@ def load_real(spec: str, n: Optional[int] = None, seed: int = 0, recursive: bool
 
     source = resolve_source(spec)
     given = {k: v for k, v in (("recursive", recursive), ("hint", hint), ("layout", layout)) if v}
+    if layout and source.name != PathSource.name:
+        raise DataError(f"--real-layout {layout}: it says how a --real array file stores its samples; "
+                        f"{spec!r} is a bundled source, read in its own layout")
     samples = source.load(spec, n, seed, **given) if given and source.name == PathSource.name \
         else source.load(spec, n, seed)
     if isinstance(samples, ReferenceStats):  # checked by their reader; they hold no samples
