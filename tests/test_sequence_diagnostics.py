@@ -145,7 +145,8 @@ def test_class_coverage_reads_a_second_extractors_classifier():
         logits = np.full((len(labels), n_classes), -4.0)
         logits[np.arange(len(labels)), labels] = 4.0
         fs = gandiag.FeatureSet()
-        fs.add({"logits": torch.from_numpy(logits).float(), "pool": torch.from_numpy(rng.normal(size=(len(labels), 3))).float()})
+        fs.add({"logits": torch.from_numpy(logits).float(),
+                "pool": torch.from_numpy(rng.normal(size=(len(labels), 3))).float()})
         return fs
 
     real_labels = np.repeat(np.arange(4), 50)
@@ -365,7 +366,8 @@ def test_basicmotions_halves_are_healthy_and_its_planted_copies_are_not():
     half = torch.from_numpy(np.random.default_rng(1).permutation(len(data)))
     a, b = data[half[:40]], data[half[40:]]
     assert level(sequence_modes.analyse_shapes(a, b)["reasons"], "shapes") == "info"
-    assert level(sequence_modes.analyse_duplicates(*sequence_modes.standardise(a, b))["reasons"], "duplicates") == "info"
+    dup = sequence_modes.analyse_duplicates(*sequence_modes.standardise(a, b))
+    assert level(dup["reasons"], "duplicates") == "info"
     assert temporal_health.check(a, b)["verdict"] == "healthy"
     copies = torch.repeat_interleave(b[:8], 5, dim=0)
     assert level(sequence_modes.analyse_shapes(a, copies)["reasons"], "shapes") == "severe"

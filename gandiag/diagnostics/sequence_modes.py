@@ -1,4 +1,5 @@
-"""Mode-collapse signals for sequences (kind ``sequences``, float (N, T, C)): copies, and copies up to a shift or a scale.
+"""Mode-collapse signals for sequences (kind ``sequences``, float (N, T, C)): copies, and copies up to a shift
+or a scale.
 
 Both read the raw sequences, not an extractor's features, so they judge any
 sequences (the user's own, with no trained network) and do not depend on how
@@ -75,7 +76,7 @@ def is_sequences(ctx) -> bool:
     rs = getattr(ctx, "real_samples", None)
     if rs is not None and getattr(rs, "kind", None):
         return rs.kind == KIND
-    kept = getattr(ctx, "fake_kept", None)  # pre-generated samples with no real data: canonical sequences are 3-d floats
+    kept = getattr(ctx, "fake_kept", None)  # pre-generated samples, no real data: sequences are 3-d floats
     return kept is not None and kept.dim() == 3 and kept.is_floating_point()
 
 

@@ -208,14 +208,16 @@ def autocorrelation(r: np.ndarray, g: np.ndarray) -> dict:
     gap = np.abs(ag[1:] - ar[1:])  # (lags, C)
     per_channel = np.array([np.nanmean(gap[:, c]) if np.isfinite(gap[:, c]).any() else np.nan
                             for c in range(gap.shape[1])])
-    out = {"max_lag": lag, "acf_real": _rows(ar.T), "acf_fake": _rows(ag.T), "acf_distance_per_channel": _list(per_channel)}
+    out = {"max_lag": lag, "acf_real": _rows(ar.T), "acf_fake": _rows(ag.T),
+           "acf_distance_per_channel": _list(per_channel)}
     if not np.isfinite(per_channel).any():
         out.update(acf_distance=None, acf_distance_max=None, reasons=[])
         return out
     d, worst_c = float(np.nanmean(per_channel)), int(np.nanargmax(per_channel))
     out.update(acf_distance=d, acf_distance_max=float(per_channel[worst_c]), worst_channel=worst_c)
     text = (f"autocorrelation differs from the real data's by {fmt(d)} on average over lags 1–{lag} (worst channel "
-            f"{worst_c}: {fmt(per_channel[worst_c])}; lag 1: {fmt(ag[1, worst_c])} generated vs {fmt(ar[1, worst_c])} real)")
+            f"{worst_c}: {fmt(per_channel[worst_c])}; lag 1: {fmt(ag[1, worst_c])} generated vs "
+            f"{fmt(ar[1, worst_c])} real)")
     if d > ACF_BAD:
         out["reasons"] = [reason("autocorrelation", "unhealthy", text, d, ACF_BAD)]
     elif d > ACF_WARN:

@@ -102,7 +102,8 @@ class SequenceShapes(Section):
         parts = [reasons_block(view, owner, d), view.render("{{ kv_table(rows) }}", rows=scalars(d))]
         pairs = [p for p in d.get("closest_pairs") or [] if isinstance(p, dict)]
         if pairs:
-            parts.append(view.render("{{ table(['generated i', 'generated j', 'shape distance', 'lag', 'shift'], rows) }}",
+            parts.append(view.render("{{ table(['generated i', 'generated j', 'shape distance', 'lag', 'shift'], "
+                                     "rows) }}",
                                      rows=[(p.get("i"), p.get("j"), fmt(p.get("distance")), fmt(p.get("lag")),
                                             "circular" if p.get("circular") else "linear") for p in pairs]))
         a = view.artifacts
