@@ -193,3 +193,25 @@ def test_cli_trains_and_evaluate_and_diagnose_need_no_flag(tmp_path, gandiag_cli
     res = runner.invoke(gandiag_cli, ["diagnose", str(ckpt), "-n", "200", "--device", "cpu", "--no-cache"])
     assert res.exit_code == 0, res.output
     assert "gradient_health: " in res.output
+
+
+def test_periodic_evaluation_skips_with_a_reason_instead_of_stopping_training(tmp_path, labelled):
+    # the sines feature net takes 24 x 5 sequences only (when registered): the labelled set is 12 x 3
+    for name in ("sines", "inception-v3"):
+        path = train("tcn-gan", labelled, tmp_path / name, steps=2, eval_extractor=name, **FAST, **TINY)
+        ev = read_log(path.parent / "log.jsonl")[-1]["eval"]
+        assert set(ev) == {"skipped"} and name in ev["skipped"], ev
+
+
+def test_sequence_defaults_and_the_basicmotions_configuration(labelled):
+    from gandiag.training.data import TrainingData
+    from gandiag.training.settings import SEQUENCE_DATA_DEFAULTS, resolve
+    from gandiag.training.variants import Options, get_variant
+
+    tcn = get_variant("tcn-gan")
+    r = resolve(tcn, Options(), TrainingData(labelled))
+    assert (r.steps, r.width, r.batch_size, r.ema, r.lr_g, r.lr_schedule) == (2000, 64, 64, 0.999, 1e-3, "cosine")
+    assert (r.arch, r.global_dim, r.noise_dim, r.latent_dim, r.output) == ("tcn", 16, 4, 16 + 12 * 4, "linear")
+    assert SEQUENCE_DATA_DEFAULTS["basicmotions"] == {"steps": 2000, "width": 32}
+    wgan_gp = resolve(get_variant("wgan-gp"), Options(arch="rnn"), TrainingData(labelled))  # keeps its published rate
+    assert (wgan_gp.lr_g, wgan_gp.arch, wgan_gp.cell) == (1e-4, "rnn", "lstm")

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ..data.images import to_uint8_nchw
+from ..errors import GandiagError
 from ..data.mixtures import mixture_mode_stats
 from ..features.featureset import FeatureSet
 from ..generator.contract import GeneratorContract
@@ -59,7 +60,6 @@ SEQUENCE_FALLBACK_EXTRACTOR = "sequence-stats"  # model-free: takes any sequence
 def resolve_sequence_extractor(data, name: Optional[str], device: str):
     """(extractor, None) for sequences during training, or (None, why there is none): the named one, else the
     source's default, else the model-free ``sequence-stats``, else the first that takes sequences."""
-    from ..errors import GandiagError
     from ..features.extraction import source_default
     from ..plugins import registry
 
@@ -104,7 +104,10 @@ class PeriodicEval:
         if data.kind == "sequences":
             self.extractor, self.skipped = resolve_sequence_extractor(data, extractor_name, device)
             if self.extractor is not None:
-                self.real = self._features(data.x[:SEQUENCE_REAL_MAX].cpu())
+                try:  # an extractor trained on one shape of data refuses another: skip, never stop training
+                    self.real = self._features(data.x[:SEQUENCE_REAL_MAX].cpu())
+                except GandiagError as exc:
+                    self.extractor, self.skipped = None, f"{self.extractor.name}: {str(exc).splitlines()[0][:200]}"
             return
         self.extractor = resolve_extractor(data, extractor_name, device)
         if self.extractor is not None:
