@@ -20,6 +20,7 @@ DEFAULT_SEED = 2020  # torch-fidelity's rng_seed, so the same seed draws the sam
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_IS_SPLITS = 10  # the Inception Score protocol
 DEFAULT_KID_SUBSETS, DEFAULT_KID_SUBSET_SIZE = 100, 1000  # clean-fid / StyleGAN2-ADA kid50k_full
+DEFAULT_SCORE_RUNS = 3  # TimeGAN's discriminative and predictive scores (gandiag.metrics.sequences)
 PRC_K, DC_K = 3, 5  # Kynkäänniemi et al. 2019 (precision/recall); Naeem et al. 2020 (density/coverage)
 
 
@@ -117,10 +118,15 @@ class EvalOptions:
     num_classes: Optional[int] = opt(None, "--num-classes", type=int,
                                      help="Classes of a conditional generator (0: unconditional).", group="generator")
     kind: Optional[str] = opt(None, "--kind", metavar="KIND", help=(
-        "What the samples are: images, points, or a plugin's kind [default: the file's contract, an .npz key "
-        "named after a kind, else the shape, 3-d arrays read as grey images]."), group="generator")
+        "What the samples are: images, points, sequences, or a plugin's kind [default: the file's contract, an "
+        ".npz key named after a kind, else the shape: 2-d points, 4-d images, 3-d grey images only when uint8 of "
+        "at least 8x8, other 3-d arrays need --kind]."), group="generator")
     layout: Optional[str] = opt(None, "--layout", metavar="LAYOUT", help=(
-        "Layout of a generator's output or an array: NCHW or NHWC for images, or a plugin kind's [default: detected]."),
+        "Layout of a generator's output or an array: NCHW or NHWC for images, NTC or NCT for sequences, or a "
+        "plugin kind's [default: detected; NTC for arrays of sequences]."), group="generator")
+    real_layout: Optional[str] = opt(None, "--real-layout", metavar="LAYOUT", help=(
+        "Layout of a --real array (.npz/.npy) of sequences: NTC or NCT [default: NTC]; images: NCHW or NHWC "
+        "[default: detected]. A --real array that names no kind is read as the evaluated samples' kind."),
         group="generator")
     output_range: Optional[str] = opt(None, "--output-range", metavar="RANGE", callback=_range,
                                       help="[-1,1], [0,1] or uint8 [default: detected from a probe batch].",
@@ -134,12 +140,16 @@ class EvalOptions:
     progress: Optional[bool] = opt(None, "--progress/--no-progress",
                                    help="Progress bars on stderr [default: when stderr is a terminal].")
     metrics: Optional[Sequence[str]] = opt(None, "--metrics", group="evaluate", callback=_csv, metavar="LIST", help=(
-        "Comma-separated: is,fid,kid,precision,recall,density,coverage [default: all that apply]."))
+        "Comma-separated: is,fid,kid,precision,recall,density,coverage; sequences also disc_score,pred_score,"
+        "acf_distance,marginal_w1 [default: all that apply]."))
     is_splits: int = opt(DEFAULT_IS_SPLITS, "--is-splits", "--isc-splits", group="evaluate", type=int,
                          show_default=True)
     kid_subsets: int = opt(DEFAULT_KID_SUBSETS, "--kid-subsets", group="evaluate", type=int, show_default=True)
     kid_subset_size: int = opt(DEFAULT_KID_SUBSET_SIZE, "--kid-subset-size", group="evaluate", type=int,
                                show_default=True)
+    score_runs: int = opt(DEFAULT_SCORE_RUNS, "--score-runs", group="evaluate", type=int, show_default=True, help=(
+        "Sequences: runs of TimeGAN's discriminative and predictive scores, reported as mean ± std (TimeGAN's "
+        "tables: 10)."))
     bootstrap: int = opt(0, "--bootstrap", group="evaluate", type=int, show_default=True,
                          help="Bootstrap resamples for confidence intervals.")
     diagnostics: Union[bool, Sequence[str]] = opt(True, "--diagnostics/--no-diagnostics", group="evaluate",

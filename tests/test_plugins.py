@@ -562,13 +562,16 @@ def test_inline_plugin_overrides_builtin():
 BUILTINS = {
     "sample kind": {"images", "points", "sequences"},
     "loader": {"torch", "onnx", "tensorflow", "stylegan"},
-    "real source": {"digits", "ring8", "grid25", "sines", "path"},
-    "feature extractor": {"inception-v3", "digits", "points"},
-    "metric": {"is", "fid", "kid", "precision", "recall", "density", "coverage"},
-    "diagnostic": {"mode_collapse", "gradient_health"},
+    "real source": {"digits", "ring8", "grid25", "sines", "basicmotions", "gunpoint", "path"},
+    "feature extractor": {"inception-v3", "digits", "points", "sequence-stats", "sines", "motion"},
+    "metric": {"is", "fid", "kid", "precision", "recall", "density", "coverage", "disc_score", "pred_score",
+               "acf_distance", "marginal_w1"},
+    "diagnostic": {"mode_collapse", "gradient_health", "temporal_health"},
     "report section": {"summary", "samples", "feature_space", "modes", "ndb", "duplicates", "memorisation",
-                       "gradients", "training", "provenance", "comparison"},
-    "architecture": {"mlp-generator", "mlp-discriminator", "dcgan-generator", "dcgan-discriminator"},
+                       "gradients", "training", "provenance", "comparison", "trajectories", "temporal_health",
+                       "shapes"},
+    "architecture": {"mlp-generator", "mlp-discriminator", "dcgan-generator", "dcgan-discriminator",
+                     "tcn-generator", "tcn-discriminator", "rnn-generator", "rnn-discriminator"},
 }
 BUILTIN_COMMANDS = {"train", "diagnose", "export", "report", "gate"}
 
