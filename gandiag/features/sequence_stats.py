@@ -18,8 +18,9 @@ band power 1..4       share of the power of rfft(x − m) (bins 1..T//2, DC excl
 
 then, when C ≤ 16, the Pearson correlation of every channel pair (upper triangle, row-major;
 0 for a constant channel). That is ``14·C + C(C−1)/2`` numbers (sines, C = 5: 80; BasicMotions,
-C = 6: 99). Statistics keep the data's units: FD on them weighs a channel's mean and spread by
-its scale, so compare runs on the same data only.
+C = 6: 99). The blocks in the data's units (mean, std, min, max, diff std) are compressed by
+sign(v)·log(1 + |v|) (:func:`compress`), so that KID's cubic kernel stays in range on raw sensor
+values; they still depend on the units, so compare runs on the same data only.
 
 The extractor also gives the ``series`` role, which every sequence extractor gives: the
 sequences themselves, one row per sequence, ``[T, C, x[0,0], x[0,1], ..., x[T−1,C−1]]``
@@ -39,7 +40,17 @@ from .extractor import ExtractorSpec
 ACF_LAGS = 5
 BANDS = 4
 MAX_PAIR_CHANNELS = 16  # channel-pair correlations up to this many channels (120 pairs)
+SCALE_BLOCKS = (0, 1, 2, 3, 4 + ACF_LAGS)  # mean, std, min, max, diff std: the blocks in the data's units
 SEQUENCE_LABELS = {"FID": "FD"}  # a Fréchet distance on sequence features is not Inception's FID
+
+
+def compress(v: torch.Tensor) -> torch.Tensor:
+    """sign(v)·log(1 + |v|): identity-like near 0 (values in [0, 1] change little), logarithmic beyond.
+
+    Raw, an accelerometer channel's mean and extremes (±30 on BasicMotions) make KID's cubic
+    kernel (x·y/d + 1)³ reach 10⁶ and its unbiased estimate swing by hundreds (−203 ± 108
+    between two halves of the same recordings); compressed, they stay within a few units."""
+    return torch.sign(v) * torch.log1p(v.abs())
 
 
 def feature_dim(channels: int) -> int:
@@ -73,6 +84,8 @@ def sequence_statistics(x: torch.Tensor) -> torch.Tensor:
         r = (centred[:, :-k] * centred[:, k:]).sum(1) / safe
         blocks.append(torch.where(constant, torch.zeros_like(r), r))
     blocks.append(x.diff(dim=1).std(1, unbiased=False) if t > 1 else torch.zeros_like(mean))
+    for i in SCALE_BLOCKS:  # values in the data's units: compressed so that no channel's scale dominates
+        blocks[i] = compress(blocks[i])
     power = torch.fft.rfft(centred, dim=1).abs().square()[:, 1:, :]  # (B, T//2, C), DC dropped
     nbins = power.shape[1]
     if t >= 4 and nbins >= BANDS:
