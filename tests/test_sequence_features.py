@@ -138,3 +138,20 @@ def test_motion_network_classifies_basicmotions_held_out_split():
     test_x, test_y = s.data[n_train:], np.asarray(s.labels)[n_train:]
     assert (classify(test_x) == test_y).mean() >= 0.95  # trained on the train split only: 40/40
     assert MOTION.classes == tuple(s.meta["classes"])
+
+
+def test_kid_on_raw_sensor_units_stays_in_range(tmp_path):
+    """Two halves of BasicMotions (accelerometer values to ±30): KID on sequence-stats is near 0, not hundreds."""
+    from conftest import require_extra
+
+    import gandiag
+    from gandiag.data.sources import load_real
+
+    require_extra("sktime")
+    s = load_real("basicmotions")
+    x, labels = s.data.numpy(), s.labels
+    np.savez(tmp_path / "a.npz", sequences=x[::2], labels=labels[::2])
+    np.savez(tmp_path / "b.npz", sequences=x[1::2], labels=labels[1::2])
+    r = gandiag.evaluate(str(tmp_path / "a.npz"), str(tmp_path / "b.npz"), feature_extractor="sequence-stats",
+                         metrics=["kid"], diagnostics=False, kid_subset_size=20)
+    assert abs(r.metrics["kid"]["value"]) < 1.0
