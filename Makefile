@@ -27,6 +27,9 @@ demo: $(STAMP)
 	# 3. A PacGAN on the 8-Gaussian ring, evaluated with the mode-collapse protocol.
 	$(BIN)/gandiag train gan --pack 4 --data ring8 --out $(DEMO)/gan-pack4-ring8 --overwrite
 	$(BIN)/gandiag evaluate $(DEMO)/gan-pack4-ring8/checkpoint.pt --json $(DEMO)/gan-pack4-ring8.json --report $(DEMO)/gan-pack4-ring8.html
+	# 4. A sequence GAN: a causal dilated TCN on TimeGAN's sines, with TimeGAN's scores and temporal verdicts.
+	$(BIN)/gandiag train tcn-gan --data sines --steps 1000 --out $(DEMO)/tcn-sines --overwrite
+	$(BIN)/gandiag evaluate $(DEMO)/tcn-sines/checkpoint.pt -n 1000 --json $(DEMO)/tcn-sines.json --report $(DEMO)/tcn-sines.html
 	@echo "demo results and reports are under $(DEMO)/"
 
 test: $(STAMP)
