@@ -128,3 +128,13 @@ def test_every_option_is_declared_once_and_reaches_the_cli():
     with pytest.raises(TypeError, match="unknown evaluation option"):
         EvalOptions().with_overrides(sede=3)
     assert EvalOptions().with_overrides(feature_extractor="a, b").feature_extractor == ["a", "b"]
+
+
+def test_kid_says_when_its_spread_means_nothing(digits_npz):
+    """Both sets smaller than the subset size and equal: every subset is both whole sets, the ± is 0."""
+    import gandiag
+
+    r = gandiag.evaluate(digits_npz, digits_npz, feature_extractor="digits", metrics=["kid"], diagnostics=False,
+                         use_cache=False)
+    assert r.metrics["kid"]["std"] < 1e-9
+    assert any("its ± is 0 and says nothing" in w for w in r.warnings)

@@ -58,5 +58,8 @@ class KID:
         o = ctx.options
         n = min(ctx.fake.n, ctx.real.n)
         if n < o.kid_subset_size:
-            ctx.warnings.append(f"KID: subset size lowered from {o.kid_subset_size} to {n}, the smaller set's size")
+            same = ctx.fake.n == ctx.real.n  # every subset is then both whole sets: the spread over subsets is 0
+            ctx.warnings.append(f"KID: subset size lowered from {o.kid_subset_size} to {n}, the smaller set's size"
+                                + ("; every subset is then the whole of both sets, so its ± is 0 and says nothing "
+                                   "of the uncertainty (lower --kid-subset-size, or use --bootstrap)" if same else ""))
         return kid(ctx.fake.features(self.role), ctx.real.features(self.role), o.kid_subsets, o.kid_subset_size, o.seed, o.device)
