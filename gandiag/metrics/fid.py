@@ -20,24 +20,13 @@ import contextlib
 import numpy as np
 import torch
 
-from ..features.stats import FeatureStats
+from ..features.stats import FeatureStats, one_cpu_thread
 from . import MetricContext, finite_or_raise
 
 
-@contextlib.contextmanager
 def _lapack_threads(device: str):
-    """One CPU thread for eigen/singular-value solvers. MKL's threaded dsyevd/gesdd
-    gain little on a few cores and collapse when another process holds one
-    (measured on 2 cores, 2048² eigvalsh: 0.85 s on 1 thread, 5.8 s on 2 under load)."""
-    if not str(device).startswith("cpu"):
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    """One CPU thread for eigen/singular-value solvers (MKL's threaded dsyevd/gesdd): :func:`one_cpu_thread`."""
+    return one_cpu_thread() if str(device).startswith("cpu") else contextlib.nullcontext()
 
 
 def _sqrt_factor(sigma: torch.Tensor) -> torch.Tensor:

@@ -49,6 +49,7 @@ import torch
 from torch import nn
 
 from ..features.sequence_stats import series_to_sequences
+from ..features.stats import one_cpu_thread
 from . import MetricContext, finite_or_raise
 
 DEFAULT_SCORE_RUNS = 3
@@ -65,14 +66,9 @@ ROLE = "series"
 @contextlib.contextmanager
 def _one_thread_seeded(seed: int):
     """Small recurrent nets run fastest on one CPU thread; the global torch RNG is left as it was."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            yield
-    finally:
-        torch.set_num_threads(before)
+    with one_cpu_thread(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 def _run_seed(seed: int, run: int, tag: int) -> int:
