@@ -116,7 +116,8 @@ def _write_tree(root: Path, files: dict) -> None:
 @given(files=image_folders())
 def test_image_folder(tmp_path, files):
     """open_folder (and open_samples) then every batch, on folders of mutated images of every mode and format."""
-    from gandiag.data.samples import open_folder, open_samples
+    from gandiag.data.image_folders import open_folder
+    from gandiag.data.samples import open_samples
 
     with scratch(tmp_path) as d:
         root = d / "imgs"

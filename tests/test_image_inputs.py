@@ -14,7 +14,8 @@ import pytest
 from conftest import gandiag_in_process, write_pngs
 from PIL import Image
 
-from gandiag.data.samples import list_images, open_folder, open_samples
+from gandiag.data.image_folders import list_images, open_folder
+from gandiag.data.samples import open_samples
 from gandiag.errors import DataError
 
 

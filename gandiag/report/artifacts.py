@@ -71,7 +71,7 @@ def _real_rows(real_samples, index: np.ndarray) -> Optional[np.ndarray]:
         return np.asarray(data[torch.as_tensor(index)])
     paths = getattr(real_samples, "paths", None)
     if paths is not None:
-        from ..data.samples import _read_image
+        from ..data.image_folders import _read_image
 
         ch = real_samples.sample_shape[0]
         return np.stack([_read_image(paths[int(i)], ch) for i in index])
