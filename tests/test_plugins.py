@@ -562,7 +562,9 @@ def test_inline_plugin_overrides_builtin():
 BUILTINS = {
     "sample kind": {"images", "points", "sequences"},
     "loader": {"torch", "onnx", "tensorflow", "stylegan"},
-    "real source": {"digits", "ring8", "grid25", "sines", "basicmotions", "gunpoint", "path"},
+    "real source": {"digits", "ring8", "grid25", "sines", "basicmotions", "gunpoint", "path",
+                    "digits-inverted:a", "digits-inverted:b", "digits-thick:a", "digits-thick:b", "ring8-rotated:a",
+                    "ring8-rotated:b"},
     "feature extractor": {"inception-v3", "digits", "points", "sequence-stats", "sines", "motion"},
     "metric": {"is", "fid", "kid", "precision", "recall", "density", "coverage", "disc_score", "pred_score",
                "acf_distance", "marginal_w1"},

@@ -17,6 +17,9 @@ Keys (``docs/checkpoint-format.md`` is the reference):
 - ``config``: the full training configuration (JSON-able)
 - ``step``: int; ``optimizers``: {name: optimizer state dict}; ``rng``: {name: uint8 tensor}
 - ``created``: ISO time; ``gandiag_version``
+- translators (``contract.takes`` not "latent"), optional: ``inverse_generator`` (B -> A, same shape as
+  ``generator``), ``inverse_contract`` (its contract), ``inverse_discriminator`` (D_A; ``discriminator`` is
+  D_B). ``data.source`` then names a bundled pair of domains (``digits-inverted``).
 """
 
 from __future__ import annotations
@@ -106,12 +109,20 @@ def make_checkpoint(
     ema_generator: Optional[dict] = None,
     optimizers: Optional[dict] = None,
     rng: Optional[dict] = None,
+    inverse: Optional[dict] = None,
 ) -> dict:
+    """``inverse``: a translator's other direction, {"generator": spec, "contract": GeneratorContract,
+    "discriminator": spec or None}."""
     from datetime import datetime, timezone
 
     from .. import __version__
 
+    extra = {}
+    if inverse is not None:
+        extra = {"inverse_generator": inverse["generator"], "inverse_contract": inverse["contract"].to_json(),
+                 "inverse_discriminator": inverse.get("discriminator")}
     return {
+        **extra,
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "generator": generator,
@@ -196,13 +207,12 @@ def validate_checkpoint(obj, path) -> dict:
         check_net_spec(obj["discriminator"], path, "discriminator")
     if obj.get("ema_generator") is not None:
         _state_dict(obj["ema_generator"], path, "ema_generator")
-    contract = obj.get("contract")
-    if not isinstance(contract, dict):
-        raise CheckpointError(f"{path}: 'contract' is {_kind(contract)}, not a dict")
-    try:
-        GeneratorContract.from_json(contract)
-    except Exception as exc:  # TypeError for wrong fields, GandiagError for invalid values
-        raise CheckpointError(f"{path}: 'contract' is invalid: {_reason(exc)}") from None
+    _check_contract(obj.get("contract"), path, "contract")
+    if obj.get("inverse_generator") is not None:
+        check_net_spec(obj["inverse_generator"], path, "inverse_generator")
+        _check_contract(obj.get("inverse_contract"), path, "inverse_contract")
+    if obj.get("inverse_discriminator") is not None:
+        check_net_spec(obj["inverse_discriminator"], path, "inverse_discriminator")
     for key, types, what in (("data", (dict, type(None)), "a dict"), ("config", (dict, type(None)), "a dict"),
                              ("optimizers", (dict, type(None)), "a dict"), ("rng", (dict, type(None)), "a dict")):
         if not isinstance(obj.get(key), types):
@@ -216,6 +226,15 @@ def validate_checkpoint(obj, path) -> dict:
     for keys, types in _CONFIG_FIELDS:
         _check_field(obj.get("config") or {}, keys, types, path)
     return obj
+
+
+def _check_contract(contract, path, key: str) -> None:
+    if not isinstance(contract, dict):
+        raise CheckpointError(f"{path}: {key!r} is {_kind(contract)}, not a dict")
+    try:
+        GeneratorContract.from_json(contract)
+    except Exception as exc:  # TypeError for wrong fields, GandiagError for invalid values
+        raise CheckpointError(f"{path}: {key!r} is invalid: {_reason(exc)}") from None
 
 
 _INT, _NUM = (int,), (int, float)

@@ -23,7 +23,7 @@ RANGES = ("-1,1", "0,1", "uint8")
 
 LABEL_FORMATS = ("index", "onehot")
 DECIDABLE = ("latent_dim", "latent_shape", "latent_dist", "num_classes", "label_format", "kind", "layout",
-             "output_range")  # the fields whose origin the contract records
+             "output_range", "takes", "input_range")  # the fields whose origin the contract records
 
 
 @dataclass
@@ -41,6 +41,14 @@ class GeneratorContract:
     latent_shape: Optional[tuple] = None  # one latent's shape, e.g. (100, 1, 1); None: (latent_dim,)
     label_format: str = "index"  # how classes go in: integer indices, or one-hot float rows
     decided: dict = field(default_factory=dict)  # field -> how it was decided: "file", "flag", "probe", "default"
+    # What goes in: "latent" (drawn from latent_dist), or a sample kind ("images", "points"): a translator, fed
+    # samples of its input domain (--inputs); latent_shape is then one input's shape as the generator takes it.
+    takes: str = "latent"
+    input_range: Optional[str] = None  # a translator of images: the range its inputs are scaled to
+
+    @property
+    def is_translator(self) -> bool:
+        return self.takes != "latent"
 
     @property
     def shape(self) -> tuple:
@@ -53,7 +61,7 @@ class GeneratorContract:
 
         if not _is_int(self.latent_dim) or self.latent_dim < 1:
             raise GandiagError(f"latent size must be a positive integer, got {self.latent_dim!r} (--latent-dim)")
-        budgets.LATENT_SIZE.check(self.latent_dim, "the generator's latent size")
+        self._validate_input()
         if self.latent_dist not in LATENT_DISTS:
             raise GandiagError(f"latent distribution {self.latent_dist!r} is not one of {', '.join(LATENT_DISTS)}")
         if not _is_int(self.num_classes) or self.num_classes < 0:
@@ -76,6 +84,21 @@ class GeneratorContract:
                                                          for k, v in self.decided.items()):
             raise GandiagError("the contract's 'decided' field must map field names to how they were decided")
         return self
+
+    def _validate_input(self) -> None:
+        """A latent's size, or a translator's input kind, shape and range."""
+        from ..safety import budgets
+
+        if not isinstance(self.takes, str):
+            raise GandiagError(f"the contract's 'takes' is {type(self.takes).__name__}, not 'latent' or a sample kind")
+        if not self.is_translator:
+            budgets.LATENT_SIZE.check(self.latent_dim, "the generator's latent size")
+            return
+        _check_kind_and_layout(self.takes, None)
+        if self.input_range is not None and self.input_range not in RANGES:
+            raise GandiagError(f"input range {self.input_range!r} is not one of {', '.join(RANGES)}")
+        if self.takes == "images":
+            budgets.IMAGE_PIXELS.check(self.latent_dim, "the translator's input values per image")
 
     def _validate_latent_shape(self) -> None:
         if self.latent_shape is None:

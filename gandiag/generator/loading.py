@@ -51,6 +51,7 @@ class LoadedGenerator:
     meta: dict = field(default_factory=dict)
     takes_labels: Optional[bool] = None  # True: requires class labels (how many may be unknown); False: takes none
     known: dict = field(default_factory=dict)  # without a contract: the fields the file did say, {name: (value, how)}
+    inverse: Optional["LoadedGenerator"] = None  # a translator's other direction (B -> A), when the file holds it
 
 
 def _check_file(path: Path) -> None:

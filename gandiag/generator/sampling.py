@@ -89,24 +89,39 @@ PROBE = 16  # samples in the probe batch that detects the output's kind, layout 
 PROBE_MORE = 256  # samples drawn when the first probe cannot decide (an output range inside [0, 1], say)
 
 
-def probe(gen: LoadedGenerator, contract: GeneratorContract, seed: int, device: str) -> GeneratorContract:
+def model_inputs(contract: GeneratorContract, start: int, stop: int, seed: int, inputs=None):
+    """(inputs, labels) of samples ``start..stop-1``: drawn latents, or a translator's inputs read in order."""
+    if contract.is_translator:
+        if inputs is None:
+            raise GeneratorOutputError("a translator needs inputs: pass --inputs DIR|NPZ|bundled side")
+        return inputs.batch(contract, start, stop), None
+    return latents(contract, start, stop, seed)
+
+
+def probe(gen: LoadedGenerator, contract: GeneratorContract, seed: int, device: str,
+          inputs=None) -> GeneratorContract:
     """Run a small batch to detect the output kind, layout and range; a larger one when that cannot decide.
 
     Undecided after the larger probe, the error asks for the flag: a guessed range shifts every metric.
     A generator that fails on flat latents whose shape nothing decided is tried once more with the
     convolutional generators' ``(latent_dim, 1, 1)``; the contract records that the probe decided it.
     """
+    first = min(PROBE, inputs.n) if inputs is not None and contract.is_translator else PROBE
     try:
-        out = _probe_batch(gen, contract, PROBE, seed, device)
+        out = _probe_batch(gen, contract, first, seed, device, inputs=inputs)
     except AmbiguousOutput:
         raise
     except GeneratorOutputError as exc:
+        if contract.is_translator:
+            raise GeneratorOutputError(f"{exc} (the translator was given inputs shaped "
+                                       f"{(first,) + tuple(contract.shape)})") from None
         contract, out = _as_a_map(gen, contract, seed, device, exc)
     try:
         return detect(contract, out)
     except AmbiguousOutput:
-        more = torch.cat([out] + [_probe_batch(gen, contract, PROBE, seed, device, start)
-                                  for start in range(PROBE, PROBE_MORE, PROBE)])
+        last = min(PROBE_MORE, inputs.n) if inputs is not None and contract.is_translator else PROBE_MORE
+        more = torch.cat([out] + [_probe_batch(gen, contract, min(PROBE, last - start), seed, device, start, inputs)
+                                  for start in range(first, last, PROBE)])
         return detect(contract, more)
 
 
@@ -134,8 +149,8 @@ def _probe_hint(contract: GeneratorContract) -> str:
             + (" and labels" if contract.num_classes else "") + ": pass " + ", or ".join(hints)) if hints else ""
 
 
-def _probe_batch(gen, contract, n: int, seed: int, device: str, start: int = 0) -> torch.Tensor:
-    z, labels = latents(contract, start, start + n, seed)
+def _probe_batch(gen, contract, n: int, seed: int, device: str, start: int = 0, inputs=None) -> torch.Tensor:
+    z, labels = model_inputs(contract, start, start + n, seed, inputs)
     out = run_generator(gen, z, labels, device, contract)
     _check_finite(out)
     return out.detach().cpu()
@@ -149,14 +164,17 @@ def _check_finite(out: torch.Tensor) -> None:
 
 def sample_batches(
     gen: LoadedGenerator, contract: GeneratorContract, n: int, seed: int, batch_size: int, device: str,
-    rank: int = 0, world: int = 1,
+    rank: int = 0, world: int = 1, inputs=None,
 ) -> Iterator[tuple[torch.Tensor, Optional[torch.Tensor]]]:
-    """Yield (samples, labels): each batch validated and in its sample kind's canonical form."""
+    """Yield (samples, labels): each batch validated and in its sample kind's canonical form.
+
+    ``inputs``: a translator's (:class:`gandiag.translation.inputs.TranslatorInputs`), read in sample order.
+    """
     from ..data.kinds import by_name
 
     kind = by_name(contract.kind)
     for start, stop in shard_ranges(n, batch_size, rank, world):
-        z, labels = latents(contract, start, stop, seed)
+        z, labels = model_inputs(contract, start, stop, seed, inputs)
         out = run_generator(gen, z, labels, device, contract)
         _check_finite(out)
         yield kind.canonical(out, contract), labels

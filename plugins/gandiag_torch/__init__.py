@@ -31,6 +31,7 @@ import pickle
 import warnings
 import zipfile
 from pathlib import Path
+from typing import Optional
 
 import torch
 
@@ -148,7 +149,19 @@ class TorchLoader:
             _call(net, path), contract, "gandiag", str(path), module=net, checkpoint=ckpt,
             real_source=(ckpt.get("data") or {}).get("source"),
             meta={"arch": spec["arch"], "step": ckpt.get("step"), "ema": used_ema, "variant": (ckpt.get("config") or {}).get("variant")},
+            inverse=self._inverse(path, options, ckpt),
         )
+
+    @staticmethod
+    def _inverse(path, options, ckpt) -> Optional[LoadedGenerator]:
+        """A translator checkpoint's other direction (B -> A), built like the generator."""
+        if ckpt.get("inverse_generator") is None:
+            return None
+        spec = ckpt["inverse_generator"]
+        net = build_network(spec, path, "inverse_generator").to(options.device).eval()
+        return LoadedGenerator(_call(net, f"{path} (inverse generator)"), GeneratorContract.from_json(
+            ckpt["inverse_contract"]), "gandiag", str(path), "torch", module=net,
+            meta={"arch": spec["arch"], "direction": "b2a"})
 
     def _load_torchscript(self, path, options) -> LoadedGenerator:
         extra = {STORED_IN_ARCHIVE: ""}
