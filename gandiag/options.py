@@ -131,6 +131,19 @@ class EvalOptions:
     output_range: Optional[str] = opt(None, "--output-range", metavar="RANGE", callback=_range,
                                       help="[-1,1], [0,1] or uint8 [default: detected from a probe batch].",
                                       group="generator")
+    input_range: Optional[str] = opt(None, "--input-range", metavar="RANGE", callback=_range, help=(
+        "A translator's input range: [-1,1], [0,1] or uint8 [default: the file's contract; CycleGAN's is "
+        "[-1,1]]."), group="generator")
+    inputs: Optional[str] = opt(None, "--inputs", metavar="SPEC", group="evaluate", help=(
+        "Evaluate a translator (image-to-image): the samples it translates, an image folder, a .npz or a bundled "
+        "side (digits-inverted:a) [default: the side A of the bundled pair its checkpoint names]. --real is then "
+        "the target domain."))
+    inverse: Optional[str] = opt(None, "--inverse", metavar="PATH", group="evaluate", help=(
+        "A translator's other direction (B->A): cycle-consistency error, and every metric B->A too, keyed "
+        "NAME:b2a [default: the one its gandiag checkpoint holds]."))
+    paired: bool = opt(False, "--paired", is_flag=True, group="evaluate", help=(
+        "Translators: --real's sample i is input i's true translation (same order): PSNR, SSIM and paired L1 "
+        "[default: on for bundled pairs, whose truth is known]."))
     use_ema: bool = opt(True, "--ema/--no-ema", help="gandiag checkpoints: evaluate the EMA generator when present.",
         group="generator")
     recursive: bool = opt(False, "--recursive/--no-recursive", "--samples-find-deep", help=(
@@ -180,7 +193,8 @@ class EvalOptions:
     def comparable(self) -> dict:
         """The options that change a metric's value; two runs compare only when these are equal (docs/gates.md)."""
         return {"seed": self.seed, "is_splits": self.is_splits, "kid_subsets": self.kid_subsets,
-                "kid_subset_size": self.kid_subset_size, "prc_k": self.prc_k, "dc_k": self.dc_k}
+                "kid_subset_size": self.kid_subset_size, "prc_k": self.prc_k, "dc_k": self.dc_k,
+                **({"paired": True} if self.paired else {})}
 
 
 def click_options(groups: Sequence[str] = ("common",)):

@@ -40,6 +40,7 @@ from .options import MIN_SAMPLES, EvalOptions, check
 from .plugins import plugin_versions, registry
 from .results import Results
 from .safety.files import require_input
+from .translation import evaluation as translation
 
 
 
@@ -54,6 +55,7 @@ class Target:
     generator: Optional[LoadedGenerator] = None
     contract: Optional[GeneratorContract] = None
     samples: object = None  # SampleSet / FolderSampleSet of pre-generated samples
+    translator: object = None  # a translator's setup (gandiag.translation.evaluation.Translator)
 
     @property
     def sample_shape(self) -> tuple:
@@ -103,6 +105,8 @@ class EvalContext:
     features: dict = field(default_factory=dict)  # every extractor's name -> (generated, real) FeatureSets
     extractors: list = field(default_factory=list)  # every extractor of the run; the first is ``extractor``
     real_statistics: object = None  # ReferenceStats when --real gave FID statistics: then ``real`` is None
+    translation: object = None  # a translator's TranslationRun (gandiag.translation.run): what went in and out
+    other_direction: object = None  # a translator's B -> A EvalContext, when it has an inverse
 
     @property
     def seed(self) -> int:
@@ -143,43 +147,78 @@ def evaluate(target: Union[str, Path], real: Optional[str] = None, *, options: O
     with timings.stage("total"):
         tgt = open_target(Path(target), opts, world, timings)
         real_data = open_real(opts, tgt, timings)
-        for read in (tgt.samples, real_data.samples if real_data else None):
-            warnings.extend(getattr(read, "warnings", ()))  # an image folder's: lossy-compressed images
-        with timings.stage("build_extractor"):
-            extractors = build_extractors(opts.feature_extractor, opts.feature_weights, tgt.kind,
-                                          real_data.spec if real_data else None, device)
-        chosen = choose_metrics(opts.metrics, list(extractors[0].roles), real_data is not None)
-        check_memory(tgt.n, real_data.n if real_data else 0, extractors, math.prod(tgt.sample_shape))
-        real_stats = real_data.statistics if real_data is not None else None
-        if real_stats is not None:
-            warnings.append(match_extractors(real_stats, extractors, math.prod(tgt.sample_shape)))
-        real_sets = {}
-        if real_data is not None and real_data.samples is not None:
-            with timings.stage("real_features"):
-                for e in extractors:
-                    real_sets[e.name] = real_features(
-                        real_data.samples, real_data.content_sha256, real_data.spec, e,
-                        use_cache=opts.use_cache and rank == 0, progress=opts.show_progress,
-                        batch_size=opts.batch_size, timings=timings, warn=warnings.append)
-        fake_sets, kept, fake_labels = generated_features(tgt, extractors, opts, rank, world, timings)
-        primary = extractors[0]
-        ctx = EvalContext(tgt.generator, tgt.contract, primary, fake_sets[primary.name], real_sets.get(primary.name),
-                          real_data.samples if real_data else None, kept, fake_labels,
-                          real_data.bundled_name if real_data else None, opts, warnings=warnings,
-                          real_spec=real_data.spec if real_data else None,
-                          features={e.name: (fake_sets[e.name], real_sets.get(e.name)) for e in extractors},
-                          extractors=extractors, real_statistics=real_stats)
-        with timings.stage("metrics"):
-            for i, e in enumerate(extractors):
-                mctx = MetricContext(fake_sets[e.name], real_sets.get(e.name), opts, warnings,
-                                     real_statistics=real_stats)
-                ctx.metrics.update(compute_metrics(chosen if i == 0 else extractor_metrics(chosen, e), mctx, e.name,
-                                                   key_features=None if i == 0 else e.name))
-        with timings.stage("diagnostics"):
-            diagnostics = run_diagnostics(ctx, opts.diagnostics)
+        if tgt.translator is not None and tgt.translator.inverse is not None:
+            with timings.stage("probe"):
+                translation.probe_inverse(tgt.translator, tgt.contract, _target_samples(real_data), opts)
+        ctx, diagnostics = evaluate_direction(tgt, real_data, opts, rank, world, timings, warnings)
+        if tgt.translator is not None and tgt.translator.inverse is not None:  # B -> A: keys suffixed :b2a
+            back_tgt, back_real = translation.other_direction(tgt, real_data, opts)
+            back, back_diagnostics = evaluate_direction(back_tgt, back_real, opts, rank, world, timings, warnings)
+            ctx.metrics.update(_suffixed(back.metrics, "b2a"))
+            diagnostics.update(_suffixed(back_diagnostics, "b2a"))
+            ctx.other_direction = back
     results = make_results(ctx, tgt, real_data, diagnostics, timings, world)
     distributed.leave()
     return results
+
+
+def evaluate_direction(tgt: Target, real_data: Optional[Real], opts: EvalOptions, rank: int, world: int,
+                       timings: Timings, warnings: list) -> tuple:
+    """Features, metrics and diagnostics of one target against one real set: (EvalContext, diagnostics)."""
+    for read in (tgt.samples, real_data.samples if real_data else None):
+        warnings.extend(getattr(read, "warnings", ()))  # an image folder's: lossy-compressed images
+    with timings.stage("build_extractor"):
+        extractors = build_extractors(opts.feature_extractor, opts.feature_weights, tgt.kind,
+                                      real_data.spec if real_data else None, opts.device)
+    chosen = choose_metrics(opts.metrics, list(extractors[0].roles), real_data is not None)
+    check_memory(tgt.n, real_data.n if real_data else 0, extractors, math.prod(tgt.sample_shape))
+    real_stats = real_data.statistics if real_data is not None else None
+    if real_stats is not None:
+        warnings.append(match_extractors(real_stats, extractors, math.prod(tgt.sample_shape)))
+    real_sets = {}
+    if real_data is not None and real_data.samples is not None:
+        with timings.stage("real_features"):
+            for e in extractors:
+                real_sets[e.name] = real_features(
+                    real_data.samples, real_data.content_sha256, real_data.spec, e,
+                    use_cache=opts.use_cache and rank == 0, progress=opts.show_progress,
+                    batch_size=opts.batch_size, timings=timings, warn=warnings.append)
+    fake_sets, kept, fake_labels = generated_features(tgt, real_data, extractors, opts, rank, world, timings)
+    primary = extractors[0]
+    ctx = EvalContext(tgt.generator, tgt.contract, primary, fake_sets[primary.name], real_sets.get(primary.name),
+                      real_data.samples if real_data else None, kept, fake_labels,
+                      real_data.bundled_name if real_data else None, opts, warnings=warnings,
+                      real_spec=real_data.spec if real_data else None,
+                      features={e.name: (fake_sets[e.name], real_sets.get(e.name)) for e in extractors},
+                      extractors=extractors, real_statistics=real_stats)
+    with timings.stage("metrics"):
+        for i, e in enumerate(extractors):
+            mctx = MetricContext(fake_sets[e.name], real_sets.get(e.name), opts, warnings,
+                                 real_statistics=real_stats)
+            ctx.metrics.update(compute_metrics(chosen if i == 0 else extractor_metrics(chosen, e), mctx, e.name,
+                                               key_features=None if i == 0 else e.name))
+        if tgt.translator is not None:
+            ctx.metrics.update(translation.finish_direction(ctx, tgt, real_data, opts))
+    with timings.stage("diagnostics"):
+        diagnostics = run_diagnostics(ctx, opts.diagnostics)
+    return ctx, diagnostics
+
+
+def _suffixed(entries: dict, direction: str) -> dict:
+    """The other direction's metrics or verdicts under keys carrying it (``fid:b2a``)."""
+    from .results import metric_key, parse_metric_key
+
+    out = {}
+    for key, value in entries.items():
+        name, features, _ = parse_metric_key(key)
+        out[metric_key(name, features, direction)] = value
+    return out
+
+
+def _target_samples(real_data: Optional[Real]):
+    if real_data is None or real_data.samples is None:
+        raise GandiagError("a translator's inverse is probed on the target domain's samples: pass --real")
+    return real_data.samples
 
 
 def open_target(path: Path, opts: EvalOptions, world: int, timings: Timings) -> Target:
@@ -197,10 +236,15 @@ def open_target(path: Path, opts: EvalOptions, world: int, timings: Timings) -> 
         with timings.stage("load"):
             gen = load_generator(path, LoadOptions.from_options(opts))
         with timings.stage("probe"):
-            contract = probe(gen, resolve_contract(gen, opts), opts.seed, opts.device)
-        n = opts.num_samples or kinds.by_name(contract.kind).default_n
+            contract, translator = translation.open_translator(gen, resolve_contract(gen, opts), opts)
+            contract = probe(gen, contract, opts.seed, opts.device,
+                             inputs=translator.inputs if translator is not None else None)
+        n = opts.num_samples or (translator.inputs.n if translator is not None else kinds.by_name(contract.kind).default_n)
         info = {"path": str(path), "format": gen.format, "loader": gen.loader, **gen.meta}
-        tgt = Target(path, contract.kind, n, info, generator=gen, contract=contract)
+        if translator is not None:
+            translation.check_world(world)
+            info.update(direction="a2b", inputs=translation.inputs_info(translator))
+        tgt = Target(path, contract.kind, n, info, generator=gen, contract=contract, translator=translator)
     if tgt.n < MIN_SAMPLES:
         raise DataError(f"only {tgt.n} generated samples; at least {MIN_SAMPLES} are needed")
     return tgt
@@ -233,7 +277,9 @@ def resolve_contract(gen: LoadedGenerator, opts: EvalOptions) -> GeneratorContra
 
 def open_real(opts: EvalOptions, tgt: Target, timings: Timings) -> Optional[Real]:
     """Stage 2: the real data the command line names, else the bundled source a checkpoint names."""
-    spec = opts.real or (named_by_file(tgt.generator.real_source, tgt.path) if tgt.generator else None)
+    pair = translation.pair_of_file(tgt.generator) if tgt.translator is not None and not opts.inputs else None
+    spec = opts.real or (f"{pair.name}:b" if pair is not None else None) or (
+        named_by_file(tgt.generator.real_source, tgt.path) if tgt.generator else None)
     if not spec:
         return None
     with timings.stage("load_real"):
@@ -251,9 +297,12 @@ def open_real(opts: EvalOptions, tgt: Target, timings: Timings) -> Optional[Real
     return Real(spec, samples, samples.content_hash())
 
 
-def generated_features(tgt: Target, extractors: list, opts: EvalOptions, rank: int, world: int, timings: Timings):
+def generated_features(tgt: Target, real: Optional[Real], extractors: list, opts: EvalOptions, rank: int, world: int,
+                       timings: Timings):
     """Stage 3: one sampling pass, every extractor on each batch; under torchrun, every rank gathers all features."""
-    if tgt.samples is not None:
+    if tgt.translator is not None:  # inputs in order through the translator, measured on the way
+        stream = _timed(translation.translation_stream(tgt, real, opts, timings), timings, "sampling")
+    elif tgt.samples is not None:
         stream = ((b, None) for b in _first(tgt.samples.batches(opts.batch_size), tgt.n))
     else:
         batches = sample_batches(tgt.generator, tgt.contract, tgt.n, opts.seed, opts.batch_size, opts.device, rank,

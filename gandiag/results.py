@@ -120,7 +120,15 @@ def _metric_line(name: str, m: dict) -> str:
         text += f"  (could not be computed: {m['error']})"
     if m.get("not_applicable"):
         text = f"not applicable: {m['not_applicable']}"
-    return f"  {str(m.get('label', name)):<24} {text}"
+    direction = parse_metric_key(name)[2]
+    label = str(m.get("label", name)) + (f" ({direction_label(direction)})" if direction else "")
+    return f"  {label:<26} {text}"
+
+
+def direction_label(direction: str) -> str:
+    """'b2a' -> 'B->A': a translator's direction as people read it."""
+    a, sep, b = str(direction).partition("2")
+    return f"{a.upper()}->{b.upper()}" if sep else str(direction)
 
 
 def _diagnostic_line(name: str, diag: dict) -> str:

@@ -35,7 +35,7 @@ class TranslatorInputs:
         self.data = data[:n] if n is not None else data
         labels = getattr(samples, "labels", None)
         self.labels = None if labels is None else labels[: self.data.shape[0]]
-        self.kind, self.spec = samples.kind, spec
+        self.kind, self.spec, self.samples = samples.kind, spec, samples
         self.description = getattr(samples, "description", spec)
 
     @property
