@@ -99,8 +99,9 @@ class GateOutcome:
 
 def _known_names() -> tuple[set, set]:
     from .plugins import registry
+    from .translation.run import MEASURE_NAMES
 
-    return set(registry("metric").names()), set(registry("diagnostic").names())
+    return set(registry("metric").names()) | set(MEASURE_NAMES), set(registry("diagnostic").names())
 
 
 def _number(where: str, v) -> float:
@@ -142,7 +143,7 @@ def parse_gates(doc: dict, where: str = "gates file", metric_names: Optional[set
             raise GateFileError(f"{w} must be a table such as {{ max = 40.0 }}, got {spec!r}")
         if parse_metric_key(name)[0] in metric_names:  # fid, fid@digits, fid:b2a (docs/results-schema.md)
             gates += _numeric_specs(w, name, spec, allow_regression=True)
-        elif name in diagnostic_names:
+        elif parse_metric_key(name)[0] in diagnostic_names:  # mode_collapse, input_ignored:b2a
             for key, v in spec.items():
                 if key in VERDICT_KEYS:
                     if not isinstance(v, list) or not v or not all(isinstance(s, str) for s in v):
@@ -299,6 +300,10 @@ COMPARABLE = (
     (("provenance", "metric_options"), "metric options (seed, IS splits, KID subsets and size, k)"),
     (("provenance", "compute"), "compute settings (precision, compilation)"),
 )
+# Compared when either run has it (absent from both: equal): what only some kinds of runs record.
+COMPARABLE_WHEN_PRESENT = (
+    (("generator", "inputs", "content_sha256"), "a translator's inputs (content sha256)"),
+)
 _MISSING = object()
 
 
@@ -323,7 +328,7 @@ def check_comparable(results: Results, baseline: Results, baseline_path=None) ->
         raise GateFileError(f"{where} was written by an earlier gandiag and lacks {', '.join(lacking)}; re-run the "
                             "baseline evaluation with this version so the runs can be compared")
     differ = [f"{name}: {clean(_short(_dig(base, path)))} vs {clean(_short(_dig(cur, path)))}"
-              for path, name in COMPARABLE if _dig(base, path) != _dig(cur, path)]
+              for path, name in COMPARABLE + COMPARABLE_WHEN_PRESENT if _dig(base, path) != _dig(cur, path)]
     if differ:
         raise GateFileError(f"this run and {where} are not comparable; they differ in " + "; ".join(differ))
 

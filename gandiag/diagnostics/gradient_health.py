@@ -66,22 +66,31 @@ class GradientHealth:
         return ctx.generator is not None
 
     def run(self, ctx) -> dict:
-        return check(ctx.generator, ctx.contract, ctx.seed, ctx.device, ctx.real_samples, ctx.real_spec)
+        return check(ctx.generator, ctx.contract, ctx.seed, ctx.device, ctx.real_samples, ctx.real_spec,
+                     getattr(ctx, "translation", None))
 
 
-def check(gen, contract=None, seed: int = 0, device: str = "cpu", real_samples=None, real_spec=None) -> dict:
+def check(gen, contract=None, seed: int = 0, device: str = "cpu", real_samples=None, real_spec=None,
+          translation=None) -> dict:
     """Gradient health of a loaded generator; usable without an evaluation (``gandiag diagnose`` on a NaN generator).
 
     ``real_spec`` is the real data the user named: the adversarial part reads a
     training batch from the checkpoint's data only when that is a bundled source
-    or the same data, since a file never picks which local files gandiag reads.
+    or the same data, since a file never picks which local files gandiag reads. ``translation``: a translator's
+    :class:`~gandiag.translation.run.TranslationRun`, whose inputs replace the latents, and whose checkpoint's two
+    generators and two discriminators are checked (:mod:`.translator_health`).
     """
+    from . import translator_health
+
     contract = contract or gen.contract
     ckpt = gen.checkpoint if isinstance(gen.checkpoint, dict) else None
     jobs = []
-    if contract is not None and contract.latent_dim:
-        jobs.append((SIGNAL_OUT, lambda: output_checks(gen, contract, seed, device, real_samples)))
-    if ckpt and ckpt.get("discriminator"):
+    if contract is not None and contract.latent_dim and (translation is not None or not contract.is_translator):
+        jobs.append((SIGNAL_OUT, lambda: output_checks(gen, contract, seed, device, real_samples, translation)))
+    if ckpt and translator_health.applies(ckpt):
+        if translation is None or translation.direction == "a2b":  # one check of the file covers both directions
+            jobs.append((SIGNAL_ADV, lambda: translator_health.translator_checks(ckpt, seed, SIGNAL_ADV)))
+    elif ckpt and ckpt.get("discriminator"):
         jobs.append((SIGNAL_ADV, lambda: adversarial_checks(ckpt, seed, real_spec)))
     log_path = find_log(gen.path) if gen.path else None
     if log_path is not None:
@@ -110,11 +119,14 @@ def _range_of(contract):
     return {"-1,1": (-1.0, 1.0), "0,1": (0.0, 1.0), "uint8": (0.0, 255.0)}.get(contract.output_range, (-1.0, 1.0))
 
 
-def output_checks(gen, contract, seed: int, device: str, real_samples=None) -> dict:
+def output_checks(gen, contract, seed: int, device: str, real_samples=None, translation=None) -> dict:
+    """NaN/Inf, saturation and the Jacobian of the output in its input (latents; a translator's input images)."""
     from ..generator.sampling import draw_latents, run_generator
 
     g = torch.Generator().manual_seed(int(seed) + SEED_OFFSET)
     draw = lambda n: draw_latents(contract, n, g)  # noqa: E731
+    if translation is not None:
+        draw = _translator_inputs(translation, contract)
     k = contract.num_classes
 
     def run(z):
@@ -165,6 +177,18 @@ def output_checks(gen, contract, seed: int, device: str, real_samples=None) -> d
                               DEAD_J_BAD if level == "unhealthy" else DEAD_J_WARN))
     res["reasons"] = reasons
     return res
+
+
+def _translator_inputs(translation, contract):
+    """``draw(n)``: the translator's first inputs (repeated when fewer were kept), as it takes them."""
+    from ..translation.inputs import to_generator_input
+
+    def draw(n):
+        x = translation.inputs
+        x = x.repeat((-(-n // x.shape[0]),) + (1,) * (x.ndim - 1))[:n]
+        return to_generator_input(x, contract)
+
+    return draw
 
 
 # -- adversarial: checkpoints with a discriminator -------------------------------------------------

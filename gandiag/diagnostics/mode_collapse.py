@@ -40,6 +40,8 @@ class ModeCollapse:
         self.signals = tuple(signals)
 
     def applies(self, ctx) -> bool:
+        if getattr(ctx, "translation", None) is not None:  # a translator's collapse is input_ignored's to judge
+            return False
         return any(s.applies(ctx) for s in self.signals) or bool(self.skipped(ctx))
 
     def run(self, ctx) -> dict:

@@ -39,6 +39,7 @@ from ..atomic import write_bytes
 from ..errors import GandiagError
 from ..generator.contract import STORED_IN_ARCHIVE, STORED_IN_ONNX, STORED_IN_SAVEDMODEL, GeneratorContract, stored_text
 from ..generator.sampling import generator_inputs
+from ..translation.inputs import complete_contract, synthetic_inputs, to_generator_input
 
 TARGETS = ("onnx", "savedmodel", "export", "torchscript")
 SUFFIX = {"onnx": ".onnx", "savedmodel": "", "export": ".pt2", "torchscript": ".pt"}
@@ -50,7 +51,7 @@ def _missing(package: str, extra: str, target: str) -> GandiagError:
 
 
 def export_checkpoint(ckpt_path, to: str, out_path, *, use_ema: bool = True, overwrite: bool = False,
-                      options=None) -> Path:
+                      options=None, direction: str = "a2b") -> Path:
     """Write the generator in ``ckpt_path`` as ``to``; returns ``out_path``.
 
     Any file gandiag loads as a PyTorch generator can be exported: a gandiag
@@ -62,6 +63,7 @@ def export_checkpoint(ckpt_path, to: str, out_path, *, use_ema: bool = True, ove
     an evaluation, and stored in the export, latent shape included. Graph
     formats (ONNX, SavedModel) are not converted; ``savedmodel`` is written
     only for gandiag's own architectures, which it rebuilds in TensorFlow.
+    A translator's checkpoint holds two directions: ``direction`` "b2a" exports its inverse (G_BA).
     """
     from ..options import EvalOptions
 
@@ -72,10 +74,13 @@ def export_checkpoint(ckpt_path, to: str, out_path, *, use_ema: bool = True, ove
         raise GandiagError(f"{out} already exists; choose another -o or pass --force")
     _check_output(out, to)
     opts = (options or EvalOptions()).with_overrides(use_ema=use_ema, device="cpu")
-    net, arch, contract = _source(Path(ckpt_path), opts, to)
-    z = torch.randn(3, contract.latent_dim, generator=torch.Generator().manual_seed(0))
-    labels = torch.arange(3) % contract.num_classes if contract.num_classes else None
-    args = tuple(a for a in generator_inputs(z, labels, contract) if a is not None)
+    net, arch, contract = _source(Path(ckpt_path), opts, to, direction)
+    if contract.is_translator:
+        args = (to_generator_input(synthetic_inputs(contract, 3).data, contract),)
+    else:
+        z = torch.randn(3, contract.latent_dim, generator=torch.Generator().manual_seed(0))
+        labels = torch.arange(3) % contract.num_classes if contract.num_classes else None
+        args = tuple(a for a in generator_inputs(z, labels, contract) if a is not None)
     with torch.no_grad():
         expected = net(*args)
     expected = expected[0] if isinstance(expected, (tuple, list)) else expected
@@ -91,7 +96,7 @@ def export_checkpoint(ckpt_path, to: str, out_path, *, use_ema: bool = True, ove
     return out
 
 
-def _source(path: Path, opts, to: str):
+def _source(path: Path, opts, to: str, direction: str = "a2b"):
     """(network, architecture name, completed contract) of the generator to export."""
     from ..generator.loading import LoadOptions, load_generator
     from ..generator.sampling import probe
@@ -104,7 +109,22 @@ def _source(path: Path, opts, to: str):
     if "truncation_psi" in (gen.meta or {}):  # its call carries truncation and noise arguments a graph would drop
         raise GandiagError(f"{path}: StyleGAN and BigGAN generators are not exported (their truncation and noise "
                            "inputs are not part of a plain generator's call); evaluate the pickle itself")
-    contract = probe(gen, resolve_contract(gen, opts), opts.seed, "cpu")
+    if direction == "b2a":
+        if gen.inverse is None:
+            raise GandiagError(f"--direction b2a: {path} holds no inverse generator (only a translator's gandiag "
+                               "checkpoint does)")
+        gen = gen.inverse
+    elif direction != "a2b":
+        raise GandiagError(f"--direction {direction!r}: a2b or b2a")
+    contract = resolve_contract(gen, opts)
+    if contract.is_translator:
+        if to == "savedmodel":
+            raise GandiagError(f"--to savedmodel: translators are exported --to onnx, --to export or --to "
+                               "torchscript (their SavedModel rebuild is not written)")
+        contract = complete_contract(contract, synthetic_inputs(contract, PROBE_INPUTS), "file")
+        contract = probe(gen, contract, opts.seed, "cpu", inputs=synthetic_inputs(contract, PROBE_INPUTS))
+    else:
+        contract = probe(gen, contract, opts.seed, "cpu")
     arch = (gen.meta or {}).get("arch") or f"{gen.format}: {type(gen.module).__name__}"
     if to == "savedmodel" and contract.kind == "sequences":
         raise GandiagError(f"--to savedmodel rebuilds only gandiag's image and point networks in TensorFlow, not "
@@ -118,6 +138,9 @@ def _source(path: Path, opts, to: str):
     with contextlib.suppress(NotImplementedError):  # a .pt2 program's module is fixed in eval mode already
         gen.module.eval()
     return gen.module, arch, contract
+
+
+PROBE_INPUTS = 64  # random inputs of a translator's input shape: its output range is read from them
 
 
 def _check_output(out: Path, to: str) -> None:
@@ -134,7 +157,7 @@ def _check_output(out: Path, to: str) -> None:
 
 
 def _names(contract: GeneratorContract):
-    inputs = ["z"] + (["labels"] if contract.num_classes else [])
+    inputs = ["x" if contract.is_translator else "z"] + (["labels"] if contract.num_classes else [])
     return inputs, (contract.kind if contract.kind in ("points", "sequences") else "images")
 
 

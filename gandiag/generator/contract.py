@@ -92,7 +92,10 @@ class GeneratorContract:
         if not isinstance(self.takes, str):
             raise GandiagError(f"the contract's 'takes' is {type(self.takes).__name__}, not 'latent' or a sample kind")
         if not self.is_translator:
-            budgets.LATENT_SIZE.check(self.latent_dim, "the generator's latent size")
+            if image_like(self.latent_shape):  # an image's worth of values: a translator's input, until told
+                budgets.IMAGE_PIXELS.check(self.latent_dim, "the generator's input values per sample")
+            else:
+                budgets.LATENT_SIZE.check(self.latent_dim, "the generator's latent size")
             return
         _check_kind_and_layout(self.takes, None)
         if self.input_range is not None and self.input_range not in RANGES:
@@ -173,6 +176,18 @@ def _check_kind_and_layout(kind: Optional[str], layout: Optional[str]) -> None:
     if layout is not None and layout not in layouts:
         raise GandiagError(f"layout {layout!r} is not one of {', '.join(layouts)}"
                            + (f" (the layouts of {kind})" if kind else ""))
+
+
+IMAGE_MIN_SIDE = 8  # an input of at least 8x8 with 1 or 3 channels looks like an image, not a latent
+
+
+def image_like(shape) -> bool:
+    """Whether one input of this shape looks like an image, (C, H, W) or (H, W, C) with 1 or 3 channels."""
+    if not isinstance(shape, (tuple, list)) or len(shape) != 3:
+        return False
+    if shape[0] in (1, 3) and min(shape[1], shape[2]) >= IMAGE_MIN_SIDE:
+        return True
+    return shape[2] in (1, 3) and min(shape[0], shape[1]) >= IMAGE_MIN_SIDE
 
 
 def _is_int(v) -> bool:

@@ -67,6 +67,7 @@ def pair_of_file(gen: LoadedGenerator) -> Optional[domains.DomainPair]:
 def open_translator(gen: LoadedGenerator, contract: GeneratorContract, opts) -> tuple:
     """(completed contract, :class:`Translator`) of a translator, or (contract, None) for a latent generator."""
     if not contract.is_translator and not opts.inputs:
+        _refuse_image_latent(gen, contract)
         return contract, None
     if not contract.is_translator and contract.decided.get("takes") == "file":
         raise GandiagError(f"--inputs: {gen.path} is a generator of latents, not a translator")
@@ -104,6 +105,19 @@ def bundled_truth(file_pair, inputs_spec: str, real_spec: Optional[str]) -> tupl
         return got[0], f"{got[1]}2{want[1]}"
     return None, None
 
+
+
+def _refuse_image_latent(gen: LoadedGenerator, contract: GeneratorContract) -> None:
+    """An input shaped like an image, on a file that does not say what it is: never guessed a latent or a translator."""
+    from ..generator.contract import image_like
+
+    if image_like(contract.latent_shape) and contract.decided.get("takes") is None \
+            and contract.decided.get("latent_shape") != "flag":
+        shape = ",".join(map(str, contract.latent_shape))
+        raise GandiagError(f"{gen.path} takes inputs shaped (N, {shape}), like images: if it is a translator "
+                           "(image-to-image), pass --inputs DIR|NPZ|bundled side with the images to translate "
+                           f"(and --input-range); if it generates from noise maps of that shape, pass --latent-shape "
+                           f"{shape}")
 
 
 def open_inputs(spec: str, opts, kind: Optional[str]) -> TranslatorInputs:

@@ -100,3 +100,18 @@ def complete_contract(contract: GeneratorContract, inputs: TranslatorInputs, how
 
     return replace(contract, takes=inputs.kind, latent_shape=shape, latent_dim=math.prod(shape),
                    decided=decided).validate()
+
+
+def synthetic_inputs(contract: GeneratorContract, n: int, seed: int = 0) -> TranslatorInputs:
+    """``n`` random inputs of the translator's kind and shape (for export's checks; never for metrics)."""
+    from ..data.samples import SampleSet
+
+    g = torch.Generator().manual_seed(seed)
+    shape = tuple(contract.latent_shape or (contract.latent_dim,))
+    if contract.takes == "images":
+        if contract.layout == "NHWC":
+            shape = (shape[2], shape[0], shape[1])
+        data = torch.randint(0, 256, (n,) + shape, generator=g, dtype=torch.uint8)
+    else:
+        data = torch.randn((n,) + shape, generator=g)
+    return TranslatorInputs(SampleSet(contract.takes, data, None, "random inputs"), "random inputs")

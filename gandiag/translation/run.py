@@ -16,6 +16,8 @@ import numpy as np
 import torch
 
 KEEP = 256  # inputs, outputs and reconstructions kept for the diagnostics and the report grids
+# The translation measures' keys in results.metrics (gates accept them like the registered metrics' names).
+MEASURE_NAMES = ("cycle_l1", "identity_l1", "paired_l1", "psnr", "ssim", "change_l1", "label_preservation")
 
 
 @dataclass
