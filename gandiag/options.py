@@ -184,6 +184,9 @@ class EvalOptions:
             out.feature_extractor = [n.strip() for n in out.feature_extractor.split(",") if n.strip()]
         if isinstance(out.feature_weights, (str, bytes)) or hasattr(out.feature_weights, "__fspath__"):
             out.feature_weights = (str(out.feature_weights),)
+        for name in ("output_range", "input_range"):  # the spellings people type: "[-1,1]", "0..1", "uint8"
+            if isinstance(getattr(out, name), str):
+                setattr(out, name, _range(None, None, getattr(out, name)))
         return out
 
     @property

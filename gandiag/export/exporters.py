@@ -119,8 +119,8 @@ def _source(path: Path, opts, to: str, direction: str = "a2b"):
     contract = resolve_contract(gen, opts)
     if contract.is_translator:
         if to == "savedmodel":
-            raise GandiagError(f"--to savedmodel: translators are exported --to onnx, --to export or --to "
-                               "torchscript (their SavedModel rebuild is not written)")
+            raise GandiagError("--to savedmodel: gandiag rebuilds only its latent generators in TensorFlow; export "
+                               "a translator --to onnx, --to export or --to torchscript")
         contract = complete_contract(contract, synthetic_inputs(contract, PROBE_INPUTS), "file")
         contract = probe(gen, contract, opts.seed, "cpu", inputs=synthetic_inputs(contract, PROBE_INPUTS))
     else:
