@@ -35,6 +35,22 @@ class NoisyNegate(torch.nn.Module):
         return (-x + 0.05 * torch.sin(40 * x)).clamp(-1, 1)
 
 
+class ConvTranslator(torch.nn.Module):
+    """A CycleGAN-like network someone pickled: its first layer (Conv2d(1, ...)) looks like a (1, 1, 1) latent map."""
+
+    def __init__(self):
+        super().__init__()
+        self.pad = torch.nn.ReflectionPad2d(1)
+        self.conv = torch.nn.Conv2d(1, 1, 3)
+        with torch.no_grad():
+            self.conv.weight.zero_()
+            self.conv.weight[0, 0, 1, 1] = -1.0  # the centre tap: -x
+            self.conv.bias.zero_()
+
+    def forward(self, x):
+        return torch.tanh(self.conv(self.pad(x)) * 3)
+
+
 class Rotate(torch.nn.Module):
     """ring8 -> ring8 rotated by pi/8 (the bundled pair's truth)."""
 
@@ -162,6 +178,21 @@ def test_an_image_shaped_input_is_never_guessed(foreign_onnx):
                              "digits-inverted:b", "--input-range", "[-1,1]", "-n", N, "--no-progress")
     assert res.returncode == 0, res.stderr
     assert "paired_l1" in res.stdout or "paired" in res.stdout
+
+
+def test_a_trusted_pickle_of_a_conv_translator(tmp_path):
+    from pathlib import Path
+
+    torch.save(ConvTranslator(), tmp_path / "g_ab.pt")
+    here = str(Path(__file__).parent)
+    res = gandiag_in_process("evaluate", tmp_path / "g_ab.pt", "--trust-checkpoint", "--generator-path", here,
+                             "--real", "digits", "--no-progress")
+    assert res.returncode == 2  # a (1, 1, 1) map into a reflection pad: the call fails, one line
+    r = gandiag.evaluate(tmp_path / "g_ab.pt", trust_checkpoint=True, generator_path=(here,),
+                         inputs="digits-inverted:a", real="digits-inverted:b", input_range="[-1,1]",
+                         num_samples=N, progress=False, diagnostics=False)
+    assert r.contract["latent_shape"] == [1, 8, 8] and r.contract["decided"]["takes"] == "flag"
+    assert r.metrics["change_l1"]["value"] > 0.5
 
 
 def test_image_folders_paired_by_order(planted, tmp_path):

@@ -90,7 +90,9 @@ def complete_contract(contract: GeneratorContract, inputs: TranslatorInputs, how
         raise DataError(f"the translator takes {contract.takes} but its inputs {inputs.spec!r} hold {inputs.kind}")
     shape = input_shape(inputs, contract.layout)
     decided = dict(contract.decided)
-    if contract.decided.get("latent_shape") in ("file", "module", "graph", "flag") and contract.latent_shape \
+    # A shape the file or a flag states must match; one read off a module's first layer was a guess at a latent
+    # (a Conv2d(3, ...) reads as a (3, 1, 1) map), which the inputs now replace.
+    if contract.decided.get("latent_shape") in ("file", "flag") and contract.latent_shape \
             and tuple(contract.latent_shape) != shape:
         raise DataError(f"the translator takes inputs shaped {tuple(contract.latent_shape)}, but {inputs.spec!r} "
                         f"holds {inputs.kind} shaped {shape}")
