@@ -27,7 +27,15 @@ Arrays (any may be absent):
   for the first 16 kept generated images, their nearest real image in feature
   space, the distance, and the median nearest-neighbour distance among real
   features (the scale against which "very close" is judged);
-- ``class_counts_fake`` / ``class_counts_real``: class histograms.
+- ``class_counts_fake`` / ``class_counts_real``: class histograms;
+- translators, per direction ``<d>`` (``a2b``; ``b2a`` when the inverse was
+  evaluated too), from the run's :class:`~gandiag.translation.run.TranslationRun`:
+  ``translation_<d>_inputs`` / ``_outputs`` / ``_reconstructions`` (the first
+  16 images, or 256 points, in order: row i of each is one input, its
+  translation and its way back; no reconstructions without an inverse),
+  ``translation_<d>_input_labels`` (those inputs' classes, where the input
+  domain has labels) and, for points, ``translation_<d>_targets`` (the first
+  256 real samples of the target domain).
 """
 
 from __future__ import annotations
@@ -50,6 +58,8 @@ POINTS_CAP = 2000
 IMAGES_CAP = 64
 SEQUENCES_CAP = 64
 NN_PAIRS = 16
+TRANSLATION_IMAGES = 16  # input -> output -> reconstruction triples kept per direction
+TRANSLATION_POINTS = 256  # points kept per direction (inputs, outputs, reconstructions, targets)
 SUFFIX = ".artifacts.npz"
 
 
@@ -149,7 +159,37 @@ def collect(results) -> dict:
             out["class_counts_fake"] = np.bincount(np.asarray(fake_cls, dtype=np.int64), minlength=k)
         if real_cls is not None:
             out["class_counts_real"] = np.bincount(np.asarray(real_cls, dtype=np.int64), minlength=k)
+    out.update(_translation(ctx))
     return out
+
+
+def _translation(ctx) -> dict:
+    """A translator's kept inputs, outputs and reconstructions, per direction (``translation_<d>_*``)."""
+    out: dict = {}
+    back = getattr(ctx, "other_direction", None)
+    for run in (getattr(ctx, "translation", None), getattr(back, "translation", None) if back is not None else None):
+        if run is None or getattr(run, "inputs", None) is None or getattr(run, "outputs", None) is None:
+            continue
+        points = getattr(run, "kind", None) == "points"
+        cap = TRANSLATION_POINTS if points else TRANSLATION_IMAGES
+        prefix = f"translation_{run.direction}_"
+        n = min(cap, len(run.inputs), len(run.outputs))
+        out[prefix + "inputs"] = _numpy(run.inputs[:n])
+        out[prefix + "outputs"] = _numpy(run.outputs[:n])
+        rec = getattr(run, "reconstructions", None)
+        if rec is not None and len(rec) >= n:
+            out[prefix + "reconstructions"] = _numpy(rec[:n])
+        labels = getattr(run, "input_labels", None)
+        if labels is not None and len(labels) >= n and np.asarray(labels).dtype.kind in "iub":
+            out[prefix + "input_labels"] = np.asarray(labels)[:n].astype(np.int64)
+        targets = getattr(run, "target_samples", None)
+        if points and targets is not None:
+            out[prefix + "targets"] = _numpy(targets[:TRANSLATION_POINTS])
+    return out
+
+
+def _numpy(x) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
 
 
 def _kind(ctx) -> str:

@@ -2,6 +2,8 @@
 
 - :mod:`.summary`: metrics, verdicts and gates (``Summary``), runs side by side (``Comparison``);
 - :mod:`.samples`: the sample grid, a row per class (``SampleGrid``);
+- :mod:`.translation`: translators only: inputs, outputs and their way back, the translation measures, label
+  preservation and the translation verdicts, per direction (``Translation``);
 - :mod:`.sequences`: sequences only: trajectories per channel and class (``Trajectories``), temporal health
   with autocorrelation curves (``TemporalHealthSection``), shift/scale copies (``SequenceShapes``);
 - :mod:`.features`: the feature-space projection (``FeatureSpace``), near-duplicate pairs
@@ -28,12 +30,14 @@ from .provenance import Provenance, flatten
 from .samples import SampleGrid
 from .sequences import SequenceShapes, TemporalHealthSection, Trajectories
 from .summary import Comparison, Summary
+from .translation import Translation
 from .training import GradientNorms, TrainingCurves, curve_series, read_training_log, training_log_path
 
-BUILTIN_SECTIONS = (Summary, SampleGrid, Trajectories, FeatureSpace, Modes, TemporalHealthSection, NDBBins, Duplicates,
-                    SequenceShapes, NearestReal, GradientNorms, TrainingCurves, Provenance, Comparison)
+BUILTIN_SECTIONS = (Summary, Translation, SampleGrid, Trajectories, FeatureSpace, Modes, TemporalHealthSection, NDBBins,
+                    Duplicates, SequenceShapes, NearestReal, GradientNorms, TrainingCurves, Provenance, Comparison)
 
 __all__ = ["BUILTIN_SECTIONS", "Section", "tone", "fmt", "first", "scalars", "number_list", "find_diag", "find_signal",
            "reasons", "reason_items", "flatten", "curve_series", "read_training_log", "training_log_path",
            "Summary", "SampleGrid", "FeatureSpace", "Modes", "NDBBins", "Duplicates", "NearestReal", "GradientNorms",
-           "TrainingCurves", "Provenance", "Comparison", "Trajectories", "TemporalHealthSection", "SequenceShapes"]
+           "TrainingCurves", "Provenance", "Comparison", "Trajectories", "TemporalHealthSection", "SequenceShapes",
+           "Translation"]

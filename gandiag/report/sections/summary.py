@@ -16,6 +16,24 @@ from .common import Section, badge, fmt, verdict_block
 GATE_DIGITS = 6  # a gate compares the full value: 40.0004 must not read as 40 beside "max 40: FAIL"
 
 
+def direction_title(direction) -> str:
+    """A translator's direction as people read it: 'b2a' -> 'B→A' (anything else as it is)."""
+    a, sep, b = str(direction).partition("2")
+    return f"{a.upper()}→{b.upper()}" if sep and a and b else str(direction)
+
+
+def split_direction(key) -> tuple:
+    """(key without its direction, direction or None): ``"fid:b2a"`` -> ``("fid", "b2a")``."""
+    rest, _, direction = str(key).partition(":")
+    return rest, direction or None
+
+
+def with_direction(label, key) -> str:
+    """A metric's or diagnostic's label, followed by its direction when the key carries one (``FID (B→A)``)."""
+    direction = split_direction(key)[1]
+    return f"{label} ({direction_title(direction)})" if direction else str(label)
+
+
 def metric_order(names) -> list:
     """Metric keys in the results' documented order (gandiag.results.metric_order)."""
     from ...results import metric_order as order
@@ -42,7 +60,8 @@ def metric_rows(results) -> list:
     for name in metric_order(results.metrics):
         m = results.metrics[name] if isinstance(results.metrics[name], dict) else {}
         hib = m.get("higher_is_better")
-        rows.append((m.get("label", name), fmt(m.get("value")), uncertainty(m), "↑" if hib else "↓" if hib is False else ""))
+        rows.append((with_direction(m.get("label", name), name), fmt(m.get("value")), uncertainty(m),
+                     "↑" if hib else "↓" if hib is False else ""))
     return rows
 
 
@@ -67,8 +86,8 @@ class Summary(Section):
 
     def render(self, view):
         r = view.results
-        verdicts = [verdict_block(view, n, n, d) for n, d in (r.diagnostics or {}).items()
-                    if isinstance(d, dict) and "verdict" in d]
+        verdicts = [verdict_block(view, with_direction(split_direction(n)[0], n), split_direction(n)[0], d)
+                    for n, d in (r.diagnostics or {}).items() if isinstance(d, dict) and "verdict" in d]
         return view.render("""
 {{ kv_table(facts) }}
 {% if rows %}{{ table(["metric", "value", "uncertainty", "better"], rows) }}{% else %}{{ note("No metrics in these results.") }}{% endif %}
@@ -87,7 +106,7 @@ def comparison_metric_rows(runs) -> tuple[list, dict]:
         vals, lo, hi, cells, label = [], [], [], [], k
         for v in runs:
             m = v.results.metrics.get(k) if isinstance(v.results.metrics.get(k), dict) else {}
-            label = m.get("label", label)
+            label = with_direction(m["label"], k) if m.get("label") else label
             val = m.get("value")
             vals.append(val if isinstance(val, (int, float)) else np.nan)
             ci = m.get("ci95") if isinstance(m.get("ci95"), (list, tuple)) and len(m.get("ci95")) == 2 else None
@@ -116,8 +135,9 @@ def comparison_verdict_rows(runs) -> list:
         cells = []
         for v in runs:
             d = v.diagnostic(n)
-            cells.append(badge(d.get("verdict"), verdict_tone(n, d)) if d is not None and "verdict" in d else "—")
-        rows.append([n] + cells)
+            cells.append(badge(d.get("verdict"), verdict_tone(split_direction(n)[0], d))
+                         if d is not None and "verdict" in d else "—")
+        rows.append([with_direction(split_direction(n)[0], n)] + cells)
     return rows
 
 
