@@ -31,7 +31,8 @@ import numpy as np
 from markupsafe import Markup
 
 from .. import figures, render_fragment
-from .common import Section, fmt, scalars, verdict_block
+from .common import Section, fmt, verdict_block
+from .provenance import flatten
 from .summary import direction_title
 
 DIRECTIONS = ("a2b", "b2a")
@@ -164,6 +165,17 @@ def label_preservation_parts(view, direction: str) -> tuple:
     return rows, classes, None
 
 
+EVIDENCE_SKIP = ("verdict", "reasons", "levels", "seconds", "errors")
+EVIDENCE_ROWS = 40
+EVIDENCE_CHARS = 160
+
+
+def evidence_rows(d: dict) -> list:
+    """The numbers a diagnostic wrote beside its verdict, one dotted key per row (``diversity.ratio``)."""
+    rows = flatten({k: v for k, v in d.items() if k not in EVIDENCE_SKIP}, limit=EVIDENCE_ROWS)
+    return [(k, v if len(v) <= EVIDENCE_CHARS else v[:EVIDENCE_CHARS] + "…") for k, v in rows]
+
+
 def verdict_blocks(view, direction: str) -> list:
     """The translation diagnostics of ``direction``: verdict and reasons, then the numbers they wrote."""
     out = []
@@ -171,7 +183,7 @@ def verdict_blocks(view, direction: str) -> list:
         d = view.diagnostic(key(name, direction))
         if d is None:
             continue
-        evidence = scalars(d, skip=("levels",))
+        evidence = evidence_rows(d)
         block = verdict_block(view, name, name, d)
         if evidence:
             block += view.render('<details><summary>{{ name }}: evidence</summary>{{ kv_table(rows) }}</details>',
