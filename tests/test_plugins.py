@@ -571,7 +571,7 @@ BUILTINS = {
     "diagnostic": {"mode_collapse", "gradient_health", "temporal_health"},
     "report section": {"summary", "samples", "feature_space", "modes", "ndb", "duplicates", "memorisation",
                        "gradients", "training", "provenance", "comparison", "trajectories", "temporal_health",
-                       "shapes"},
+                       "shapes", "translation"},
     "architecture": {"mlp-generator", "mlp-discriminator", "dcgan-generator", "dcgan-discriminator",
                      "tcn-generator", "tcn-discriminator", "rnn-generator", "rnn-discriminator"},
 }
