@@ -79,7 +79,7 @@ class DomainPair:
     default_extractor: Optional[str] = None
 
     def side(self, which: str, n: Optional[int] = None, seed: int = 0) -> SampleSet:
-        """One side as a SampleSet (canonical data, the digits' or modes' labels)."""
+        """One side as a SampleSet (canonical data, the digits' or modes' labels); ``n`` draws points, the digits are all 1,797."""
         if which not in SIDES:
             raise DataError(f"{self.name}: side {which!r} is not 'a' or 'b'")
         data, labels = self.load_a(n, seed)

@@ -239,7 +239,7 @@ def finish_direction(ctx, tgt, real, opts) -> dict:
             and "pool" in ctx.real.roles:
         entries["label_preservation"] = label_preservation(
             ctx.fake.features("pool").double().numpy(), ctx.real.features("pool").double().numpy(),
-            real.samples.labels, run.input_labels, seed=opts.seed)
+            real.samples.labels, run.input_labels)
     run.measures = entries
     ctx.translation = run
     return {metric_key(name, None, run.suffix): value for name, value in entries.items()}
