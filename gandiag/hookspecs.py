@@ -264,6 +264,8 @@ KINDS: dict[str, Kind] = {k.kind: k for k in (
         Attr("kinds", "a tuple of the sample kinds it applies to (default: every kind); for other runs it does not "
              "appear", lambda v: v is None or (isinstance(v, (tuple, list)) and all(_is_text(x) for x in v)),
              required=False),
+        _method("applies(view)", " -> bool: does this run have the section at all (default: yes); asked after "
+                "`kinds`", required=False),
     )),
     Kind("architecture", "register_architectures", "register(name, builder)",
          "networks that gandiag checkpoints name instead of pickling them", (

@@ -135,16 +135,22 @@ def _slug(text: str) -> str:
 
 
 def shown(section, view) -> bool:
-    """Whether a run's section appears at all: a section declaring ``kinds`` appears only for runs of those kinds.
+    """Whether a run's section appears at all: a section declaring ``kinds`` appears only for runs of those kinds,
+    and one with ``applies(view)`` only where it says yes (the translation section only for translators).
 
     A run whose kind nothing records (older results, read without artifacts) is an image or point run, so it
     gets the sections that declare ``images``.
     """
     kinds = getattr(section, "kinds", None)
-    if not kinds:
+    if kinds and not (view.kind in kinds if view.kind is not None else "images" in kinds):
+        return False
+    applies = getattr(section, "applies", None)
+    if applies is None:
         return True
-    kind = view.kind
-    return kind in kinds if kind is not None else "images" in kinds
+    try:
+        return bool(applies(view))
+    except Exception:  # a plugin's broken test: show the section, whose render says what failed
+        return True
 
 
 def _render_section(section, view) -> Markup:
