@@ -568,12 +568,14 @@ BUILTINS = {
     "feature extractor": {"inception-v3", "digits", "points", "sequence-stats", "sines", "motion"},
     "metric": {"is", "fid", "kid", "precision", "recall", "density", "coverage", "disc_score", "pred_score",
                "acf_distance", "marginal_w1"},
-    "diagnostic": {"mode_collapse", "gradient_health", "temporal_health"},
+    "diagnostic": {"mode_collapse", "gradient_health", "temporal_health", "input_ignored", "identity_mapping",
+                   "content_preservation", "steganographic_cycle"},
     "report section": {"summary", "samples", "feature_space", "modes", "ndb", "duplicates", "memorisation",
                        "gradients", "training", "provenance", "comparison", "trajectories", "temporal_health",
                        "shapes", "translation"},
     "architecture": {"mlp-generator", "mlp-discriminator", "dcgan-generator", "dcgan-discriminator",
-                     "tcn-generator", "tcn-discriminator", "rnn-generator", "rnn-discriminator"},
+                     "tcn-generator", "tcn-discriminator", "rnn-generator", "rnn-discriminator",
+                     "resnet-translator", "patch-discriminator", "mlp-translator"},
 }
 BUILTIN_COMMANDS = {"train", "diagnose", "export", "report", "gate"}
 

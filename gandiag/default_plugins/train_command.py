@@ -10,6 +10,7 @@ import sys
 
 import click
 
+from ..errors import GandiagError
 from ..hookspecs import hookimpl
 
 
@@ -22,14 +23,48 @@ def _classes(ctx, param, value):
         raise click.BadParameter(f"expected comma-separated class numbers such as 7,8,9, got {value!r}") from None
 
 
+# What `gandiag train cyclegan` takes (gandiag.training.cyclegan.CycleOptions), under the flags' names
+CYCLEGAN_FLAGS = {"batch_size": "batch_size", "width": "width", "depth": "blocks", "lr_g": "lr_g", "lr_d": "lr_d",
+                  "cycle_weight": "cycle_weight", "identity_weight": "identity_weight", "log_every": "log_every",
+                  "eval_every": "eval_every", "ckpt_every": "ckpt_every", "threads": "threads", "device": "device"}
+TRANSLATION_ONLY = ("cycle_weight", "identity_weight")
+
+
+def _changed(ctx, options: dict) -> list:
+    """The options the user set: those whose value is not the flag's default."""
+    defaults = {p.name: p.default for p in ctx.command.params}
+    return [k for k, v in options.items() if v is not None and v != defaults.get(k) and v != []]
+
+
+def _translation_options(options: dict) -> dict:
+    ctx = click.get_current_context()
+    unused = [k for k in _changed(ctx, options) if k not in CYCLEGAN_FLAGS]
+    if unused:
+        flags = ", ".join("--" + k.replace("_", "-") for k in unused)
+        raise GandiagError(f"{flags} do{'es' if len(unused) == 1 else ''} not apply to cyclegan "
+                               "(docs/training.md, \"CycleGAN\")")
+    out = {CYCLEGAN_FLAGS[k]: v for k, v in options.items() if k in CYCLEGAN_FLAGS and v is not None}
+    if out.get("blocks") == 3 and "depth" not in _changed(ctx, options):
+        del out["blocks"]  # --depth's default is the MLP's; the pair's own default applies
+    return out
+
+
+def _gan_options(options: dict) -> dict:
+    used = [k for k in TRANSLATION_ONLY if options.get(k) is not None]
+    if used:
+        raise GandiagError(f"{', '.join('--' + k.replace('_', '-') for k in used)}: only for cyclegan")
+    return {k: v for k, v in options.items() if k not in TRANSLATION_ONLY}
+
+
 @hookimpl(trylast=True)
 def register_commands(cli):
-    from ..training.variants import ARCHS, CELLS, LOSSES, SCHEDULES, VARIANTS
+    from ..training.variants import ARCHS, CELLS, LOSSES, SCHEDULES, TRANSLATION_VARIANTS, VARIANTS
 
     @cli.command()
-    @click.argument("variant", type=click.Choice(list(VARIANTS)))
+    @click.argument("variant", type=click.Choice([*VARIANTS, *TRANSLATION_VARIANTS]))
     @click.option("--data", required=True, metavar="SOURCE",
-                  help="digits, ring8, grid25, sines, an image folder or a .npz.")
+                  help="digits, ring8, grid25, sines, an image folder or a .npz; cyclegan: a pair of domains "
+                       "(digits-inverted, digits-thick, ring8-rotated).")
     @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder: checkpoint.pt and log.jsonl.")
     @click.option("--steps", type=int,
                   help="Generator updates [default: 14000 points (grid25 30000), 1500 images, 2000 sequences].")
@@ -54,7 +89,11 @@ def register_commands(cli):
     @click.option("--latent-dim", type=int, help="[default: 8 points, 32 images]")
     @click.option("--width", type=int, help="Hidden units (MLP) or base channels (conv) [default: 128 / 32].")
     @click.option("--d-input-scale", type=float, help="Points: D's input multiplier [default: 0.1/mode std for a mixture; grid25 0.25].")
-    @click.option("--depth", type=int, default=3, show_default=True, help="MLP hidden layers.")
+    @click.option("--depth", type=int, default=3, show_default=True,
+                  help="MLP hidden layers; cyclegan: residual blocks (images) or hidden layers (points).")
+    @click.option("--cycle-weight", type=float, help="cyclegan: λ, the cycle L1's weight [default: 10].")
+    @click.option("--identity-weight", type=float,
+                  help="cyclegan: the identity L1's weight, times λ [default: 0, off; the authors' 0.5 for photos].")
     @click.option("--arch", type=click.Choice(ARCHS), help="Sequences: tcn or rnn networks [default: the variant's; tcn].")
     @click.option("--cell", type=click.Choice(CELLS), help="rnn nets: LSTM or GRU cells [default: lstm].")
     @click.option("--noise-dim", type=int, help="Sequences: noise values per step [default: 4]; --latent-dim is then "
@@ -76,13 +115,15 @@ def register_commands(cli):
     def train(variant, data, out, steps, seed, resume, overwrite, progress, eval_extractor, lr, **options):
         """Train a reference GAN; OUT/checkpoint.pt is ready for `gandiag evaluate`.
 
-        VARIANT: gan, dcgan, cgan, wgan, wgan-gp, lsgan, hinge-sn; tcn-gan, rnn-gan for sequences (docs/training.md).
+        VARIANT: gan, dcgan, cgan, wgan, wgan-gp, lsgan, hinge-sn; tcn-gan, rnn-gan for sequences; cyclegan for
+        translators between a pair of domains (docs/training.md).
         """
         from ..training import train as run
 
         if lr is not None:
             options["lr_g"] = options["lr_g"] if options["lr_g"] is not None else lr
             options["lr_d"] = options["lr_d"] if options["lr_d"] is not None else lr
+        options = _translation_options(options) if variant in TRANSLATION_VARIANTS else _gan_options(options)
         if resume:  # the checkpoint's configuration wins
             options = {}
         path = run(variant, data, out, steps=steps, seed=seed, resume=resume, overwrite=overwrite,

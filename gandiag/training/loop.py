@@ -31,7 +31,7 @@ from . import losses, periodic_eval, trainlog
 from .data import TrainingData
 from .settings import (OUTPUT_RANGES, Resolved, build_nets, effective_variant, ema_decay, learning_rate,
                        make_optimizer, resolve)
-from .variants import Options, Variant, check_options, get_variant
+from .variants import TRANSLATION_VARIANTS, Options, Variant, check_data, check_options, get_variant
 
 
 class _Meter:
@@ -88,6 +88,15 @@ def train(variant: str, data: str, out, *, steps: Optional[int] = None, seed: in
     ``steps`` extends it). ``stop_after`` ends the run after that step without
     a final checkpoint, as a kill would (for tests).
     """
+    if variant in TRANSLATION_VARIANTS:  # translators between two domains: a loop of their own
+        from .cyclegan import train as train_translators
+
+        if eval_extractor is not None:
+            raise GandiagError(f"{variant} measures its translations against the pair's truth during training; "
+                               "--eval-extractor does not apply")
+        return train_translators(data, out, steps=steps, seed=seed, resume=resume, overwrite=overwrite,
+                                 progress=progress, stop_after=stop_after, **options)
+    check_data(variant, data)
     out = Path(out)
     ckpt_path = out / "checkpoint.pt"
     _check_run_folder(out)

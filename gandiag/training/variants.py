@@ -67,6 +67,15 @@ VARIANTS = {v.name: v for v in [
             arch="rnn", auto_conditional=True,
             reference="Mogren, C-RNN-GAN, 2016; Esteban et al., RCGAN, 2017"),
 ]}
+# Translators between the two domains of a bundled pair (digits-inverted, ...): a loop of their own
+# (gandiag.training.cyclegan), not the one of VARIANTS, which trains a generator of latents.
+TRANSLATION_VARIANTS = {v.name: v for v in [
+    Variant("cyclegan", "CycleGAN: translators A->B and B->A with a discriminator each, least-squares loss, cycle "
+            "L1 (weight 10), identity L1 off by default (--identity-weight), history pools of 50, "
+            "Adam(2e-4, β=(0.5, 0.999)) (points 1e-3); trains on a bundled pair of domains (digits-inverted, digits-thick, ring8-rotated)", "ls",
+            reference="Zhu et al., Unpaired Image-to-Image Translation using Cycle-Consistent Adversarial "
+                      "Networks, 2017"),
+]}
 ARCHS = ("tcn", "rnn")  # sequence network families (--arch)
 CELLS = ("lstm", "gru")  # recurrent cells of rnn nets (--cell)
 
@@ -117,8 +126,24 @@ SCHEDULES = ("constant", "step", "cosine")
 
 def get_variant(name: str) -> Variant:
     if name not in VARIANTS:
-        raise UnknownNameError("training variant", name, list(VARIANTS))
+        raise UnknownNameError("training variant", name, [*VARIANTS, *TRANSLATION_VARIANTS])
     return VARIANTS[name]
+
+
+def check_data(variant: str, data: str) -> None:
+    """A translation variant trains on a bundled pair of domains, and every other variant on anything else:
+    the pair's name alone is no real-data source a GAN of latents could sample (its sides are)."""
+    from ..data import domains
+
+    parsed = domains.parse(data)
+    pairs = ", ".join(domains.PAIRS)
+    if variant in TRANSLATION_VARIANTS and (parsed is None or parsed[1] is not None):
+        side = f": pass the pair's name, {parsed[0].name}, not one side" if parsed else ""
+        raise GandiagError(f"{variant} trains translators on a bundled pair of domains ({pairs}); "
+                           f"--data {data!r} is not one{side}")
+    if variant not in TRANSLATION_VARIANTS and parsed is not None and parsed[1] is None:
+        raise GandiagError(f"--data {data!r} is a pair of domains for translation: train it with `gandiag train "
+                           f"cyclegan`; {variant} can train on one side, --data {data}:a or {data}:b")
 
 
 MAX_PACK = 64  # PacGAN packs 2-4 samples; far beyond that D's input is no longer a sample of anything
