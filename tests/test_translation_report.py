@@ -76,8 +76,8 @@ def test_both_directions_with_grids_measures_and_label_preservation(digits_run):
         assert "<th>input class</th>" in part
         assert fmt(lp["ceiling"]) in part and fmt(lp["value"]) in part
         for cls, e in lp["per_class"].items():
-            assert f'<tr><td>{cls}</td><td class="num">{e["n"]}</td><td class="num">{fmt(e["accuracy"])}</td></tr>' \
-                in part, (title, cls)
+            assert (f'<tr><td>{cls}</td><td class="num">{e["n"]}</td><td class="num">{fmt(e["accuracy"])}</td>'
+                    f'<td class="num">{fmt(e["ceiling"])}</td></tr>') in part, (title, cls)
     assert metrics["cycle_l1"]["value"] == 0  # the planted inverse undoes the translation exactly
 
 

@@ -159,9 +159,9 @@ def label_preservation_parts(view, direction: str) -> tuple:
         for c in sorted(per_class, key=_class_order):
             e = per_class[c]
             if isinstance(e, dict):
-                classes.append((str(c), fmt(e.get("n")), fmt(e.get("accuracy"))))
+                classes.append((str(c), fmt(e.get("n")), fmt(e.get("accuracy")), fmt(e.get("ceiling"))))
             elif isinstance(e, (int, float)):
-                classes.append((str(c), "—", fmt(e)))
+                classes.append((str(c), "—", fmt(e), "—"))
     return rows, classes, None
 
 
@@ -253,7 +253,7 @@ DIRECTION = """<h3 id="{{ anchor }}">Translation {{ title }}{% if src or dst %}:
 {% else %}{{ note("No translation measures for this direction in these results.") }}{% endif %}
 <h4>Label preservation</h4>
 {% if lp_note %}{{ note(lp_note) }}{% elif lp %}{{ kv_table(lp) }}
-{% if classes %}{{ table(["input class", "inputs", "outputs labelled as their input"], classes) }}{% endif %}
+{% if classes %}{{ table(["input class", "inputs", "outputs labelled as their input", "held-out real samples labelled as theirs (the class's ceiling)"], classes) }}{% endif %}
 {% else %}{{ note("Not measured: it needs labelled inputs and labelled real target data.") }}{% endif %}
 <h4>Translation verdicts</h4>
 {% for v in verdicts %}{{ v }}{% endfor %}
