@@ -147,6 +147,8 @@ def perturbation(run, y: torch.Tensor, rec: torch.Tensor, cycle_small: bool, see
                                   "inverse decodes a hidden signal", worst, AMP_BAD))
         elif worst >= AMP_WARN:
             reasons.append(reason("perturbation", "suspect", text, worst, AMP_WARN))
+        else:
+            reasons.append(reason("perturbation", INFO, text, worst, AMP_WARN))
     out["reasons"] = reasons
     return out
 
@@ -165,7 +167,9 @@ def visibility(kind: str, x: torch.Tensor, y: torch.Tensor, spread: float, cycle
                                  "information came back through something the outputs barely show",
                                  ratio, VISIBLE_MIN)]
     else:
-        out["reasons"] = []
+        out["reasons"] = [reason("visibility", INFO, f"outputs vary {fmt(ratio)}× as much as their inputs; the "
+                                 f"inverse recovers the inputs to within {fmt(cycle_rel)} of their spread",
+                                 ratio, VISIBLE_MIN)]
     return out
 
 

@@ -210,7 +210,7 @@ def _diversity(run, d_out: torch.Tensor, x: torch.Tensor) -> dict:
             f"{fmt(div_ref)})")
     lvl = _level(ratio, DIVERSITY_WARN, DIVERSITY_BAD, IGNORED_LEVELS) if np.isfinite(ratio) else None
     out["reasons"] = [reason("diversity", lvl or INFO, text, ratio,
-                             DIVERSITY_BAD if lvl == IGNORED_LEVELS[2] else DIVERSITY_WARN)] if lvl else []
+                             DIVERSITY_BAD if lvl == IGNORED_LEVELS[2] else DIVERSITY_WARN)]
     return out
 
 
@@ -233,7 +233,9 @@ def _consistency(run, x: torch.Tensor, fy: torch.Tensor, d_out: torch.Tensor, se
         out["reasons"] = [reason("consistency", lvl, text, gap,
                                  CONSISTENCY_BAD if lvl == IGNORED_LEVELS[2] else CONSISTENCY_WARN)]
     else:
-        out["reasons"] = []
+        out["reasons"] = [reason("consistency", INFO, f"the same inputs translated again in other batches land "
+                                 f"{fmt(gap)}× as far from their first outputs as different inputs' outputs lie "
+                                 "from each other", gap, CONSISTENCY_WARN)]
     return out
 
 
@@ -266,7 +268,8 @@ def _dependence(run, x: torch.Tensor, d_out: torch.Tensor, seed: int) -> dict:
     if float(d_out.max()) == 0:
         text = "every output is the same: distances between inputs do not show in the outputs at all"
     out["reasons"] = [reason("dependence", lvl, text + ": the output barely depends on which input it came from",
-                             score, DEPENDENCE_BAD if lvl == IGNORED_LEVELS[2] else DEPENDENCE_WARN)] if lvl else []
+                             score, DEPENDENCE_BAD if lvl == IGNORED_LEVELS[2] else DEPENDENCE_WARN)] if lvl else \
+        [reason("dependence", INFO, text, score, DEPENDENCE_WARN)]
     return out
 
 
@@ -322,8 +325,8 @@ def _identity(kind: str, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor) -> d
     lvl = _level(ratio, IDENTITY_WARN, IDENTITY_BAD, IDENTITY_LEVELS)
     text = (f"outputs moved {fmt(change)} from their inputs, {fmt(ratio)}× the distance from an input to the nearest "
             f"target sample ({fmt(gap)}); {closer:.0%} of outputs are closer to their input than to any target sample")
-    out["reasons"] = [reason("change", lvl, text, ratio, IDENTITY_BAD if lvl == IDENTITY_LEVELS[2] else IDENTITY_WARN)
-                      ] if lvl else []
+    out["reasons"] = [reason("change", lvl or INFO, text, ratio,
+                             IDENTITY_BAD if lvl == IDENTITY_LEVELS[2] else IDENTITY_WARN)]
     return out
 
 
@@ -389,6 +392,6 @@ def _content(entry: dict, input_labels) -> dict:
             f"{ceiling:.0%}): {fmt(score)} of the way from chance to the ceiling")
     if flipped:
         text += f"; classes mostly changed: {', '.join(flipped[:10])}"
-    out["reasons"] = [reason("labels", lvl, text, score, CONTENT_BAD if lvl == CONTENT_LEVELS[2] else CONTENT_WARN)
-                      ] if lvl else []
+    out["reasons"] = [reason("labels", lvl or INFO, text, score,
+                             CONTENT_BAD if lvl == CONTENT_LEVELS[2] else CONTENT_WARN)]
     return out
