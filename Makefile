@@ -30,6 +30,9 @@ demo: $(STAMP)
 	# 4. A sequence GAN: a causal dilated TCN on TimeGAN's sines, with TimeGAN's scores and temporal verdicts.
 	$(BIN)/gandiag train tcn-gan --data sines --steps 1000 --out $(DEMO)/tcn-sines --overwrite
 	$(BIN)/gandiag evaluate $(DEMO)/tcn-sines/checkpoint.pt -n 1000 --json $(DEMO)/tcn-sines.json --report $(DEMO)/tcn-sines.html
+	# 5. A CycleGAN between the digits and the inverted digits: both directions, translation measures and verdicts.
+	$(BIN)/gandiag train cyclegan --data digits-inverted --out $(DEMO)/cyclegan-digits-inverted --overwrite
+	$(BIN)/gandiag evaluate $(DEMO)/cyclegan-digits-inverted/checkpoint.pt --json $(DEMO)/cyclegan-digits-inverted.json --report $(DEMO)/cyclegan-digits-inverted.html
 	@echo "demo results and reports are under $(DEMO)/"
 
 test: $(STAMP)

@@ -58,6 +58,15 @@ def test_checkpoint_holds_both_directions_as_named_networks(digits_run):
     assert ckpt["config"]["variant_name"] == "cyclegan" and ckpt["config"]["resolved"]["identity_weight"] == 0
 
 
+def test_the_identity_loss_is_on_by_default_only_where_the_truth_is_near_an_identity():
+    from gandiag.training.cyclegan import CycleOptions, resolve
+
+    assert resolve(CycleOptions(), "images", "digits-thick")["identity_weight"] == 5.0  # 0.5 × λ
+    assert resolve(CycleOptions(), "images", "digits-inverted")["identity_weight"] == 0
+    assert resolve(CycleOptions(), "points", "ring8-rotated")["identity_weight"] == 0
+    assert resolve(CycleOptions(identity_weight=0.0), "images", "digits-thick")["identity_weight"] == 0
+
+
 def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(tmp_path):
     opts = dict(steps=30, seed=3, width=16, batch_size=8, ckpt_every=10, log_every=5, eval_every=10,
                 progress=False, pool_size=4)

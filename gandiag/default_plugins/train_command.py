@@ -93,7 +93,7 @@ def register_commands(cli):
                   help="MLP hidden layers; cyclegan: residual blocks (images) or hidden layers (points).")
     @click.option("--cycle-weight", type=float, help="cyclegan: λ, the cycle L1's weight [default: 10].")
     @click.option("--identity-weight", type=float,
-                  help="cyclegan: the identity L1's weight, times λ [default: 0, off; the authors' 0.5 for photos].")
+                  help="cyclegan: the identity L1's weight, times λ [default: the pair's: 0.5 digits-thick, 0 others].")
     @click.option("--arch", type=click.Choice(ARCHS), help="Sequences: tcn or rnn networks [default: the variant's; tcn].")
     @click.option("--cell", type=click.Choice(CELLS), help="rnn nets: LSTM or GRU cells [default: lstm].")
     @click.option("--noise-dim", type=int, help="Sequences: noise values per step [default: 4]; --latent-dim is then "

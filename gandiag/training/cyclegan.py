@@ -10,11 +10,14 @@ sample?) and D_A. Each step, as the authors' code does it:
    cycle ``λ·|G_BA(G_AB(a)) - a|₁ + λ·|G_AB(G_BA(b)) - b|₁`` (λ = 10) and,
    with ``identity_weight`` w > 0, identity ``w·λ·(|G_AB(b) - b|₁ + |G_BA(a) - a|₁)``,
    which keeps a translator from changing what already belongs to its target
-   domain. Off by default: the authors used it (w = 0.5) for paintings and
-   photos, whose colours should stay; on the bundled pairs it penalises the
-   exact translation itself (inverting an inverted digit is no identity), and
-   with w = 0.5 a run on digits-inverted loses the digits' classes (label
-   preservation 6%, docs/training.md, "CycleGAN") where w = 0 keeps them (86%);
+   domain. The authors used it (w = 0.5) for paintings and photos, whose
+   colours should stay. Its default here is the pair's (``IDENTITY_WEIGHTS``):
+   on for digits-thick, whose truth is close to an identity (without it 2 of
+   3 seeds changed the digits; with it all kept them), off for
+   digits-inverted and ring8-rotated, whose exact translations it penalises
+   (inverting an inverted digit is no identity: with w = 0.5 the digits lose
+   their classes, label preservation 7% against 86% without; docs/training.md,
+   "Translators");
 3. the discriminators' update on real samples and on translations from a
    history pool of 50 (half the time an older translation: D does not
    forget what G used to make, which damps oscillation).
@@ -48,11 +51,14 @@ from . import losses, trainlog
 from .unpaired import HistoryPool, PairData
 from .variants import TRANSLATION_VARIANTS
 
-# Defaults by the pair's sample kind (docs/training.md, "CycleGAN"); chosen so that each pair learns its
+# Defaults by the pair's sample kind (docs/training.md, "Translators"); chosen so that each pair learns its
 # translation in a few minutes on 2 CPU cores.
 IMAGE_DEFAULTS = {"steps": 1500, "batch_size": 16, "width": 32, "blocks": 3, "lr": 2e-4}
 # points: the GAN trainer's learning rate on points; translators start at the identity and must move every
 # point 0.39 (ring8-rotated) onto modes of std 0.01
+# The identity loss's weight (times λ) by pair, measured (benchmarks/translation_quality.py, 3 seeds each): it helps
+# where the truth is near an identity and hurts where the truth moves every target sample too.
+IDENTITY_WEIGHTS = {"digits-thick": 0.5, "digits-inverted": 0.0, "ring8-rotated": 0.0}
 POINT_DEFAULTS = {"steps": 4000, "batch_size": 64, "width": 64, "blocks": 3, "lr": 1e-3, "d_input_scale": 10.0}
 # d_input_scale: the point discriminator's input multiplier, 0.1 / ring8's mode std (0.01), as the GAN trainer's.
 EVAL_N = 256  # inputs per side for the periodic paired and cycle errors
@@ -70,7 +76,7 @@ class CycleOptions:
     lr_g: Optional[float] = None  # default: 2e-4 (images, the authors'), 1e-3 (points)
     lr_d: Optional[float] = None
     cycle_weight: float = 10.0  # λ
-    identity_weight: float = 0.0  # times λ; the authors' 0.5 for paintings and photos (see the module's docstring)
+    identity_weight: Optional[float] = None  # times λ; default: the pair's (IDENTITY_WEIGHTS)
     pool_size: int = 50
     log_every: int = 50
     eval_every: Optional[int] = None  # default: steps // 10
@@ -92,14 +98,15 @@ class CycleOptions:
         return self
 
 
-def resolve(o: CycleOptions, kind: str) -> dict:
+def resolve(o: CycleOptions, kind: str, pair: str) -> dict:
     d = IMAGE_DEFAULTS if kind == "images" else POINT_DEFAULTS
+    identity = IDENTITY_WEIGHTS.get(pair, 0.0) if o.identity_weight is None else o.identity_weight
     steps = o.steps or d["steps"]
     pick = lambda mine, key: d[key] if mine is None else mine  # noqa: E731
     return {"loss": "ls", "steps": steps, "batch_size": pick(o.batch_size, "batch_size"),
             "width": pick(o.width, "width"), "blocks": pick(o.blocks, "blocks"), "lr_g": pick(o.lr_g, "lr"),
             "lr_d": pick(o.lr_d, "lr"),
-            "cycle_weight": o.cycle_weight, "identity_weight": o.identity_weight * o.cycle_weight,
+            "cycle_weight": o.cycle_weight, "identity_weight": identity * o.cycle_weight,
             "pool_size": o.pool_size, "decay_from": steps // 2, "eval_every": o.eval_every or max(steps // 10, 1)}
 
 
@@ -339,7 +346,7 @@ def _resumed(path: Path, data: str, steps: Optional[int]) -> tuple:
 
 def _train(o: CycleOptions, data: str, out: Path, path: Path, prior, progress: bool, stop_after) -> Path:
     pair_data = PairData(data, o.seed, o.device)
-    r = resolve(o, pair_data.kind)
+    r = resolve(o, pair_data.kind, data)
     run = Run(o, pair_data, r)
     config = {"variant_name": "cyclegan", "variant": TRANSLATION_VARIANTS["cyclegan"].to_json(), "data": data,
               "options": o.to_json(), "resolved": r, "eval_extractor": None,
