@@ -99,6 +99,12 @@ def test_points_pair_trains_and_evaluates(tmp_path):
     (["gan", "--data", "ring8", "--cycle-weight", "3"], "only for cyclegan"),
     (["cyclegan", "--data", "digits-inverted", "--steps", "0"], "--steps"),
     (["cyclegan", "--data", "no-such-pair"], "pair of domains"),
+    (["cyclegan", "--data", "digits-inverted", "--lr", "nan"], "finite"),
+    (["cyclegan", "--data", "digits-inverted", "--device", "tpu"], "not a device"),
+    (["cyclegan", "--data", "digits-inverted", "--identity-weight", "-1"], "--identity-weight"),
+    (["gan", "--data", "ring8", "--lr", "inf"], "finite"),  # the same checks guard every variant
+    (["gan", "--data", "ring8", "--lr-d", "-0.1"], "--lr-d must be positive"),
+    (["gan", "--data", "ring8", "--device", "cuda:99"], "cuda"),
 ])
 def test_refusals_are_one_line_and_exit_2(tmp_path, args, words):
     res = gandiag_in_process("train", *args, "--out", tmp_path / "run", "--no-progress")

@@ -88,13 +88,16 @@ class CycleOptions:
         return asdict(self)
 
     def check(self) -> "CycleOptions":
+        from .variants import check_numbers_and_device
+
+        check_numbers_and_device(self)
         for name in ("steps", "batch_size", "width", "blocks", "eval_every", "log_every", "ckpt_every", "threads"):
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise GandiagError(f"--{name.replace('_', '-')} must be positive, got {v}")
         for name in ("lr_g", "lr_d", "cycle_weight", "identity_weight", "pool_size"):
             if getattr(self, name) is not None and getattr(self, name) < 0:
-                raise GandiagError(f"{name} must not be negative, got {getattr(self, name)}")
+                raise GandiagError(f"--{name.replace('_', '-')} must not be negative, got {getattr(self, name)}")
         return self
 
 

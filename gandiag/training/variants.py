@@ -149,7 +149,29 @@ def check_data(variant: str, data: str) -> None:
 MAX_PACK = 64  # PacGAN packs 2-4 samples; far beyond that D's input is no longer a sample of anything
 
 
+def check_numbers_and_device(o) -> None:
+    """Every number of an options dataclass finite (a NaN learning rate is bad input, not a crash deep in the
+    optimiser), and its device one this machine has."""
+    import dataclasses
+    import math
+
+    from ..options import check_device
+
+    for f in dataclasses.fields(o):
+        v = getattr(o, f.name)
+        if isinstance(v, float) and not math.isfinite(v):
+            raise GandiagError(f"--{f.name.replace('_', '-')} must be a finite number, got {v}")
+    check_device(o.device)
+
+
 def check_options(o: Options) -> None:
+    check_numbers_and_device(o)
+    for name in ("lr_g", "lr_d"):
+        if getattr(o, name) is not None and getattr(o, name) <= 0:
+            raise GandiagError(f"--{name.replace('_', '-')} must be positive, got {getattr(o, name)}")
+    for name in ("instance_noise", "grad_clip"):
+        if getattr(o, name) < 0:
+            raise GandiagError(f"--{name.replace('_', '-')} must not be negative, got {getattr(o, name)}")
     if not 1 <= o.pack <= MAX_PACK:
         raise GandiagError(f"--pack must be between 1 and {MAX_PACK}, got {o.pack}")
     if o.loss is not None and o.loss not in LOSSES:
