@@ -92,7 +92,8 @@ def test_same_seed_same_numbers(tmp_path, ring_npz):
 
 @pytest.mark.parametrize("args, match", [
     (["evaluate", "missing.pt"], "no such file"),
-    (["evaluate", "RING", "--real", "nowhere"], "valid: basicmotions, digits, grid25, gunpoint, ring8, sines, an image folder, a .npz or a .npy file"),
+    (["evaluate", "RING", "--real", "nowhere"], "valid: basicmotions, digits, digits-inverted:a|b, digits-thick:a|b, grid25, gunpoint, ring8, ring8-rotated:a|b, "
+     "sines, an image folder, a .npz or a .npy file"),
     (["evaluate", "RING", "--real", "ring8", "--metrics", "fid,bogus"], "unknown metric 'bogus'"),
     (["evaluate", "RING", "--real", "ring8", "--metrics", "is"], "needs 'logits' features"),
     (["evaluate", "RING", "--real", "ring8", "--num-samples", "3"], "too few"),

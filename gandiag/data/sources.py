@@ -111,7 +111,16 @@ def resolve_source(spec: str):
     for src in reg.values():
         if src.matches(spec):
             return src
-    named = ", ".join(sorted(n for n in reg.names() if n != PathSource.name))
+    names, sides = [], {}
+    for n in sorted(n for n in reg.names() if n != PathSource.name):
+        pair, _, side = n.rpartition(":")
+        if pair and side in ("a", "b"):  # a bundled pair's sides, said once: digits-inverted:a|b
+            sides.setdefault(pair, []).append(side)
+            if len(sides[pair]) == 1:
+                names.append(pair)
+        else:
+            names.append(n)
+    named = ", ".join(f"{n}:{'|'.join(sides[n])}" if n in sides else n for n in names)
     raise DataError(f"unknown real data source {spec!r} (and no such file or folder); valid: {named}, an image folder, a .npz or a .npy file")
 
 
