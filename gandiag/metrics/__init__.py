@@ -31,6 +31,7 @@ class MetricContext:
     # Published FID statistics given as --real (a ReferenceStats): then ``real`` is None, and only metrics whose
     # ``real_statistics_suffice`` is true run (FID, on ``real_statistics.stats(role)``); the others are not applicable.
     real_statistics: Optional[object] = None
+    chosen: tuple = ()  # names of the metrics that run, so metrics sharing work do only what is asked for
 
 
 class Metric(Protocol):
@@ -107,6 +108,7 @@ def compute_metrics(chosen: list, ctx: MetricContext, features: str, key_feature
     spec = extractors[features] if features in extractors else None
     relabel = dict(getattr(spec, "metric_labels", None) or {})  # e.g. FID -> FD on sequence features
     out = {}
+    ctx.chosen = tuple(m.name for m in chosen)
     for m in chosen:
         t0 = time.perf_counter()
         why = not_applicable(m, ctx)

@@ -35,7 +35,7 @@ import torch
 
 from ..features.stats import FeatureStats
 from .fid import frechet_distance
-from .prdc import BLOCK, _ball_counts, _nearest_dist, _sqdist
+from .prdc import ball_metrics, self_radii
 
 PRDC_CAP = 5000
 BOOTSTRAPPED = ("fid", "precision", "recall", "density", "coverage")
@@ -46,28 +46,14 @@ CI_METHOD = "bootstrap percentile interval recentred on the estimate"
 
 def radii_excluding_copies(x: torch.Tensor, src: torch.Tensor, k: int) -> torch.Tensor:
     """k-th nearest-neighbour distance of each row, ignoring rows drawn from the same original point."""
-    x_sq = (x * x).sum(1)
-    out = torch.empty(x.shape[0], dtype=torch.float64, device=x.device)
-    for i in range(0, x.shape[0], BLOCK):
-        d = _sqdist(x[i : i + BLOCK], x, x_sq)
-        d[src[i : i + BLOCK, None] == src[None, :]] = math.inf
-        out[i : i + BLOCK] = d.topk(k, dim=1, largest=False).values[:, k - 1]
-    return out.sqrt()
+    return self_radii(x, (k,), src)[k]
 
 
 def _prdc_once(real: torch.Tensor, fake: torch.Tensor, ri: np.ndarray, fi: np.ndarray, prc_k: int, dc_k: int,
                wanted: set) -> dict:
-    x, y = real[ri], fake[fi]
-    rsrc, fsrc = torch.from_numpy(ri), torch.from_numpy(fi)
-    out = {}
-    if wanted & {"precision", "recall"}:
-        out["precision"] = float((_ball_counts(y, x, radii_excluding_copies(x, rsrc, prc_k), strict=False) > 0).double().mean())
-        out["recall"] = float((_ball_counts(x, y, radii_excluding_copies(y, fsrc, prc_k), strict=False) > 0).double().mean())
-    if wanted & {"density", "coverage"}:
-        radii = radii_excluding_copies(x, rsrc, dc_k)
-        out["density"] = float(_ball_counts(y, x, radii, strict=True).double().sum() / (dc_k * y.shape[0]))
-        out["coverage"] = float((_nearest_dist(x, y) < radii).double().mean())
-    return out
+    """The wanted ball metrics of one resample, in one set of distance passes (copies are not neighbours)."""
+    return ball_metrics(real[ri], fake[fi], prc_k, dc_k, tuple(sorted(wanted)),
+                        x_src=torch.from_numpy(ri).to(real.device), y_src=torch.from_numpy(fi).to(fake.device))
 
 
 def add_confidence_intervals(out_metrics: dict, chosen, mctx, n: int, progress: Optional[Callable] = None) -> None:

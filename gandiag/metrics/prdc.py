@@ -8,17 +8,30 @@ of generated balls. Density counts, per generated sample, how many real balls
 (k=5, strict ``<`` as in clovaai/prdc) contain it, over kM; coverage is the
 share of real balls that contain at least one generated sample.
 
-Distances are computed in float64 blocks of rows so memory stays O(block·N)
-rather than O(N²), which is what lets these run on 50k sets.
+**One pass per pair of sets.** All four need three distance matrices, each
+computed once, in float64 blocks of rows (memory O(block·N), not O(N²), so
+50k sets fit): real×real for the real radii of both k (one top-k of the
+larger k), fake×fake for the generated radii, and one real×fake pass from
+which every block answers all four at once (precision and density per
+generated row, recall and coverage reduced over the rows per real column).
+The previous code computed the real×fake distances four times and real×real
+twice; values are the same (tests/test_metric_definitions.py checks them
+against the definition and clovaai's ``prdc``).
 """
 
 from __future__ import annotations
+
+import math
+from typing import Optional
 
 import torch
 
 from . import MetricContext, finite_or_raise
 
-BLOCK = 2048
+BLOCK = 2048  # rows per distance block ...
+BLOCK_ELEMENTS = 1 << 26  # ... and at most this many float64 entries (512 MiB) in one
+PR = ("precision", "recall")
+DC = ("density", "coverage")
 
 
 def _sqdist(a: torch.Tensor, b: torch.Tensor, b_sq: torch.Tensor) -> torch.Tensor:
@@ -26,82 +39,123 @@ def _sqdist(a: torch.Tensor, b: torch.Tensor, b_sq: torch.Tensor) -> torch.Tenso
     return d.mul_(-2.0).add_(b_sq[None, :]).add_((a * a).sum(1, keepdim=True)).clamp_min_(0)
 
 
+def _rows(n_cols: int) -> int:
+    return max(1, min(BLOCK, BLOCK_ELEMENTS // max(n_cols, 1)))
+
+
+def self_radii(x: torch.Tensor, ks, src: Optional[torch.Tensor] = None) -> dict:
+    """{k: distance of each row to its k-th nearest other row} for every k in ``ks``, from one pass over x×x.
+
+    With ``src`` (the original index of each row of a bootstrap resample), copies of one original point are
+    not each other's neighbours: a duplicate at distance 0 would shrink every radius.
+    """
+    ks = sorted(set(int(k) for k in ks))
+    if x.shape[0] <= ks[-1]:
+        raise ValueError(f"need more than k={ks[-1]} samples for nearest-neighbour radii, got {x.shape[0]}")
+    x_sq = (x * x).sum(1)
+    out = {k: torch.empty(x.shape[0], dtype=torch.float64, device=x.device) for k in ks}
+    step = _rows(x.shape[0])
+    for i in range(0, x.shape[0], step):
+        d = _sqdist(x[i : i + step], x, x_sq)
+        if src is None:  # the k+1 smallest include the point itself at distance 0
+            values = d.topk(ks[-1] + 1, dim=1, largest=False).values
+            for k in ks:
+                out[k][i : i + step] = values[:, k]
+        else:
+            d[src[i : i + step, None] == src[None, :]] = math.inf
+            values = d.topk(ks[-1], dim=1, largest=False).values
+            for k in ks:
+                out[k][i : i + step] = values[:, k - 1]
+    return {k: v.sqrt() for k, v in out.items()}
+
+
 def kth_nn_radii(x: torch.Tensor, k: int) -> torch.Tensor:
     """Distance of each row to its k-th nearest other row (float64)."""
-    if x.shape[0] <= k:
-        raise ValueError(f"need more than k={k} samples for nearest-neighbour radii, got {x.shape[0]}")
+    return self_radii(x, (k,))[k]
+
+
+def ball_metrics(x: torch.Tensor, y: torch.Tensor, prc_k: int = 3, dc_k: int = 5, wanted=PR + DC,
+                 x_src: Optional[torch.Tensor] = None, y_src: Optional[torch.Tensor] = None) -> dict:
+    """Precision, recall (k = ``prc_k``), density, coverage (k = ``dc_k``) of fake ``y`` against real ``x``
+    (float64 rows), each distance block computed once; only the ``wanted`` ones (and what they need)."""
+    pr, dc = bool(set(wanted) & set(PR)), bool(set(wanted) & set(DC))
+    rx = self_radii(x, ([prc_k] if pr else []) + ([dc_k] if dc else []), x_src)
+    ry = self_radii(y, (prc_k,), y_src)[prc_k] if pr else None
     x_sq = (x * x).sum(1)
-    out = torch.empty(x.shape[0], dtype=torch.float64, device=x.device)
-    for i in range(0, x.shape[0], BLOCK):
-        d = _sqdist(x[i : i + BLOCK], x, x_sq)
-        # k+1 smallest includes the point itself at distance 0.
-        out[i : i + BLOCK] = d.topk(k + 1, dim=1, largest=False).values[:, k]
-    return out.sqrt()
-
-
-def _ball_counts(queries: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor, strict: bool) -> torch.Tensor:
-    """For each query, how many balls (centre, radius) contain it."""
-    c_sq = (centres * centres).sum(1)
-    r2 = radii * radii
-    counts = torch.empty(queries.shape[0], dtype=torch.long, device=queries.device)
-    for i in range(0, queries.shape[0], BLOCK):
-        d = _sqdist(queries[i : i + BLOCK], centres, c_sq)
-        inside = d < r2[None, :] if strict else d <= r2[None, :]
-        counts[i : i + BLOCK] = inside.sum(1)
-    return counts
-
-
-def _nearest_dist(queries: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-    p_sq = (points * points).sum(1)
-    out = torch.empty(queries.shape[0], dtype=torch.float64, device=queries.device)
-    for i in range(0, queries.shape[0], BLOCK):
-        out[i : i + BLOCK] = _sqdist(queries[i : i + BLOCK], points, p_sq).min(1).values
-    return out.sqrt()
+    nx, ny = x.shape[0], y.shape[0]
+    if pr:
+        rx_pr2, ry_pr2 = rx[prc_k] * rx[prc_k], ry * ry
+        in_real = torch.empty(ny, dtype=torch.bool, device=x.device)
+        in_fake = torch.zeros(nx, dtype=torch.bool, device=x.device)
+    if dc:
+        rx_dc2 = rx[dc_k] * rx[dc_k]
+        balls = torch.empty(ny, dtype=torch.long, device=x.device)
+        nearest = torch.full((nx,), math.inf, dtype=torch.float64, device=x.device)
+    step = _rows(nx)
+    for i in range(0, ny, step):
+        d = _sqdist(y[i : i + step], x, x_sq)  # generated rows × real columns
+        if pr:
+            in_real[i : i + step] = (d <= rx_pr2[None, :]).any(1)
+            in_fake |= (d <= ry_pr2[i : i + step, None]).any(0)
+        if dc:
+            balls[i : i + step] = (d < rx_dc2[None, :]).sum(1)
+            torch.minimum(nearest, d.min(0).values, out=nearest)
+    out = {}
+    if pr:
+        out.update(precision=float(in_real.double().mean()), recall=float(in_fake.double().mean()))
+    if dc:
+        out.update(density=float(balls.double().sum() / (dc_k * ny)),
+                   coverage=float((nearest.sqrt() < rx[dc_k]).double().mean()))
+    return out
 
 
 def precision_recall(real, fake, k: int = 3, device: str = "cpu") -> dict:
     x = torch.as_tensor(real, device=device).to(torch.float64)
     y = torch.as_tensor(fake, device=device).to(torch.float64)
-    precision = (_ball_counts(y, x, kth_nn_radii(x, k), strict=False) > 0).double().mean()
-    recall = (_ball_counts(x, y, kth_nn_radii(y, k), strict=False) > 0).double().mean()
-    return {"precision": float(precision), "recall": float(recall), "k": k}
+    return {**ball_metrics(x, y, prc_k=k, wanted=PR), "k": k}
 
 
 def density_coverage(real, fake, k: int = 5, device: str = "cpu") -> dict:
     x = torch.as_tensor(real, device=device).to(torch.float64)
     y = torch.as_tensor(fake, device=device).to(torch.float64)
-    radii = kth_nn_radii(x, k)
-    density = _ball_counts(y, x, radii, strict=True).double().sum() / (k * y.shape[0])
-    coverage = (_nearest_dist(x, y) < radii).double().mean()
-    return {"density": float(density), "coverage": float(coverage), "k": k}
+    return {**ball_metrics(x, y, dc_k=k, wanted=DC), "k": k}
+
+
+def all_four(real, fake, prc_k: int, dc_k: int, device: str = "cpu", wanted=PR + DC) -> dict:
+    """The ``wanted`` ones of the four from one set of distance passes."""
+    x = torch.as_tensor(real, device=device).to(torch.float64)
+    y = torch.as_tensor(fake, device=device).to(torch.float64)
+    return ball_metrics(x, y, prc_k=prc_k, dc_k=dc_k, wanted=wanted)
 
 
 class PRDCMetric:
-    """One of the four ball-based metrics; the pair computed together shares its distance work."""
+    """One of the four ball-based metrics; whichever of them run share one set of distance passes."""
 
     role, needs_real, higher_is_better = "pool", True, True
 
-    def __init__(self, name: str, label: str, fn, k_option: str, description: str):
+    def __init__(self, name: str, label: str, k_option: str, description: str):
         self.name, self.label, self.description = name, label, description
-        self._fn, self._k_option = fn, k_option
+        self._k_option = k_option
 
     def compute(self, ctx: MetricContext) -> dict:
-        k = getattr(ctx.options, self._k_option)
-        key = (self._fn.__name__, k)
-        if key not in ctx.shared:
-            ctx.shared[key] = self._fn(ctx.real.features(self.role), ctx.fake.features(self.role), k, ctx.options.device)
-        r = ctx.shared[key]
-        return {"value": finite_or_raise(self.name, r[self.name]), "k": r["k"]}
+        prc_k, dc_k = ctx.options.prc_k, ctx.options.dc_k
+        wanted = tuple(n for n in PR + DC if n in ctx.chosen) or PR + DC
+        key = ("prdc", prc_k, dc_k, wanted)
+        if key not in ctx.shared or self.name not in ctx.shared[key]:
+            ctx.shared[key] = all_four(ctx.real.features(self.role), ctx.fake.features(self.role), prc_k, dc_k,
+                                       ctx.options.device, wanted if self.name in wanted else (self.name,))
+        return {"value": finite_or_raise(self.name, ctx.shared[key][self.name]),
+                "k": getattr(ctx.options, self._k_option)}
 
 
 def builtin_metrics() -> list:
     return [
-        PRDCMetric("precision", "Precision", precision_recall, "prc_k",
+        PRDCMetric("precision", "Precision", "prc_k",
                    "share of generated samples inside the real manifold (k-NN balls, k=3)"),
-        PRDCMetric("recall", "Recall", precision_recall, "prc_k",
+        PRDCMetric("recall", "Recall", "prc_k",
                    "share of real samples inside the generated manifold (k-NN balls, k=3)"),
-        PRDCMetric("density", "Density", density_coverage, "dc_k",
+        PRDCMetric("density", "Density", "dc_k",
                    "mean number of real k-NN balls (k=5) containing a generated sample, over k"),
-        PRDCMetric("coverage", "Coverage", density_coverage, "dc_k",
+        PRDCMetric("coverage", "Coverage", "dc_k",
                    "share of real k-NN balls (k=5) containing at least one generated sample"),
     ]

@@ -1,0 +1,131 @@
+"""The k-NN metrics' stage: gandiag's precision/recall/density/coverage against clovaai's ``prdc`` and
+torch-fidelity's precision/recall, same features, same process, values checked equal before times are compared.
+
+Features are synthetic (offline there are no 50k real images): two Gaussian clouds of N points in D
+dimensions, the fake one shifted and scaled a little, float32 as extractors give them. gandiag computes all
+four in one set of float64 distance passes (gandiag/metrics/prdc.py); clovaai's package computes them with
+scikit-learn's pairwise distances over whole N×N matrices (O(N²) memory: rows where it would not fit are
+marked "skipped"); torch-fidelity computes precision and recall only (k=3), in float32 on the device.
+
+    PYTHONPATH=. python benchmarks/bench_knn.py --n 2000,10000 --dim 2048
+    PYTHONPATH=. python benchmarks/bench_knn.py --n 10000,50000 --dim 2048 --device cuda
+
+Writes benchmarks/results/bench_knn_<device>.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+CLOVA_MAX_N = 20000  # N×N float64 matrices: 3.2 GB each at 20k; beyond that the package cannot run here
+
+
+def clouds(n: int, dim: int, seed: int = 0) -> tuple:
+    rng = np.random.default_rng(seed)
+    real = rng.standard_normal((n, dim), dtype=np.float32)
+    fake = rng.standard_normal((n, dim), dtype=np.float32) * 1.02 + 0.01
+    return real, fake
+
+
+def timed(fn):
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    out = fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return out, time.perf_counter() - t
+
+
+def ours(real, fake, device: str) -> tuple:
+    from gandiag.metrics.prdc import all_four
+
+    x, y = torch.from_numpy(real), torch.from_numpy(fake)
+    return timed(lambda: all_four(x, y, 3, 5, device))
+
+
+def clovaai(real, fake) -> tuple:
+    import prdc
+
+    d3, t3 = timed(lambda: prdc.compute_prdc(real_features=real, fake_features=fake, nearest_k=3))
+    d5, t5 = timed(lambda: prdc.compute_prdc(real_features=real, fake_features=fake, nearest_k=5))
+    return {"precision": float(d3["precision"]), "recall": float(d3["recall"]), "density": float(d5["density"]),
+            "coverage": float(d5["coverage"])}, t3 + t5
+
+
+def fidelity(real, fake, device: str) -> tuple:
+    from torch_fidelity.metric_prc import prc_features_to_metric
+
+    x, y = torch.from_numpy(real).to(device), torch.from_numpy(fake).to(device)
+    # its convention: features_1 generated, features_2 real; the memory-saving path, as at 50k one must
+    out, t = timed(lambda: prc_features_to_metric(y, x, prc_neighborhood=3, prc_batch_size=10000,
+                                                  save_cpu_ram=True, verbose=False))
+    return {"precision": float(out["precision"]), "recall": float(out["recall"])}, t
+
+
+def row(n: int, dim: int, device: str) -> dict:
+    real, fake = clouds(n, dim)
+    mine, t_mine = ours(real, fake, device)
+    out = {"n": n, "dim": dim, "device": device, "gandiag_s": round(t_mine, 2), "gandiag": mine}
+    if n <= CLOVA_MAX_N:
+        ref, t_ref = clovaai(real, fake)
+        out.update(clovaai_s=round(t_ref, 2), clovaai=ref,
+                   same_as_clovaai=all(abs(ref[k] - mine[k]) < 1e-9 for k in ref))
+    try:
+        tf, t_tf = fidelity(real, fake, device)
+        out.update(torch_fidelity_s=round(t_tf, 2), torch_fidelity=tf,
+                   same_as_torch_fidelity=all(abs(tf[k] - mine[k]) < 1e-3 for k in tf))
+    except Exception as exc:  # torch-fidelity's API moves between versions: say so rather than fail
+        out["torch_fidelity_error"] = f"{type(exc).__name__}: {exc}"[:200]
+    return out
+
+
+def table(rows: list) -> str:
+    lines = [f"k-NN metrics stage (precision/recall k=3, density/coverage k=5), torch {torch.__version__}, "
+             f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads", "",
+             "| N real + N fake | dim | device | gandiag, all four (s) | clovaai prdc, all four (s) | speed-up | "
+             "torch-fidelity, P/R only (s) | same values? |", "| ---: | ---: | --- | ---: | ---: | ---: | ---: | --- |"]
+    for r in rows:
+        c = r.get("clovaai_s")
+        same = []
+        if "same_as_clovaai" in r:
+            same.append("prdc: " + ("yes" if r["same_as_clovaai"] else "NO"))
+        if "same_as_torch_fidelity" in r:
+            same.append("torch-fidelity P/R: " + ("yes" if r["same_as_torch_fidelity"] else "NO"))
+        ratio = f"{c / r['gandiag_s']:.1f}x" if c else "–"
+        lines.append(f"| {r['n']:,} | {r['dim']} | {r['device']} | {r['gandiag_s']} | "
+                     f"{c if c is not None else 'skipped (N×N memory)'} | {ratio} | "
+                     f"{r.get('torch_fidelity_s', 'n/a')} | {', '.join(same) or '–'} |")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", default="2000,10000")
+    ap.add_argument("--dim", type=int, default=2048)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    args = ap.parse_args()
+    rows = []
+    for n in (int(v) for v in args.n.split(",")):
+        rows.append(row(n, args.dim, args.device))
+        print(json.dumps(rows[-1]), flush=True)
+    text = table(rows)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"bench_knn_{args.device.split(':')[0]}"
+    (out / f"{stem}.json").write_text(json.dumps({"torch": torch.__version__, "rows": rows}, indent=1))
+    (out / f"{stem}.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
