@@ -150,6 +150,9 @@ class EvalOptions:
         "Image folders: read images in subfolders too (torch-fidelity's --samples-find-deep) [default: the folder "
         "alone, as torch-fidelity]."))
     use_cache: bool = opt(True, "--cache/--no-cache", help="Read and write the real-feature cache.")
+    compile: Optional[bool] = opt(None, "--compile/--no-compile", help=(
+        "torch.compile the feature extractor (Inception-v3) [default: on CPU from 1,000 images per run, where it "
+        "pays for itself; off on GPU]."))
     progress: Optional[bool] = opt(None, "--progress/--no-progress",
                                    help="Progress bars on stderr [default: when stderr is a terminal].")
     metrics: Optional[Sequence[str]] = opt(None, "--metrics", group="evaluate", callback=_csv, metavar="LIST", help=(

@@ -76,3 +76,28 @@ def test_set_against_itself_gives_zero_fid(image_folders, inception_weights):
                          feature_weights=inception_weights, device="cpu", diagnostics=False)
     assert r.value("fid") == pytest.approx(0.0, abs=1e-6)
     assert r.value("precision") == 1.0 and r.value("recall") == 1.0
+
+
+@pytest.fixture(scope="module")
+def compiled_run(image_folders, inception_weights):
+    """The same evaluation with Inception through torch.compile (inductor, frozen weights): batches of 16 for
+    30 images, so the last batch of 14 goes through the padding path."""
+    fake, real = image_folders
+    return gandiag.evaluate(
+        fake, real, metrics=["is", "fid", "kid"], feature_extractor="inception-v3", feature_weights=inception_weights,
+        device="cpu", kid_subsets=50, kid_subset_size=20, is_splits=3, use_cache=False, batch_size=16,
+        diagnostics=False, compile=True,
+    )
+
+
+def test_compiled_features_give_torch_fidelitys_numbers(both, compiled_run):
+    ref, eager = both
+    r = compiled_run
+    compute = r.provenance["compute"]
+    assert compute["compile"] is True and compute["compiled_extractors"]["inception-v3"]["why"] == "--compile", \
+        (compute, r.warnings)
+    assert r.value("fid") == pytest.approx(ref["frechet_inception_distance"], rel=1e-4)
+    assert r.value("kid") == pytest.approx(ref["kernel_inception_distance_mean"], rel=1e-4)
+    assert r.value("is") == pytest.approx(ref["inception_score_mean"], rel=1e-4)
+    assert r.value("fid") == pytest.approx(eager.value("fid"), rel=1e-5)  # compiled vs eager, same weights
+    assert eager.provenance["compute"]["compile"] is False  # 60 images: below the CPU rule, eager by default

@@ -77,10 +77,18 @@ class InceptionExtractor:
         self.net.to(device).eval()
         self.weights_path = str(path)
         self.weights_sha256 = sha256_file(path)
+        self.compiled_call = None
+
+    def compile(self, warn) -> None:
+        """Run through ``torch.compile`` from now on (gandiag.features.compiled: when, and what it measured)."""
+        from .compiled import CompiledCall
+
+        self.compiled_call = CompiledCall(self.net, self.device, warn)
 
     @torch.no_grad()
     def __call__(self, batch: torch.Tensor) -> dict:
-        pool, logits = self.net(to_rgb(batch.to(self.device)))
+        x = to_rgb(batch.to(self.device))
+        pool, logits = (self.compiled_call or self.net)(x)
         return {"pool": pool, "logits": logits}
 
 
