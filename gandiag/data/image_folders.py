@@ -48,9 +48,23 @@ class FolderSampleSet:
         return self._shape
 
     def batches(self, batch_size: int) -> Iterator[torch.Tensor]:
-        for i in range(0, self.n, batch_size):
-            arrays = [_read_image(p, self._shape[0]) for p in self.paths[i : i + batch_size]]
-            yield torch.from_numpy(np.stack(arrays))
+        """Decoded batches, in listing order, made ahead of the consumer (gandiag.data.prefetch); pinned in
+        memory where a CUDA device is there to copy them to."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from .prefetch import decode_threads, prefetched
+
+        pin = torch.cuda.is_available()
+        channels = self._shape[0]
+
+        def decode():
+            with ThreadPoolExecutor(decode_threads(), thread_name_prefix="gandiag-decode") as pool:
+                for i in range(0, self.n, batch_size):
+                    arrays = list(pool.map(lambda p: _read_image(p, channels), self.paths[i : i + batch_size]))
+                    batch = torch.from_numpy(np.stack(arrays))
+                    yield batch.pin_memory() if pin else batch
+
+        return prefetched(decode)
 
     def content_hash(self) -> str:
         """Every file's path relative to the folder and its bytes, and whether subfolders were read: a recursive
