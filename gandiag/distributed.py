@@ -78,31 +78,51 @@ def _destroy() -> None:
     _OWNED = False
 
 
-def gather_in_sample_order(fs: FeatureSet, kept, ranges: list, world: int):
-    """All ranks' features (and kept samples) concatenated in global sample order."""
+def _gather_rows(x: torch.Tensor, counts: list) -> torch.Tensor:
+    """Every rank's rows of ``x`` (``counts[r]`` of them on rank r), in rank order, through preallocated buffers
+    of the largest count: one ``all_gather`` of tensors, on the GPU under NCCL."""
     import torch.distributed as dist
 
-    idx = np.concatenate([np.arange(a, b) for a, b in ranges]) if ranges else np.zeros(0, np.int64)
-    payload = {
-        "idx": idx,
-        "features": {r: fs.features(r) for r in fs.roles},
-        "labels": fs.labels,
-        "kept": kept,
-    }
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    send = torch.zeros((max(counts), *x.shape[1:]), dtype=x.dtype, device=device)
+    send[: x.shape[0]] = x.to(device)
+    buffers = [torch.empty_like(send) for _ in counts]
+    dist.all_gather(buffers, send)
+    return torch.cat([b[:c] for b, c in zip(buffers, counts)]).cpu()
+
+
+def gather_in_sample_order(fs: FeatureSet, kept, all_ranges: list, world: int):
+    """All ranks' features (and kept samples) concatenated in global sample order.
+
+    ``all_ranges[r]`` are rank r's sample ranges (:func:`~gandiag.generator.sampling.shard_ranges`), which
+    every rank knows, so the order needs no message. Features and labels travel as tensors (one
+    ``all_gather`` per role into preallocated buffers); only a few bytes of header (each role's width and
+    dtype, from a rank that has rows) and the handful of samples kept for the report go as objects.
+    """
+    import torch.distributed as dist
+
+    counts = [sum(b - a for a, b in r) for r in all_ranges]
+    idx = np.concatenate([np.arange(a, b) for r in all_ranges for a, b in r]) if any(counts) else np.zeros(0, int)
+    order = torch.from_numpy(np.argsort(idx, kind="stable"))
+    header = {r: (tuple(fs.features(r).shape[1:]), str(fs.features(r).dtype)) for r in fs.roles}
     parts = [None] * world
-    dist.all_gather_object(parts, payload)
-    order = np.argsort(np.concatenate([p["idx"] for p in parts]), kind="stable")
+    dist.all_gather_object(parts, {"roles": header, "labels": fs.labels is not None, "kept": kept})
+    roles = next((p["roles"] for p in parts if p["roles"]), {})
+    me = dist.get_rank()
+    merged = {}
+    for role, (shape, dtype) in roles.items():  # the same roles in the same order on every rank
+        rows = fs.features(role) if role in fs.roles else torch.zeros((0, *shape), dtype=getattr(torch, dtype[6:]))
+        merged[role] = _gather_rows(rows, counts)[order]
     out = FeatureSet()
-    roles = parts[0]["features"].keys()
-    merged = {r: torch.cat([p["features"][r] for p in parts])[torch.from_numpy(order)] for r in roles}
     for i in range(0, len(order), GATHER_CHUNK):  # streamed stats, in sample order
         out.add({r: x[i : i + GATHER_CHUNK] for r, x in merged.items()})
-    if parts[0]["labels"] is not None:
-        out.labels = np.concatenate([p["labels"] for p in parts])[order]
+    if any(p["labels"] for p in parts):
+        mine = torch.as_tensor(np.asarray(fs.labels if fs.labels is not None else np.zeros(counts[me])), dtype=torch.int64)
+        out.labels = _gather_rows(mine, counts)[order].numpy()
     kept_parts = [p["kept"] for p in parts if p["kept"] is not None]
     kept_all = kept
-    if kept_parts and len(kept_parts) == world and all(len(k) == len(p["idx"]) for k, p in zip(kept_parts, parts)):
-        kept_all = torch.cat(kept_parts)[torch.from_numpy(order)]  # points: every sample is kept
+    if kept_parts and len(kept_parts) == world and all(len(k) == c for k, c in zip(kept_parts, counts)):
+        kept_all = torch.cat(kept_parts)[order]  # points: every sample is kept
     elif parts[0]["kept"] is not None:
         kept_all = parts[0]["kept"]  # images: the first samples live in rank 0's first block
     return out, kept_all

@@ -318,9 +318,9 @@ def generated_features(tgt: Target, real: Optional[Real], extractors: list, opts
         sets, kept, labels = extract(stream, tgt.n, extractors, "sampling + features",
                                      opts.show_progress and rank == 0, keep, timings)
         if world > 1:
-            ranges = shard_ranges(tgt.n, opts.batch_size, rank, world)
+            all_ranges = [shard_ranges(tgt.n, opts.batch_size, r, world) for r in range(world)]
             for i, name in enumerate(sets):
-                sets[name], gathered = distributed.gather_in_sample_order(sets[name], kept, ranges, world)
+                sets[name], gathered = distributed.gather_in_sample_order(sets[name], kept, all_ranges, world)
                 if i == 0:
                     kept_all, labels = gathered, sets[name].labels
             kept = kept_all

@@ -67,3 +67,24 @@ def test_diagnose_under_torchrun_prints_once_and_exits_0(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     assert res.stdout.count("gandiag diagnose:") == 1
     assert json.loads((tmp_path / "d.json").read_text())["diagnostics"]["gradient_health"]["verdict"] == "healthy"
+
+
+def test_a_conditional_image_generator_gathers_features_labels_and_kept_samples(tmp_path):
+    """Images (only rank 0's first samples are kept for the report) with class labels, gathered as tensors:
+    three seed blocks and a bit (rank 0 holds blocks 0 and 2, rank 1 block 1: the order matters) and unequal
+    counts, so the buffers are padded."""
+    cgan = Path(__file__).parent / "fixtures" / "models" / "digits_cgan" / "checkpoint.pt"
+    args = ["evaluate", str(cgan), "-n", "2601", "--batch-size", "100", "--no-progress", "--json"]
+    single = _run([sys.executable, "-m", "gandiag.cli", *args, str(tmp_path / "s.json")])
+    assert single.returncode == 0, single.stderr
+    multi = _run([*TORCHRUN, "-m", "gandiag.cli", *args, str(tmp_path / "d.json")])
+    assert multi.returncode == 0, multi.stderr[-3000:]
+    s, d = (json.loads((tmp_path / f).read_text()) for f in ("s.json", "d.json"))
+    for name, m in s["metrics"].items():
+        assert d["metrics"][name]["value"] == pytest.approx(m["value"], rel=1e-9, abs=1e-12), name
+    for name, diag in s["diagnostics"].items():  # mode_collapse reads the labels: per-class calls agree
+        assert d["diagnostics"][name]["verdict"] == diag["verdict"], name
+    cond = lambda r: r["diagnostics"]["mode_collapse"]["signals"]["classes"]["conditional"]["per_class"]  # noqa
+    for c, e in cond(s).items():  # per-class agreement of each label with the classifier: labels in sample order
+        assert (cond(d)[c]["n"], cond(d)[c]["agreement"]) == (e["n"], e["agreement"]), c
+        assert cond(d)[c]["diversity"] == pytest.approx(e["diversity"], rel=1e-9), c
