@@ -309,11 +309,17 @@ COMPARABLE_WHEN_PRESENT = (
 _MISSING = object()
 
 
+# Names one precision had in earlier results: fp32 on a CPU is what --compute-precision calls strict.
+PRECISION_ALIASES = {"fp32": "strict"}
+
+
 def _dig(d, path):
     for key in path:
         if not isinstance(d, dict) or key not in d:
             return _MISSING
         d = d[key]
+    if path == ("provenance", "compute", "precision") and isinstance(d, str):
+        return PRECISION_ALIASES.get(d, d)
     return d
 
 

@@ -150,6 +150,9 @@ class EvalOptions:
         "Image folders: read images in subfolders too (torch-fidelity's --samples-find-deep) [default: the folder "
         "alone, as torch-fidelity]."))
     use_cache: bool = opt(True, "--cache/--no-cache", help="Read and write the real-feature cache.")
+    compute_precision: Optional[str] = opt(None, "--compute-precision", type="choice:strict,tf32,bf16", help=(
+        "Numerics of the feature network: strict fp32, tf32 (GPU) or bf16 (faster, features ~1.5% off) [default: "
+        "strict on CPU, torch's own defaults on GPU]; recorded, and baselines must match it."))
     compile: Optional[bool] = opt(None, "--compile/--no-compile", help=(
         "torch.compile the feature extractor (Inception-v3) [default: on CPU from 1,000 images per run, where it "
         "pays for itself; off on GPU]."))

@@ -30,7 +30,7 @@ from .data.reference_stats import ReferenceStats, match_extractors
 from .data.samples import open_samples
 from .data.sources import bundled_source, load_real, named_by_file
 from .errors import CheckpointError, DataError, GandiagError
-from .features import compiled
+from .features import compiled, precision
 from .features.extraction import build_extractors, check_memory, extract, real_features
 from .features.featureset import FeatureSet
 from .generator.contract import GeneratorContract
@@ -109,6 +109,7 @@ class EvalContext:
     translation: object = None  # a translator's TranslationRun (gandiag.translation.run): what went in and out
     other_direction: object = None  # a translator's B -> A EvalContext, when it has an inverse
     compiled: dict = field(default_factory=dict)  # {extractor: {"compiled", "why"}} (gandiag.features.compiled)
+    numerics: str = "strict"  # the feature networks' precision mode (gandiag.features.precision)
 
     @property
     def seed(self) -> int:
@@ -174,6 +175,7 @@ def evaluate_direction(tgt: Target, real_data: Optional[Real], opts: EvalOptions
                                       real_data.spec if real_data else None, opts.device)
         compiled_extractors = compiled.apply(extractors, opts.compile, tgt.n + (real_data.n if real_data else 0),
                                              opts.device, warnings.append)
+        extractors, numerics = precision.apply(extractors, opts.compute_precision, opts.device, warnings.append)
     chosen = choose_metrics(opts.metrics, list(extractors[0].roles), real_data is not None)
     check_memory(tgt.n, real_data.n if real_data else 0, extractors, math.prod(tgt.sample_shape))
     real_stats = real_data.statistics if real_data is not None else None
@@ -196,6 +198,7 @@ def evaluate_direction(tgt: Target, real_data: Optional[Real], opts: EvalOptions
                       features={e.name: (fake_sets[e.name], real_sets.get(e.name)) for e in extractors},
                       extractors=extractors, real_statistics=real_stats)
     ctx.compiled = compiled.state(extractors, compiled_extractors)
+    ctx.numerics = numerics
     with timings.stage("metrics"):
         for i, e in enumerate(extractors):
             mctx = MetricContext(fake_sets[e.name], real_sets.get(e.name), opts, warnings,
@@ -384,7 +387,7 @@ def provenance(ctx: EvalContext, n: int, timings: Timings, world: int) -> dict:
         "world_size": world,
         "extractor": _extractor_info(extractor),  # the primary one: plain metric keys are on its features
         "extractors": [_extractor_info(e) for e in ctx.extractors],
-        "metric_options": opts.comparable(), "compute": compute_settings(device, ctx.compiled),
+        "metric_options": opts.comparable(), "compute": compute_settings(ctx.numerics, ctx.compiled),
         **({"real_statistics": {**ctx.real_statistics.to_json(), "assumed_extractor": _extractor_info(extractor)}}
            if ctx.real_statistics is not None else {}),
         "timings_s": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in timings.items()},
@@ -396,15 +399,11 @@ def _extractor_info(e) -> dict:
     return {"name": e.name, "weights_sha256": e.weights_sha256, "preprocessing": e.preprocessing}
 
 
-def compute_settings(device: str, compiled: Optional[dict] = None) -> dict:
+def compute_settings(numerics: str, compiled: Optional[dict] = None) -> dict:
     """The numerics in force (gates compare ``precision``), and which extractors ran compiled and why."""
     compiled = compiled or {}
-    out = {"precision": "fp32", "compile": any(c.get("compiled") for c in compiled.values()),
-           "compiled_extractors": compiled}
-    if device.startswith("cuda"):
-        out["precision"] = (f"torch default (matmul {torch.backends.cuda.matmul.fp32_precision}, "
-                            f"cudnn conv {torch.backends.cudnn.conv.fp32_precision})")
-    return out
+    return {"precision": numerics, "compile": any(c.get("compiled") for c in compiled.values()),
+            "compiled_extractors": compiled}
 
 
 def _first(batches, n):

@@ -94,8 +94,9 @@ def test_compiled_features_give_torch_fidelitys_numbers(both, compiled_run):
     ref, eager = both
     r = compiled_run
     compute = r.provenance["compute"]
-    assert compute["compile"] is True and compute["compiled_extractors"]["inception-v3"]["why"] == "--compile", \
-        (compute, r.warnings)
+    entry = compute["compiled_extractors"]["inception-v3"]
+    assert compute["compile"] is True and entry["why"] == "--compile", (compute, r.warnings)
+    assert entry["first_batch_s"] > 0  # what compiling cost, on record
     assert r.value("fid") == pytest.approx(ref["frechet_inception_distance"], rel=1e-4)
     assert r.value("kid") == pytest.approx(ref["kernel_inception_distance_mean"], rel=1e-4)
     assert r.value("is") == pytest.approx(ref["inception_score_mean"], rel=1e-4)

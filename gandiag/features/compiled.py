@@ -23,6 +23,7 @@ whether the features came from a compiled network (``provenance.compute``).
 
 from __future__ import annotations
 
+import time
 from typing import Callable, Optional
 
 import torch
@@ -54,6 +55,7 @@ class CompiledCall:
         self.compiled = torch.compile(net, dynamic=False, options=options)
         self.batch: Optional[int] = None
         self.failed: Optional[str] = None
+        self.first_call_s: Optional[float] = None  # compilation plus one batch: what compiling cost this run
 
     def __call__(self, x: torch.Tensor):
         if self.failed is not None:
@@ -65,8 +67,11 @@ class CompiledCall:
             parts = [self(x[i : i + self.batch]) for i in range(0, n, self.batch)]
             return tuple(torch.cat(p) for p in zip(*parts))
         padded = x if n == self.batch else torch.cat([x, x.new_zeros((self.batch - n, *x.shape[1:]))])
+        t0 = time.perf_counter()
         try:
             out = self.compiled(padded)
+            if self.first_call_s is None:
+                self.first_call_s = round(time.perf_counter() - t0, 3)
         except Exception as exc:  # the backend, not the data: the eager network gives the same features
             self.failed = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
             self.warn(f"compiling the feature extractor failed ({self.failed}); running it without compilation")
@@ -90,8 +95,11 @@ def state(extractors: list, decided: dict) -> dict:
     out = {}
     for e in extractors:
         entry = dict(decided.get(e.name, {"compiled": False, "why": "not decided"}))
-        failed = getattr(getattr(e, "compiled_call", None), "failed", None)
+        call = getattr(e, "compiled_call", None)
+        failed = getattr(call, "failed", None)
         if entry["compiled"] and failed:
             entry.update(compiled=False, why=f"compilation failed, ran eagerly: {failed}")
+        elif entry["compiled"] and getattr(call, "first_call_s", None) is not None:
+            entry["first_batch_s"] = call.first_call_s  # compiling plus the first batch
         out[e.name] = entry
     return out

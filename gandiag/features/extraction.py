@@ -123,7 +123,9 @@ def real_features(real_samples, real_hash: str, spec: str, extractor, *, use_cac
     """Features of the real data: from a valid cache entry, else one pass (then cached)."""
     key = None
     if use_cache and extractor.weights_sha256:
-        key = cache.feature_key(real_hash, extractor.name, extractor.weights_sha256)
+        variant = getattr(extractor, "cache_variant", None)  # --compute-precision bf16's features are its own
+        key = cache.feature_key(real_hash, extractor.name + (f"|{variant}" if variant else ""),
+                                extractor.weights_sha256)
         hit, warning = cache.load(key, real_samples.n, dict(extractor.roles))
         if warning:
             warn(warning)
