@@ -126,3 +126,50 @@ def gather_in_sample_order(fs: FeatureSet, kept, all_ranges: list, world: int):
     elif parts[0]["kept"] is not None:
         kept_all = parts[0]["kept"]  # images: the first samples live in rank 0's first block
     return out, kept_all
+
+
+class RowShard:
+    """This rank's contiguous share of the rows of a distance computation, and the collectives that put the
+    shares back together (gandiag.metrics.prdc): with one process, the whole range and no messages."""
+
+    def __init__(self, rank: int = 0, world: int = 1):
+        self.rank, self.world = rank, world
+
+    def span(self, n: int) -> tuple:
+        return n * self.rank // self.world, n * (self.rank + 1) // self.world
+
+    def gather(self, part: torch.Tensor, n: int) -> torch.Tensor:
+        """Every rank's rows of a length-``n`` result (each computed its own span), in row order."""
+        if self.world == 1:
+            return part
+        counts = [n * (r + 1) // self.world - n * r // self.world for r in range(self.world)]
+        return _gather_rows(part, counts).to(part.device)
+
+    def _reduce(self, t: torch.Tensor, op) -> torch.Tensor:
+        if self.world == 1:
+            return t
+        import torch.distributed as dist
+
+        device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+        buf = (t.to(torch.int32) if t.dtype == torch.bool else t).to(device)
+        dist.all_reduce(buf, op=op)
+        return buf.to(t.device).to(t.dtype)
+
+    def any(self, mask: torch.Tensor) -> torch.Tensor:
+        import torch.distributed as dist
+
+        return self._reduce(mask, dist.ReduceOp.MAX if self.world > 1 else None)
+
+    def min(self, t: torch.Tensor) -> torch.Tensor:
+        import torch.distributed as dist
+
+        return self._reduce(t, dist.ReduceOp.MIN if self.world > 1 else None)
+
+
+def row_shard() -> "RowShard | None":
+    """The shard of this process under torchrun, or None when there is one process."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        return RowShard(dist.get_rank(), dist.get_world_size())
+    return None

@@ -88,3 +88,41 @@ def test_a_conditional_image_generator_gathers_features_labels_and_kept_samples(
     for c, e in cond(s).items():  # per-class agreement of each label with the classifier: labels in sample order
         assert (cond(d)[c]["n"], cond(d)[c]["agreement"]) == (e["n"], e["agreement"]), c
         assert cond(d)[c]["diversity"] == pytest.approx(e["diversity"], rel=1e-9), c
+
+
+SHARDED = """
+import json, os, sys
+import torch
+from gandiag import distributed
+from gandiag.metrics.prdc import ball_metrics
+distributed.setup("cpu")
+g = torch.Generator().manual_seed(5)
+x = torch.randn(1003, 16, generator=g, dtype=torch.float64)
+y = torch.randn(997, 16, generator=g, dtype=torch.float64) * 1.1 + 0.05
+out = ball_metrics(x, y, 3, 5, shard=distributed.row_shard())
+with open(f"{sys.argv[1]}/rank{os.environ['RANK']}.json", "w") as f:
+    json.dump(out, f)
+distributed.leave()
+"""
+
+
+def test_each_rank_computes_its_rows_of_the_distance_work(tmp_path, monkeypatch):
+    """Ball metrics under torchrun: each rank its own span of rows, per-row results gathered and per-column
+    ones reduced; both ranks end with exactly the single process's four numbers."""
+    import torch
+
+    from gandiag import distributed
+    from gandiag.metrics.prdc import ball_metrics
+
+    script = tmp_path / "sharded.py"
+    script.write_text(SHARDED)
+    res = _run([*TORCHRUN, str(script), str(tmp_path)])
+    assert res.returncode == 0, res.stderr[-3000:]
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(1003, 16, generator=g, dtype=torch.float64)
+    y = torch.randn(997, 16, generator=g, dtype=torch.float64) * 1.1 + 0.05
+    single = ball_metrics(x, y, 3, 5)
+    for r in (0, 1):
+        assert json.loads((tmp_path / f"rank{r}.json").read_text()) == single
+    spans = [distributed.RowShard(r, 3).span(1003) for r in range(3)]
+    assert spans == [(0, 334), (334, 668), (668, 1003)]  # contiguous, covering, as gather puts them back

@@ -43,29 +43,35 @@ def _rows(n_cols: int) -> int:
     return max(1, min(BLOCK, BLOCK_ELEMENTS // max(n_cols, 1)))
 
 
-def self_radii(x: torch.Tensor, ks, src: Optional[torch.Tensor] = None) -> dict:
+def self_radii(x: torch.Tensor, ks, src: Optional[torch.Tensor] = None, shard=None) -> dict:
     """{k: distance of each row to its k-th nearest other row} for every k in ``ks``, from one pass over x×x.
 
     With ``src`` (the original index of each row of a bootstrap resample), copies of one original point are
-    not each other's neighbours: a duplicate at distance 0 would shrink every radius.
+    not each other's neighbours: a duplicate at distance 0 would shrink every radius. With ``shard`` (under
+    torchrun) this rank computes its span of rows and the ranks exchange their radii.
     """
     ks = sorted(set(int(k) for k in ks))
-    if x.shape[0] <= ks[-1]:
-        raise ValueError(f"need more than k={ks[-1]} samples for nearest-neighbour radii, got {x.shape[0]}")
+    n = x.shape[0]
+    if n <= ks[-1]:
+        raise ValueError(f"need more than k={ks[-1]} samples for nearest-neighbour radii, got {n}")
+    lo, hi = shard.span(n) if shard is not None else (0, n)
     x_sq = (x * x).sum(1)
-    out = {k: torch.empty(x.shape[0], dtype=torch.float64, device=x.device) for k in ks}
-    step = _rows(x.shape[0])
-    for i in range(0, x.shape[0], step):
-        d = _sqdist(x[i : i + step], x, x_sq)
+    out = {k: torch.empty(hi - lo, dtype=torch.float64, device=x.device) for k in ks}
+    step = _rows(n)
+    for i in range(lo, hi, step):
+        j = min(i + step, hi)
+        d = _sqdist(x[i:j], x, x_sq)
         if src is None:  # the k+1 smallest include the point itself at distance 0
             values = d.topk(ks[-1] + 1, dim=1, largest=False).values
             for k in ks:
-                out[k][i : i + step] = values[:, k]
+                out[k][i - lo : j - lo] = values[:, k]
         else:
-            d[src[i : i + step, None] == src[None, :]] = math.inf
+            d[src[i:j, None] == src[None, :]] = math.inf
             values = d.topk(ks[-1], dim=1, largest=False).values
             for k in ks:
-                out[k][i : i + step] = values[:, k - 1]
+                out[k][i - lo : j - lo] = values[:, k - 1]
+    if shard is not None:
+        out = {k: shard.gather(v, n) for k, v in out.items()}
     return {k: v.sqrt() for k, v in out.items()}
 
 
@@ -75,31 +81,41 @@ def kth_nn_radii(x: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def ball_metrics(x: torch.Tensor, y: torch.Tensor, prc_k: int = 3, dc_k: int = 5, wanted=PR + DC,
-                 x_src: Optional[torch.Tensor] = None, y_src: Optional[torch.Tensor] = None) -> dict:
+                 x_src: Optional[torch.Tensor] = None, y_src: Optional[torch.Tensor] = None, shard=None) -> dict:
     """Precision, recall (k = ``prc_k``), density, coverage (k = ``dc_k``) of fake ``y`` against real ``x``
-    (float64 rows), each distance block computed once; only the ``wanted`` ones (and what they need)."""
+    (float64 rows), each distance block computed once; only the ``wanted`` ones (and what they need).
+
+    With ``shard`` (a :class:`gandiag.distributed.RowShard` under torchrun) each rank computes its own span of
+    rows of every pass: per-row results are gathered, per-column ones reduced (any, min)."""
     pr, dc = bool(set(wanted) & set(PR)), bool(set(wanted) & set(DC))
-    rx = self_radii(x, ([prc_k] if pr else []) + ([dc_k] if dc else []), x_src)
-    ry = self_radii(y, (prc_k,), y_src)[prc_k] if pr else None
+    rx = self_radii(x, ([prc_k] if pr else []) + ([dc_k] if dc else []), x_src, shard)
+    ry = self_radii(y, (prc_k,), y_src, shard)[prc_k] if pr else None
     x_sq = (x * x).sum(1)
     nx, ny = x.shape[0], y.shape[0]
+    lo, hi = shard.span(ny) if shard is not None else (0, ny)
     if pr:
         rx_pr2, ry_pr2 = rx[prc_k] * rx[prc_k], ry * ry
-        in_real = torch.empty(ny, dtype=torch.bool, device=x.device)
+        in_real = torch.empty(hi - lo, dtype=torch.bool, device=x.device)
         in_fake = torch.zeros(nx, dtype=torch.bool, device=x.device)
     if dc:
         rx_dc2 = rx[dc_k] * rx[dc_k]
-        balls = torch.empty(ny, dtype=torch.long, device=x.device)
+        balls = torch.empty(hi - lo, dtype=torch.long, device=x.device)
         nearest = torch.full((nx,), math.inf, dtype=torch.float64, device=x.device)
     step = _rows(nx)
-    for i in range(0, ny, step):
-        d = _sqdist(y[i : i + step], x, x_sq)  # generated rows × real columns
+    for i in range(lo, hi, step):
+        j = min(i + step, hi)
+        d = _sqdist(y[i:j], x, x_sq)  # generated rows × real columns
         if pr:
-            in_real[i : i + step] = (d <= rx_pr2[None, :]).any(1)
-            in_fake |= (d <= ry_pr2[i : i + step, None]).any(0)
+            in_real[i - lo : j - lo] = (d <= rx_pr2[None, :]).any(1)
+            in_fake |= (d <= ry_pr2[i:j, None]).any(0)
         if dc:
-            balls[i : i + step] = (d < rx_dc2[None, :]).sum(1)
+            balls[i - lo : j - lo] = (d < rx_dc2[None, :]).sum(1)
             torch.minimum(nearest, d.min(0).values, out=nearest)
+    if shard is not None:
+        if pr:
+            in_real, in_fake = shard.gather(in_real.to(torch.uint8), ny).bool(), shard.any(in_fake)
+        if dc:
+            balls, nearest = shard.gather(balls, ny), shard.min(nearest)
     out = {}
     if pr:
         out.update(precision=float(in_real.double().mean()), recall=float(in_fake.double().mean()))
@@ -122,10 +138,12 @@ def density_coverage(real, fake, k: int = 5, device: str = "cpu") -> dict:
 
 
 def all_four(real, fake, prc_k: int, dc_k: int, device: str = "cpu", wanted=PR + DC) -> dict:
-    """The ``wanted`` ones of the four from one set of distance passes."""
+    """The ``wanted`` ones of the four from one set of distance passes, shared between ranks under torchrun."""
+    from ..distributed import row_shard
+
     x = torch.as_tensor(real, device=device).to(torch.float64)
     y = torch.as_tensor(fake, device=device).to(torch.float64)
-    return ball_metrics(x, y, prc_k=prc_k, dc_k=dc_k, wanted=wanted)
+    return ball_metrics(x, y, prc_k=prc_k, dc_k=dc_k, wanted=wanted, shard=row_shard())
 
 
 class PRDCMetric:
