@@ -2,10 +2,12 @@
 
 Sampling is sharded by seed blocks (:func:`gandiag.generator.sampling.shard_ranges`):
 rank r of w draws blocks r, r+w, ... Each rank extracts features for its
-own samples; the features are then gathered on every rank and put back in
-sample order, so every rank computes exactly the metrics a single process
-would (KID's subsets and IS's shuffle depend on that order) and returns the
-same Results; rank 0 alone writes files and prints. No home-made launcher: ``torchrun``
+own samples; the features are then gathered on every rank as tensors and put
+back in sample order, so every rank computes exactly the metrics a single
+process would (KID's subsets and IS's shuffle depend on that order) and
+returns the same Results; FID's float64 sums are each rank's, added up with
+one all_reduce; the k-NN metrics' distance passes are divided between the
+ranks by rows (:class:`RowShard`); rank 0 alone writes files and prints. No home-made launcher: ``torchrun``
 sets RANK/WORLD_SIZE and gandiag joins its process group.
 """
 
@@ -18,8 +20,8 @@ import numpy as np
 import torch
 
 from .features.featureset import FeatureSet
+from .features.stats import FeatureStats
 
-GATHER_CHUNK = 4096  # gathered features are fed to the streaming statistics this many rows at a time
 _OWNED = False  # True when gandiag itself joined the process group (and so must leave it)
 
 
@@ -91,6 +93,19 @@ def _gather_rows(x: torch.Tensor, counts: list) -> torch.Tensor:
     return torch.cat([b[:c] for b, c in zip(buffers, counts)]).cpu()
 
 
+def _reduced_stats(mine: FeatureStats) -> FeatureStats:
+    """Σx, Σxxᵀ and n summed over the ranks in float64 (one all_reduce of d + d² + 1 numbers)."""
+    import torch.distributed as dist
+
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    d = mine.dim
+    flat = torch.cat([torch.tensor([float(mine.n)], dtype=torch.float64), torch.from_numpy(mine.sum).reshape(-1),
+                      torch.from_numpy(mine.outer).reshape(-1)]).to(device)
+    dist.all_reduce(flat)
+    flat = flat.cpu().numpy()
+    return FeatureStats(int(round(flat[0])), flat[1 : 1 + d], flat[1 + d :].reshape(d, d))
+
+
 def gather_in_sample_order(fs: FeatureSet, kept, all_ranges: list, world: int):
     """All ranks' features (and kept samples) concatenated in global sample order.
 
@@ -114,8 +129,13 @@ def gather_in_sample_order(fs: FeatureSet, kept, all_ranges: list, world: int):
         rows = fs.features(role) if role in fs.roles else torch.zeros((0, *shape), dtype=getattr(torch, dtype[6:]))
         merged[role] = _gather_rows(rows, counts)[order]
     out = FeatureSet()
-    for i in range(0, len(order), GATHER_CHUNK):  # streamed stats, in sample order
-        out.add({r: x[i : i + GATHER_CHUNK] for r, x in merged.items()})
+    for role, rows in merged.items():  # the rows, for KID, the k-NN metrics and the diagnostics
+        out._chunks[role] = [rows]
+    out.n = int(sum(counts))
+    for role in out.streamed:  # FID's float64 sums: each rank's, added up, not recomputed from the rows
+        if role in roles:
+            mine = fs.stats(role) if role in fs.roles else FeatureStats.empty(roles[role][0][0])
+            out._stats[role] = _reduced_stats(mine)
     if any(p["labels"] for p in parts):
         mine = torch.as_tensor(np.asarray(fs.labels if fs.labels is not None else np.zeros(counts[me])), dtype=torch.int64)
         out.labels = _gather_rows(mine, counts)[order].numpy()
