@@ -116,6 +116,8 @@ def _metric_line(name: str, m: dict) -> str:
     ci = m.get("ci95")
     if isinstance(ci, (list, tuple)) and len(ci) == 2:
         text += f"  (95% CI {_num(ci[0], '.4g')}–{_num(ci[1], '.4g')})"
+    if isinstance(m.get("ceiling"), (int, float)):  # label preservation: the classifier's own held-out accuracy
+        text += f"  (ceiling {_num(m['ceiling'], '.3g')})"
     if m.get("error"):
         text += f"  (could not be computed: {m['error']})"
     if m.get("not_applicable"):

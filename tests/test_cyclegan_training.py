@@ -47,7 +47,7 @@ def test_the_checkpoint_evaluates_both_directions_with_no_other_flag(digits_run,
         assert m["paired_l1" + suffix]["value"] < 0.15 and m["label_preservation" + suffix]["value"] > 0.5
         assert d["input_ignored" + suffix]["verdict"] == "none"
         assert d["gradient_health" + suffix]["verdict"] in ("healthy", "warning")
-    assert "B->A" in res.stdout
+    assert "B->A" in res.stdout and "Label preservation" in res.stdout and "(ceiling 0." in res.stdout
 
 
 def test_checkpoint_holds_both_directions_as_named_networks(digits_run):
