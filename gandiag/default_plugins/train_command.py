@@ -37,14 +37,14 @@ def _changed(ctx, options: dict) -> list:
 
 
 def _translation_options(options: dict) -> dict:
-    ctx = click.get_current_context()
-    unused = [k for k in _changed(ctx, options) if k not in CYCLEGAN_FLAGS]
+    changed = _changed(click.get_current_context(), options)
+    unused = [k for k in changed if k not in CYCLEGAN_FLAGS]
     if unused:
         flags = ", ".join("--" + k.replace("_", "-") for k in unused)
         raise GandiagError(f"{flags} do{'es' if len(unused) == 1 else ''} not apply to cyclegan "
-                               "(docs/training.md, \"CycleGAN\")")
+                           "(docs/training.md, \"Translators\")")
     out = {CYCLEGAN_FLAGS[k]: v for k, v in options.items() if k in CYCLEGAN_FLAGS and v is not None}
-    if out.get("blocks") == 3 and "depth" not in _changed(ctx, options):
+    if out.get("blocks") == 3 and "depth" not in changed:
         del out["blocks"]  # --depth's default is the MLP's; the pair's own default applies
     return out
 

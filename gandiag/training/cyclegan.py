@@ -45,7 +45,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..errors import CheckpointError, GandiagError
-from ..generator.checkpoint import make_checkpoint, net_spec, read_checkpoint, save_checkpoint
+from ..generator.checkpoint import make_checkpoint, net_spec, save_checkpoint
 from ..generator.contract import GeneratorContract
 from . import losses, trainlog
 from .unpaired import HistoryPool, PairData
@@ -308,7 +308,7 @@ def train(data: str, out, *, steps: Optional[int] = None, seed: int = 0, resume:
     ``stop_after`` ends the run after that step without a final checkpoint, as
     a kill would (for tests). Returns the checkpoint's path.
     """
-    from .loop import _check_run_folder
+    from .loop import _check_run_folder, _resumed_options, read_resumed
     from .variants import check_data
 
     check_data("cyclegan", data)
@@ -317,7 +317,8 @@ def train(data: str, out, *, steps: Optional[int] = None, seed: int = 0, resume:
     _check_run_folder(out)
     prior = None
     if resume:
-        prior, o = _resumed(path, data, steps)
+        prior = read_resumed(path)
+        o, _ = _resumed_options(prior, path, "cyclegan", data, steps, CycleOptions)
     else:
         if path.exists() and not overwrite:
             raise GandiagError(f"{path} already exists: pass --resume to continue that run, or choose another --out")
@@ -329,22 +330,6 @@ def train(data: str, out, *, steps: Optional[int] = None, seed: int = 0, resume:
         return _train(o, data, out, path, prior, progress, stop_after)
     finally:
         torch.set_num_threads(threads)
-
-
-def _resumed(path: Path, data: str, steps: Optional[int]) -> tuple:
-    """(checkpoint, the options it was trained with), checked as untrusted input."""
-    if not path.exists():
-        raise CheckpointError(f"--resume: {path} does not exist; start the run without --resume")
-    prior = read_checkpoint(path)
-    cfg = prior.get("config") or {}
-    if cfg.get("variant_name") != "cyclegan" or cfg.get("data") != data:
-        raise GandiagError(f"--resume: {path} is a {cfg.get('variant_name')!r} run on {cfg.get('data')!r}, "
-                           f"not 'cyclegan' on {data!r}")
-    try:
-        saved = dict(cfg["options"])
-        return prior, CycleOptions(**{**saved, "steps": steps or saved.get("steps") or cfg["resolved"]["steps"]})
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"--resume: {path} does not hold a resumable configuration ({exc})") from None
 
 
 def _train(o: CycleOptions, data: str, out: Path, path: Path, prior, progress: bool, stop_after) -> Path:

@@ -102,9 +102,7 @@ def train(variant: str, data: str, out, *, steps: Optional[int] = None, seed: in
     _check_run_folder(out)
     prior = None
     if resume:
-        if not ckpt_path.exists():
-            raise CheckpointError(f"--resume: {ckpt_path} does not exist; start the run without --resume")
-        prior = read_checkpoint(ckpt_path)
+        prior = read_resumed(ckpt_path)
         o, eval_extractor = _resumed_options(prior, ckpt_path, variant, data, steps)
     else:
         if ckpt_path.exists() and not overwrite:
@@ -147,15 +145,23 @@ def _check_run_folder(out: Path) -> None:
     resolve_output(out / "log.jsonl", "--out log")
 
 
-def _resumed_options(prior: dict, ckpt_path, variant: str, data: str, steps):
-    """The options a checkpoint was trained with (they win on --resume), checked as untrusted input."""
+def read_resumed(ckpt_path: Path) -> dict:
+    """The checkpoint ``--resume`` continues from, read as untrusted input."""
+    if not ckpt_path.exists():
+        raise CheckpointError(f"--resume: {ckpt_path} does not exist; start the run without --resume")
+    return read_checkpoint(ckpt_path)
+
+
+def _resumed_options(prior: dict, ckpt_path, variant: str, data: str, steps, options_class=Options):
+    """The options a checkpoint was trained with (they win on --resume), checked as untrusted input;
+    ``options_class`` is the trainer's (cyclegan's are its own)."""
     cfg = prior.get("config")
     try:
         if cfg.get("variant_name") != variant or cfg.get("data") != data:
             raise GandiagError(f"--resume: {ckpt_path} is a {cfg.get('variant_name')!r} run on {cfg.get('data')!r}, "
                                f"not {variant!r} on {data!r}")
         saved = dict(cfg["options"])
-        o = Options(**{**saved, "steps": steps or saved.get("steps") or cfg["resolved"]["steps"]})
+        o = options_class(**{**saved, "steps": steps or saved.get("steps") or cfg["resolved"]["steps"]})
         return o, cfg.get("eval_extractor")
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"--resume: {ckpt_path} does not hold a resumable configuration ({exc})") from None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from ..data import domains
+from ..translation.measures import Measures
 
 class PairData:
     """Both sides of a bundled pair as floats (images in [-1, 1]), served in unpaired, seeded batches.
@@ -51,9 +52,10 @@ class PairData:
         return x, None if truth is None else self._floats(truth(self._canonical(x.cpu()))).to(self.device)
 
     def distance(self, y: torch.Tensor, truth: torch.Tensor) -> float:
-        """As ``gandiag evaluate`` measures it: mean |grey-level difference| / 255 per image, Euclidean per point."""
-        d = (self._canonical(y.cpu()).double() - self._canonical(truth.cpu()).double())
-        return float((d.abs() / 255.0).flatten(1).mean(1).mean() if self.kind == "images" else d.norm(dim=1).mean())
+        """Mean distance as ``gandiag evaluate`` measures it (:meth:`gandiag.translation.measures.Measures.distance`),
+        on the canonical samples (8-bit images)."""
+        per_sample = Measures(self.kind).distance(self._canonical(y.cpu()), self._canonical(truth.cpu()))
+        return float(per_sample.mean())
 
     def checkpoint_data(self) -> dict:
         return {"source": self.name, "kind": self.kind, "sample_shape": list(self.shape),

@@ -72,7 +72,8 @@ VARIANTS = {v.name: v for v in [
 TRANSLATION_VARIANTS = {v.name: v for v in [
     Variant("cyclegan", "CycleGAN: translators A->B and B->A with a discriminator each, least-squares loss, cycle "
             "L1 (weight 10), identity L1 by pair (--identity-weight), history pools of 50, "
-            "Adam(2e-4, β=(0.5, 0.999)) (points 1e-3); trains on a bundled pair of domains (digits-inverted, digits-thick, ring8-rotated)", "ls",
+            "Adam(2e-4, β=(0.5, 0.999)) (points 1e-3); trains on a bundled pair of domains (digits-inverted, "
+            "digits-thick, ring8-rotated)", "ls",
             reference="Zhu et al., Unpaired Image-to-Image Translation using Cycle-Consistent Adversarial "
                       "Networks, 2017"),
 ]}
