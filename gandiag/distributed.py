@@ -80,12 +80,19 @@ def _destroy() -> None:
     _OWNED = False
 
 
+def _collective_device() -> torch.device:
+    """Where tensors must be for the process group's collectives: this rank's GPU under NCCL, else the CPU."""
+    import torch.distributed as dist
+
+    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+
+
 def _gather_rows(x: torch.Tensor, counts: list) -> torch.Tensor:
     """Every rank's rows of ``x`` (``counts[r]`` of them on rank r), in rank order, through preallocated buffers
     of the largest count: one ``all_gather`` of tensors, on the GPU under NCCL."""
     import torch.distributed as dist
 
-    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    device = _collective_device()
     send = torch.zeros((max(counts), *x.shape[1:]), dtype=x.dtype, device=device)
     send[: x.shape[0]] = x.to(device)
     buffers = [torch.empty_like(send) for _ in counts]
@@ -97,7 +104,7 @@ def _reduced_stats(mine: FeatureStats) -> FeatureStats:
     """Σx, Σxxᵀ and n summed over the ranks in float64 (one all_reduce of d + d² + 1 numbers)."""
     import torch.distributed as dist
 
-    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    device = _collective_device()
     d = mine.dim
     flat = torch.cat([torch.tensor([float(mine.n)], dtype=torch.float64), torch.from_numpy(mine.sum).reshape(-1),
                       torch.from_numpy(mine.outer).reshape(-1)]).to(device)
@@ -170,7 +177,7 @@ class RowShard:
             return t
         import torch.distributed as dist
 
-        device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+        device = _collective_device()
         buf = (t.to(torch.int32) if t.dtype == torch.bool else t).to(device)
         dist.all_reduce(buf, op=op)
         return buf.to(t.device).to(t.dtype)
@@ -178,12 +185,12 @@ class RowShard:
     def any(self, mask: torch.Tensor) -> torch.Tensor:
         import torch.distributed as dist
 
-        return self._reduce(mask, dist.ReduceOp.MAX if self.world > 1 else None)
+        return self._reduce(mask, dist.ReduceOp.MAX)
 
     def min(self, t: torch.Tensor) -> torch.Tensor:
         import torch.distributed as dist
 
-        return self._reduce(t, dist.ReduceOp.MIN if self.world > 1 else None)
+        return self._reduce(t, dist.ReduceOp.MIN)
 
 
 def row_shard() -> "RowShard | None":
