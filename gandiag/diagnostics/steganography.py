@@ -95,7 +95,7 @@ def steganographic_cycle(run, seed: int = 0) -> dict:
         parts["combined"] = {"reasons": [reason("combined", "steganographic", "both signs at once: a reconstruction "
                                                 "that falls apart when the output is disturbed, and inputs recovered "
                                                 "from outputs that barely show them")]}
-    return _finish(name, STEGO_LEVELS, parts, errors, seconds, n=int(n), cycle_error=cycle, input_spread=spread,
+    return _finish(STEGO_LEVELS, parts, errors, seconds, n=int(n), cycle_error=cycle, input_spread=spread,
                    cycle_relative=cycle_rel)
 
 

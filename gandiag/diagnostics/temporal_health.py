@@ -46,7 +46,7 @@ import math
 import numpy as np
 import torch
 
-from . import HEALTH_LEVELS, INFO, NOT_APPLICABLE, error_reasons, fmt, reason, run_parts, verdict
+from . import HEALTH_LEVELS, INFO, NOT_APPLICABLE, fmt, judged, reason, run_parts
 from .sequence_modes import generated, is_sequences, real
 
 NAME = "temporal_health"
@@ -90,14 +90,8 @@ def check(real_x: torch.Tensor, fake_x: torch.Tensor) -> dict:
         ("autocorrelation", lambda: autocorrelation(r, g[finite])),
         ("magnitude", lambda: magnitude(r, g, finite)),
     ])
-    reasons = error_reasons(errors) + [x for p in parts.values() for x in p.pop("reasons", [])]
-    reasons.sort(key=lambda x: {"error": -1, "unhealthy": 0, "warning": 1}.get(x["level"], 2))
-    out = {"verdict": verdict(reasons, HEALTH_LEVELS), "reasons": reasons, "n_fake": int(len(g)),
-           "n_real": int(len(r)), "steps": int(g.shape[1]), "channels": int(g.shape[2]), **parts}
-    if errors:
-        out["errors"] = errors
-    out["seconds"] = seconds
-    return out
+    return judged(HEALTH_LEVELS, parts, errors, seconds, n_fake=int(len(g)), n_real=int(len(r)),
+                  steps=int(g.shape[1]), channels=int(g.shape[2]))
 
 
 def _temporal_std(x: np.ndarray) -> np.ndarray:

@@ -58,7 +58,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import INFO, NOT_APPLICABLE, error_reasons, fmt, reason, run_parts, verdict
+from . import INFO, NOT_APPLICABLE, fmt, judged, reason, run_parts
 
 IGNORED_LEVELS = ("none", "partial", "collapsed")
 IDENTITY_LEVELS = ("none", "partial", "identity")
@@ -145,15 +145,9 @@ def _level(value: float, warn: float, bad: float, levels: tuple, low_is_bad: boo
     return levels[2] if value > bad else levels[1] if value > warn else None
 
 
-def _finish(name: str, levels: tuple, parts: dict, errors: dict, seconds: dict, **extra) -> dict:
-    reasons = error_reasons(errors) + [r for p in parts.values() for r in p.pop("reasons", [])]
-    order = {"error": -1, levels[2]: 0, levels[1]: 1}
-    reasons.sort(key=lambda r: order.get(r["level"], 2))
-    out = {"verdict": verdict(reasons, levels), "levels": list(levels), "reasons": reasons, **extra, **parts}
-    if errors:
-        out["errors"] = errors
-    out["seconds"] = seconds
-    return out
+def _finish(levels: tuple, parts: dict, errors: dict, seconds: dict, **extra) -> dict:
+    """:func:`~gandiag.diagnostics.judged`, with the levels said (the report colours verdicts by them)."""
+    return judged(levels, parts, errors, seconds, levels=list(levels), **extra)
 
 
 def not_applicable(name: str, levels: tuple, why: str) -> dict:
@@ -191,7 +185,7 @@ def input_ignored(run, seed: int = 0) -> dict:
         ("consistency", lambda: _consistency(run, x, fy, d_out, seed)),
         ("dependence", lambda: _dependence(run, x, d_out, seed)),
     ])
-    return _finish(name, IGNORED_LEVELS, parts, errors, seconds, n=int(n))
+    return _finish(IGNORED_LEVELS, parts, errors, seconds, n=int(n))
 
 
 def _diversity(run, d_out: torch.Tensor, x: torch.Tensor) -> dict:
@@ -301,7 +295,7 @@ def identity_mapping(run) -> dict:
         return not_applicable(name, IDENTITY_LEVELS, "no target samples of the inputs' shape to measure how far "
                               "the target domain lies")
     parts, errors, seconds = run_parts([("change", lambda: _identity(run.kind, x[:len(y)], y[:len(x)], t))])
-    return _finish(name, IDENTITY_LEVELS, parts, errors, seconds)
+    return _finish(IDENTITY_LEVELS, parts, errors, seconds)
 
 
 def _identity(kind: str, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor) -> dict:
@@ -359,7 +353,7 @@ def content_preservation(run) -> dict:
     if entry.get("value") is None:
         return not_applicable(name, CONTENT_LEVELS, entry.get("not_applicable") or "label preservation has no value")
     parts, errors, seconds = run_parts([("labels", lambda: _content(entry, run.input_labels))])
-    return _finish(name, CONTENT_LEVELS, parts, errors, seconds)
+    return _finish(CONTENT_LEVELS, parts, errors, seconds)
 
 
 def _flipped(entry: dict) -> bool:
