@@ -48,6 +48,8 @@ INSTALL = "pip install 'gandiag[motion]'"
 class MotionSource:
     """A UCR/UEA dataset shipped in sktime's wheel, as float32 (N, T, C) sequences with integer class labels."""
 
+    split = "stratified"  # gandiag.data.splits: the trainer trains on the rest (not the archive's 50%/75% test split)
+
     def __init__(self, name: str, loader: str, title: str, description: str, classes: tuple, shape: tuple,
                  default_extractor: Optional[str] = None):
         self.name, self.loader, self.title, self.description = name, loader, title, description

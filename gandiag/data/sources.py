@@ -26,6 +26,7 @@ class DigitsSource:
     name = "digits"
     description = "scikit-learn's 1,797 handwritten digits, 8x8 grey, labels 0-9 (offline)"
     default_extractor = "digits"
+    split = "stratified"  # a fixed held-out fifth (gandiag.data.splits); the trainer trains on the rest
 
     def matches(self, spec: str) -> bool:
         return spec == self.name
@@ -41,6 +42,9 @@ class DigitsSource:
 
 class MixtureSource:
     default_extractor = "points"
+    split = None
+    fresh = ("is drawn afresh from its definition (a mixture of Gaussians), at every training step too: there is no "
+             "finite training set to copy")
 
     def __init__(self, name: str):
         self.name = name
@@ -62,6 +66,10 @@ class SinesSource:
     name = "sines"
     description = "TimeGAN's synthetic sines: 10,000 sequences of 24 steps x 5 channels in [0, 1] (generated)"
     default_extractor = "sines"
+    split = None
+    fresh = ("is generated from its definition (TimeGAN's sines): the trainer draws its sequences and each evaluation "
+             "draws others, so there is no fixed training set to copy (pass --train-data with the array a generator "
+             "was trained on)")
 
     def matches(self, spec: str) -> bool:
         return spec == self.name

@@ -19,6 +19,7 @@ import torch
 
 from ..data.mixtures import MIXTURES
 from ..data.sources import load_real
+from ..data.splits import source_split
 from ..errors import DataError
 
 IMAGE_SIZES = (8, 16, 32, 64)
@@ -35,7 +36,7 @@ class TrainingData:
             self.kind, self.sample_shape = "points", (2,)
             self.num_classes = self.mixture.num_modes
             self.classes = [c for c in range(self.num_classes) if c not in self.exclude_classes]
-            self.n = None
+            self.n, self.split = None, None
             self._means = torch.as_tensor(self.mixture.means, dtype=torch.float32)
             return
         samples = load_real(spec, recursive=True)  # an image folder with its subfolders (class folders, say)
@@ -45,6 +46,10 @@ class TrainingData:
         if not isinstance(x, torch.Tensor):  # a folder, read lazily: bring it into memory once
             x = torch.cat(list(samples.batches(LOAD_BATCH)))
         labels = None if samples.labels is None else np.asarray(samples.labels).astype(np.int64)
+        self.split = source_split(spec, samples)  # a bundled finite dataset: train on its training rows only
+        if self.split is not None:
+            x = x[torch.from_numpy(self.split.train)]
+            labels = None if labels is None else labels[self.split.train]
         if self.exclude_classes:
             if labels is None:
                 raise DataError(f"--exclude-classes needs labelled data; {spec!r} has no labels")
@@ -113,4 +118,6 @@ class TrainingData:
             d["n"] = self.n
         if self.exclude_classes:
             d["excluded_classes"] = self.exclude_classes
+        if self.split is not None:  # which rows it saw: the memorization verdict's held-out rows are the others
+            d["split"] = self.split.to_json()
         return d
