@@ -134,6 +134,11 @@ class EvalOptions:
     input_range: Optional[str] = opt(None, "--input-range", metavar="RANGE", callback=_range, help=(
         "A translator's input range: [-1,1], [0,1] or uint8 [default: the file's contract; CycleGAN's is "
         "[-1,1]]."), group="generator")
+    train_data: Optional[str] = opt(None, "--train-data", metavar="PATH", help=(
+        "The generator's training set (an image folder or a .npz, read like --real): the memorization verdict "
+        "compares its samples' distances to it with those of --real, which is then the held-out set (real data the "
+        "generator never saw). Bundled sources (digits) have a fixed split of their own [default: none: "
+        "memorization not applicable]."))
     inputs: Optional[str] = opt(None, "--inputs", metavar="SPEC", group="evaluate", help=(
         "Evaluate a translator (image-to-image): the samples it translates, an image folder, a .npz or a bundled "
         "side (digits-inverted:a) [default: the side A of the bundled pair its checkpoint names]. --real is then "

@@ -110,6 +110,9 @@ class EvalContext:
     other_direction: object = None  # a translator's B -> A EvalContext, when it has an inverse
     compiled: dict = field(default_factory=dict)  # {extractor: {"compiled", "why"}} (gandiag.features.compiled)
     numerics: str = "strict"  # the feature networks' precision mode (gandiag.features.precision)
+    train: Optional[FeatureSet] = None  # --train-data's features on the first extractor (memorization)
+    train_samples: object = None  # --train-data's samples
+    train_spec: Optional[str] = None  # --train-data as the user named it
 
     @property
     def seed(self) -> int:
@@ -150,10 +153,11 @@ def evaluate(target: Union[str, Path], real: Optional[str] = None, *, options: O
     with timings.stage("total"):
         tgt = open_target(Path(target), opts, world, timings)
         real_data = open_real(opts, tgt, timings)
+        train_data = open_train(opts, tgt, real_data, timings)
         if tgt.translator is not None and tgt.translator.inverse is not None:
             with timings.stage("probe"):
                 translation.probe_inverse(tgt.translator, tgt.contract, _target_samples(real_data), opts)
-        ctx, diagnostics = evaluate_direction(tgt, real_data, opts, rank, world, timings, warnings)
+        ctx, diagnostics = evaluate_direction(tgt, real_data, opts, rank, world, timings, warnings, train_data)
         if tgt.translator is not None and tgt.translator.inverse is not None:  # B -> A: keys suffixed :b2a
             back_tgt, back_real = translation.other_direction(tgt, real_data, opts)
             back, back_diagnostics = evaluate_direction(back_tgt, back_real, opts, rank, world, timings, warnings)
@@ -166,8 +170,9 @@ def evaluate(target: Union[str, Path], real: Optional[str] = None, *, options: O
 
 
 def evaluate_direction(tgt: Target, real_data: Optional[Real], opts: EvalOptions, rank: int, world: int,
-                       timings: Timings, warnings: list) -> tuple:
-    """Features, metrics and diagnostics of one target against one real set: (EvalContext, diagnostics)."""
+                       timings: Timings, warnings: list, train_data: Optional[Real] = None) -> tuple:
+    """Features, metrics and diagnostics of one target against one real set (and the training set, when
+    ``--train-data`` names one): (EvalContext, diagnostics)."""
     for read in (tgt.samples, real_data.samples if real_data else None):
         warnings.extend(getattr(read, "warnings", ()))  # an image folder's: lossy-compressed images
     with timings.stage("build_extractor"):
@@ -199,6 +204,12 @@ def evaluate_direction(tgt: Target, real_data: Optional[Real], opts: EvalOptions
                       extractors=extractors, real_statistics=real_stats)
     ctx.compiled = compiled.state(extractors, compiled_extractors)
     ctx.numerics = numerics
+    if train_data is not None:  # the first extractor's features only: memorization reads no other
+        with timings.stage("train_features"):
+            ctx.train = real_features(train_data.samples, train_data.content_sha256, train_data.spec, primary,
+                                      use_cache=opts.use_cache and rank == 0, progress=opts.show_progress,
+                                      batch_size=opts.batch_size, timings=timings, warn=warnings.append)
+        ctx.train_samples, ctx.train_spec = train_data.samples, train_data.spec
     with timings.stage("metrics"):
         for i, e in enumerate(extractors):
             mctx = MetricContext(fake_sets[e.name], real_sets.get(e.name), opts, warnings,
@@ -303,6 +314,33 @@ def open_real(opts: EvalOptions, tgt: Target, timings: Timings) -> Optional[Real
                         f"{gs} x {gc}; they cannot be compared (an array stored (N, channels, steps) needs --layout "
                         "NCT, or --real-layout NCT for --real)")
     return Real(spec, samples, samples.content_hash())
+
+
+def open_train(opts: EvalOptions, tgt: Target, real: Optional[Real], timings: Timings) -> Optional[Real]:
+    """Stage 2b: ``--train-data``, the generator's training set, read like ``--real`` (memorization's)."""
+    if not opts.train_data:
+        return None
+    if tgt.translator is not None:
+        raise DataError("--train-data: translators are not judged for memorization (their outputs follow their "
+                        "inputs; docs/translation.md has their verdicts)")
+    if real is None or real.samples is None:
+        raise DataError("--train-data needs --real samples: they are the held-out set its distances are compared "
+                        "with" + (" (--real holds FID statistics only)" if real is not None else ""))
+    with timings.stage("load_real"):
+        try:
+            samples = load_real(opts.train_data, None, opts.seed, opts.recursive, hint=tgt.kind,
+                                layout=opts.real_layout)
+        except DataError as exc:  # the same reader as --real: say which flag named the file
+            raise DataError(f"--train-data: {exc}") from None
+    if isinstance(samples, ReferenceStats):
+        raise DataError(f"--train-data {opts.train_data}: holds FID statistics (mu, sigma); memorization needs the "
+                        "training samples")
+    if samples.kind != tgt.kind or (tgt.kind == "sequences"
+                                    and tuple(samples.sample_shape) != tuple(tgt.sample_shape)):
+        raise DataError(f"--train-data {opts.train_data}: holds {samples.kind} of shape "
+                        f"{tuple(samples.sample_shape)}, the evaluated samples are {tgt.kind} of shape "
+                        f"{tuple(tgt.sample_shape)}")
+    return Real(opts.train_data, samples, samples.content_hash())
 
 
 def generated_features(tgt: Target, real: Optional[Real], extractors: list, opts: EvalOptions, rank: int, world: int,
