@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -38,57 +39,77 @@ N = 48
 
 # ----------------------------------------------------------------------------- small weights, published formats
 
-def dinov2_hub_state(arch: dinov2.DinoArch, seed: int = 0) -> dict:
-    """Random weights in facebookresearch/dinov2's ``*_pretrain.pth`` layout: 1 + trained_grid² position
-    embeddings, a mask token, LayerScale gammas of order one (so every block matters)."""
-    g = torch.Generator().manual_seed(seed)
+def dinov2_published_shapes(arch: dinov2.DinoArch) -> dict:
+    """The tensors of facebookresearch/dinov2's ``*_pretrain.pth`` (DinoVisionTransformer, block_chunks=0, no
+    registers, MLP FFN), by name and shape, as its vision_transformer.py registers them."""
     d, hidden = arch.width, 4 * arch.width
-
-    def r(*shape, scale=None):
-        fan_in = shape[-1] if len(shape) > 1 else 1
-        return torch.randn(*shape, generator=g) * (scale if scale is not None else fan_in ** -0.5)
-
-    state = {"cls_token": r(1, 1, d, scale=0.5), "pos_embed": r(1, 1 + arch.trained_grid ** 2, d, scale=0.5),
-             "mask_token": r(1, d, scale=0.1), "patch_embed.proj.weight": r(d, 3, 14, 14, scale=(3 * 196) ** -0.5),
-             "patch_embed.proj.bias": r(d, scale=0.1), "norm.weight": 1 + r(d, scale=0.1), "norm.bias": r(d, scale=0.1)}
+    shapes = {"cls_token": (1, 1, d), "pos_embed": (1, 1 + arch.trained_grid ** 2, d),
+              "patch_embed.proj.weight": (d, 3, 14, 14), "patch_embed.proj.bias": (d,)}
     for i in range(arch.depth):
         p = f"blocks.{i}."
-        state.update({p + "norm1.weight": 1 + r(d, scale=0.1), p + "norm1.bias": r(d, scale=0.1),
-                      p + "attn.qkv.weight": r(3 * d, d), p + "attn.qkv.bias": r(3 * d, scale=0.1),
-                      p + "attn.proj.weight": r(d, d), p + "attn.proj.bias": r(d, scale=0.1),
-                      p + "ls1.gamma": 1 + r(d, scale=0.1), p + "norm2.weight": 1 + r(d, scale=0.1),
-                      p + "norm2.bias": r(d, scale=0.1), p + "mlp.fc1.weight": r(hidden, d),
-                      p + "mlp.fc1.bias": r(hidden, scale=0.1), p + "mlp.fc2.weight": r(d, hidden),
-                      p + "mlp.fc2.bias": r(d, scale=0.1), p + "ls2.gamma": 1 + r(d, scale=0.1)})
-    return state
+        shapes.update({p + "norm1.weight": (d,), p + "norm1.bias": (d,), p + "attn.qkv.weight": (3 * d, d),
+                       p + "attn.qkv.bias": (3 * d,), p + "attn.proj.weight": (d, d), p + "attn.proj.bias": (d,),
+                       p + "ls1.gamma": (d,), p + "norm2.weight": (d,), p + "norm2.bias": (d,),
+                       p + "mlp.fc1.weight": (hidden, d), p + "mlp.fc1.bias": (hidden,),
+                       p + "mlp.fc2.weight": (d, hidden), p + "mlp.fc2.bias": (d,), p + "ls2.gamma": (d,)})
+    shapes.update({"norm.weight": (d,), "norm.bias": (d,), "mask_token": (1, d)})
+    return shapes
 
 
-def clip_openai_state(arch: clip.ClipArch, seed: int = 1, text: bool = True) -> dict:
-    """Random weights in OpenAI's CLIP state-dict layout (what open_clip's files hold): ``visual.*`` for the
-    image tower, and a few text-tower tensors and the scalar entries OpenAI's archive carries."""
+def _resblocks(prefix: str, d: int, layers: int) -> dict:
+    shapes = {}
+    for i in range(layers):
+        p = f"{prefix}transformer.resblocks.{i}."
+        shapes.update({p + "attn.in_proj_weight": (3 * d, d), p + "attn.in_proj_bias": (3 * d,),
+                       p + "attn.out_proj.weight": (d, d), p + "attn.out_proj.bias": (d,), p + "ln_1.weight": (d,),
+                       p + "ln_1.bias": (d,), p + "mlp.c_fc.weight": (4 * d, d), p + "mlp.c_fc.bias": (4 * d,),
+                       p + "mlp.c_proj.weight": (d, 4 * d), p + "mlp.c_proj.bias": (d,), p + "ln_2.weight": (d,),
+                       p + "ln_2.bias": (d,)})
+    return shapes
+
+
+def clip_published_shapes(arch: clip.ClipArch, text_width: int = 16, text_layers: int = 1, vocab: int = 10,
+                          context: int = 7) -> dict:
+    """The tensors of OpenAI's CLIP state dict (clip/model.py's CLIP; open_clip's files hold the same names):
+    the image tower under ``visual.``, then the text tower's, by name and shape."""
+    d, grid = arch.width, arch.image_size // arch.patch
+    shapes = {"visual.class_embedding": (d,), "visual.positional_embedding": (grid * grid + 1, d),
+              "visual.proj": (d, arch.embed_dim), "visual.conv1.weight": (d, 3, arch.patch, arch.patch),
+              "visual.ln_pre.weight": (d,), "visual.ln_pre.bias": (d,), **_resblocks("visual.", d, arch.depth),
+              "visual.ln_post.weight": (d,), "visual.ln_post.bias": (d,)}
+    shapes.update({"positional_embedding": (context, text_width), "text_projection": (text_width, arch.embed_dim),
+                   "logit_scale": (), "token_embedding.weight": (vocab, text_width),
+                   **_resblocks("", text_width, text_layers), "ln_final.weight": (text_width,),
+                   "ln_final.bias": (text_width,)})
+    return shapes
+
+
+def randomised(shapes: dict, seed: int) -> dict:
+    """Random tensors of those shapes with activations of order one: fan-in scaled matrices, norms and
+    LayerScale gammas near 1 (so every block matters), small biases."""
     g = torch.Generator().manual_seed(seed)
-    d, hidden, grid = arch.width, 4 * arch.width, arch.image_size // arch.patch
+    out = {}
+    for name, shape in shapes.items():
+        x = torch.randn(shape, generator=g)
+        if name.endswith(("norm1.weight", "norm2.weight", "norm.weight", "gamma")) or ".ln_" in name \
+                or name.startswith(("ln_", "visual.ln_")) and name.endswith("weight"):
+            x = 1 + 0.1 * x if name.endswith(("weight", "gamma")) else 0.1 * x
+        elif len(shape) >= 2 and not name.endswith(("pos_embed", "positional_embedding", "cls_token")):
+            x = x / math.sqrt(math.prod(shape[1:]) if len(shape) == 4 else shape[-1])
+        elif len(shape) >= 1:
+            x = (0.5 if "embed" in name or "token" in name else 0.1) * x
+        out[name] = x
+    return out
 
-    def r(*shape, scale=None):
-        return torch.randn(*shape, generator=g) * (scale if scale is not None else shape[-1] ** -0.5)
 
-    v = {"class_embedding": r(d, scale=0.5), "positional_embedding": r(grid * grid + 1, d, scale=0.5),
-         "proj": r(d, arch.embed_dim), "conv1.weight": r(d, 3, arch.patch, arch.patch, scale=(3 * arch.patch ** 2) ** -0.5),
-         "ln_pre.weight": 1 + r(d, scale=0.1), "ln_pre.bias": r(d, scale=0.1),
-         "ln_post.weight": 1 + r(d, scale=0.1), "ln_post.bias": r(d, scale=0.1)}
-    for i in range(arch.depth):
-        p = f"transformer.resblocks.{i}."
-        v.update({p + "ln_1.weight": 1 + r(d, scale=0.1), p + "ln_1.bias": r(d, scale=0.1),
-                  p + "attn.in_proj_weight": r(3 * d, d), p + "attn.in_proj_bias": r(3 * d, scale=0.1),
-                  p + "attn.out_proj.weight": r(d, d), p + "attn.out_proj.bias": r(d, scale=0.1),
-                  p + "ln_2.weight": 1 + r(d, scale=0.1), p + "ln_2.bias": r(d, scale=0.1),
-                  p + "mlp.c_fc.weight": r(hidden, d), p + "mlp.c_fc.bias": r(hidden, scale=0.1),
-                  p + "mlp.c_proj.weight": r(d, hidden), p + "mlp.c_proj.bias": r(d, scale=0.1)})
-    state = {"visual." + k: t for k, t in v.items()}
-    if text:
-        state.update({"token_embedding.weight": r(10, 16), "positional_embedding": r(7, 16), "logit_scale": r(1),
-                      "input_resolution": torch.tensor(arch.image_size), "context_length": torch.tensor(7)})
-    return state
+def dinov2_hub_state(arch: dinov2.DinoArch, seed: int = 0) -> dict:
+    return randomised(dinov2_published_shapes(arch), seed)
+
+
+def clip_openai_state(arch: clip.ClipArch, seed: int = 1) -> dict:
+    """Random weights in OpenAI's layout, with the scalar entries OpenAI's archive also carries."""
+    return {**randomised(clip_published_shapes(arch), seed), "input_resolution": torch.tensor(arch.image_size),
+            "context_length": torch.tensor(7), "vocab_size": torch.tensor(10)}
 
 
 # ----------------------------------------------------------------------------- the upstream forward passes
@@ -176,7 +197,7 @@ def cmmd_reference(x: np.ndarray, y: np.ndarray, dtype=np.float32) -> float:
 
 
 def frechet_reference(a: np.ndarray, b: np.ndarray) -> float:
-    """‖μ₁ − μ₂‖² + Tr(Σ₁ + Σ₂ − 2(Σ₁Σ₂)^½), scipy's sqrtm, as EDM2's calculate_metrics_from_stats."""
+    """‖μ₁ − μ₂‖² + Tr(Σ₁ + Σ₂ − 2(Σ₁Σ₂)^½) with scipy's sqrtm, as EDM2's calculate_metrics_from_stats."""
     a, b = a.astype(np.float64), b.astype(np.float64)
     s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
     root = scipy.linalg.sqrtm(s1 @ s2)
@@ -355,3 +376,155 @@ def test_cmmd_on_other_features_is_one_line(tmp_path, weights, image_folders, sm
                              "--feature-weights", weights["dino"], "--metrics", "fid,cmmd", "--no-cache")
     assert res.returncode == 2
     assert "cmmd" in res.stderr and "'clip'" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+# ----------------------------------------------------------------------------- the published checkpoints, full size
+
+def test_published_dinov2_vitl14_checkpoint_loads_strictly_on_meta():
+    """dinov2_vitl14_pretrain.pth's names and shapes (1 + 37² position embeddings: trained at 518 = 37 x 14) go
+    through the conversion (mask token dropped, position embeddings interpolated to 16 x 16 as the hub model
+    does at 224) into the full-size network, strictly; timm's own DINOv2 ViT-L/14 has the same tensors."""
+    timm = pytest.importorskip("timm")
+    arch = dinov2.ARCHS["dinov2-vitl14"]
+    shapes = dinov2_published_shapes(arch)
+    assert len(shapes) == 4 + 24 * 14 + 3 and shapes["pos_embed"] == (1, 1370, 1024)
+    with torch.device("meta"):
+        published = {k: torch.empty(s) for k, s in shapes.items()}
+        net = dinov2.build_network(arch)
+        converted = dinov2.to_timm(published, arch)
+        vit_weights.load_strict(net, converted, "dinov2_vitl14_pretrain.pth", "dinov2-vitl14", assign=True)
+        upstream = timm.create_model("vit_large_patch14_dinov2", pretrained=False, img_size=518, num_classes=0)
+    assert converted["pos_embed"].shape == (1, 257, 1024)
+    dropped = 1024 + (1370 - 257) * 1024  # the mask token, and the position embeddings the 518 grid has beyond 224's
+    assert sum(p.numel() for p in net.parameters()) == sum(math.prod(s) for s in shapes.values()) - dropped
+    assert {k: tuple(v.shape) for k, v in upstream.state_dict().items()} == \
+        {k: s for k, s in shapes.items() if k != "mask_token"}
+
+
+def test_published_clip_vitl14_336_checkpoint_loads_strictly_on_meta():
+    """OpenAI's ViT-L/14@336 state dict (the TorchScript archive's, and open_clip's files): its ``visual.*``
+    tensors (577 = 24² + 1 position embeddings, a 1024 x 768 projection) load strictly into the image tower,
+    which is open_clip's own ViT-L-14-336 tower; the text tower's tensors are left aside."""
+    open_clip = pytest.importorskip("open_clip")
+    arch = clip.ARCHS["clip-vitl14-336"]
+    shapes = clip_published_shapes(arch, text_width=768, text_layers=12, vocab=49408, context=77)
+    assert shapes["visual.positional_embedding"] == (577, 1024) and shapes["visual.proj"] == (1024, 768)
+    with torch.device("meta"):
+        published = {k: torch.empty(s) for k, s in shapes.items()}
+        net = clip.build_network(arch)
+        vit_weights.load_strict(net, clip.image_tower(published), "ViT-L-14-336px.pt", "clip-vitl14-336",
+                                assign=True)
+        reference = open_clip.create_model("ViT-L-14-336", pretrained=None, device="meta")
+    assert {k: tuple(v.shape) for k, v in reference.state_dict().items()} == shapes
+    assert type(net.transformer.resblocks[0].mlp.gelu).__name__ == "QuickGELU"  # OpenAI's activation
+
+
+# ----------------------------------------------------------------------------- formats and caches
+
+def test_safetensors_and_torchscript_files_give_the_same_features(tmp_path, weights, image_folders):
+    safetensors_torch = pytest.importorskip("safetensors.torch")
+    images = torch.from_numpy(image_folders[2][:4]).permute(0, 3, 1, 2)
+    dino_st = tmp_path / "model.safetensors"
+    safetensors_torch.save_file(dinov2.to_timm(torch.load(weights["dino"], weights_only=True), TINY_DINO), dino_st)
+    spec = dinov2.dinov2_spec("dinov2-small-test", TINY_DINO)
+    torch.testing.assert_close(spec.build(str(dino_st))(images)["pool"],
+                               spec.build(str(weights["dino"]))(images)["pool"])
+
+    class Whole(torch.nn.Module):  # a traced CLIP holds its image tower under ``visual`` as OpenAI's archive does
+        def __init__(self, visual):
+            super().__init__()
+            self.visual = visual
+
+        def forward(self, x):
+            return self.visual(x)
+
+    tower = clip.build_network(TINY_CLIP)
+    tower.load_state_dict(clip.image_tower(torch.load(weights["clip"], weights_only=True)))
+    scripted = tmp_path / "ViT-tiny.pt"
+    with warnings.catch_warnings():  # the tracer's notes on multi-head attention's shape checks
+        warnings.simplefilter("ignore")
+        torch.jit.save(torch.jit.trace(Whole(tower).eval(), torch.zeros(1, 3, 56, 56), check_trace=False), scripted)
+    spec = clip.clip_spec("clip-small-test", TINY_CLIP)
+    torch.testing.assert_close(spec.build(str(scripted))(images)["clip"],
+                               spec.build(str(weights["clip"]))(images)["clip"])
+
+
+def test_weights_are_found_in_the_usual_caches_and_never_downloaded(tmp_path, monkeypatch, weights, image_folders,
+                                                                    small_models):
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    res = gandiag_in_process("evaluate", image_folders[0], "--real", image_folders[1], "--feature-extractor",
+                             "dinov2-small-test", "--no-cache")
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1
+    assert "never downloads" in res.stderr and "dinov2_tiny_pretrain.pth" in res.stderr
+    hub = tmp_path / "torch" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    (hub / "dinov2_tiny_pretrain.pth").write_bytes(weights["dino"].read_bytes())
+    assert dinov2.weights_path(None, "dinov2-small-test", TINY_DINO) == hub / "dinov2_tiny_pretrain.pth"
+    # the Hugging Face hub cache's layout (refs/main names the snapshot), as timm and open_clip leave it
+    repo = tmp_path / "hf" / "models--timm--vit_large_patch14_clip_336.openai"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0123abcd")
+    (repo / "snapshots" / "0123abcd").mkdir(parents=True)
+    (repo / "snapshots" / "0123abcd" / "open_clip_model.safetensors").write_bytes(b"x")
+    found = clip.weights_path(None, "clip-vitl14-336", clip.ARCHS["clip-vitl14-336"])
+    assert found == repo / "snapshots" / "0123abcd" / "open_clip_model.safetensors"
+
+
+# ----------------------------------------------------------------------------- hostile and mistaken inputs
+
+def _refused(tmp_path, image_folders, extractor, weights_file) -> str:
+    res = gandiag_in_process("evaluate", image_folders[0], "--real", image_folders[1], "--feature-extractor",
+                             extractor, "--feature-weights", weights_file, "--no-cache")
+    assert res.returncode == 2, res.stdout
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gandiag: error:"), res.stderr
+    return lines[0]
+
+
+def test_wrong_truncated_and_pickled_weights_are_one_line(tmp_path, weights, image_folders, small_models):
+    line = _refused(tmp_path, image_folders, "clip-small-test", weights["dino"])  # a DINOv2 file given to CLIP
+    assert "does not hold clip-small-test weights" in line and "missing" in line
+    truncated = tmp_path / "truncated.pth"
+    truncated.write_bytes(weights["dino"].read_bytes()[: weights["dino"].stat().st_size // 2])
+    assert "corrupt or truncated" in _refused(tmp_path, image_folders, "dinov2-small-test", truncated)
+    wider = tmp_path / "wider.pth"
+    torch.save(dinov2_hub_state(dinov2.DinoArch("dinov2_tiny", 96, 2, 2, trained_grid=4)), wider)
+    assert "of another shape" in _refused(tmp_path, image_folders, "dinov2-small-test", wider)
+    pickled = tmp_path / "module.pth"
+    torch.save(torch.nn.Linear(2, 2), pickled)
+    assert "pickled Python objects" in _refused(tmp_path, image_folders, "dinov2-small-test", pickled)
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"\xff" * 64)
+    assert "safetensors" in _refused(tmp_path, image_folders, "dinov2-small-test", garbage)
+    nan = dinov2_hub_state(TINY_DINO)
+    nan["norm.weight"][0] = float("nan")
+    torch.save(nan, tmp_path / "nan.pth")
+    assert "NaN" in _refused(tmp_path, image_folders, "dinov2-small-test", tmp_path / "nan.pth")
+
+
+def test_torchscript_that_could_act_while_loading_is_refused(tmp_path, image_folders, small_models):
+    class Chatty(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.visual = torch.nn.Linear(2, 2)
+
+        def forward(self, x):
+            print("loaded")
+            return self.visual(x)
+
+    path = tmp_path / "chatty.pt"
+    torch.jit.save(torch.jit.script(Chatty()), path)
+    line = _refused(tmp_path, image_folders, "clip-small-test", path)
+    assert "print" in line and "state dict" in line and "--trust-checkpoint" not in line
+
+
+def test_without_the_extra_one_line_names_it(tmp_path, monkeypatch, weights, image_folders, small_models):
+    import sys
+
+    for name in ("timm", "timm.models", "timm.models.vision_transformer"):
+        monkeypatch.setitem(sys.modules, name, None)  # import fails as if timm were not installed
+    line = _refused(tmp_path, image_folders, "dinov2-small-test", weights["dino"])
+    assert "timm" in line and "pip install 'gandiag[modern]'" in line
