@@ -9,9 +9,9 @@ trainer (``gandiag train``) trains on the rest only.
 The rule: within each class (or over all rows when there are no labels) the
 rows are ordered by a hash of their index, and the first
 ``HELD_OUT_FRACTION`` of each class (rounded) are held out. Hashing the index
-rather than drawing a permutation makes a row's side independent of how many
-rows there are and of any seed, and stratifying keeps every class on both
-sides in its own proportion. ``digits``: 1,797 rows, 359 held out (35-37 per
+rather than drawing a permutation fixes the split by the rows alone: no seed,
+no random generator whose stream could change between library versions; and
+stratifying keeps every class on both sides in its own proportion. ``digits``: 1,797 rows, 359 held out (35-37 per
 digit). ``basicmotions`` (80) and ``gunpoint`` (200) use the same rule, not the
 archive's own train/test split, which holds out 50% and 75% (too much to train
 on; docs/diagnostics.md).

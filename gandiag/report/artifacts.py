@@ -27,6 +27,11 @@ Arrays (any may be absent):
   for the first 16 kept generated images, their nearest real image in feature
   space, the distance, and the median nearest-neighbour distance among real
   features (the scale against which "very close" is judged);
+- ``memo_fake_index`` / ``memo_train_samples`` / ``memo_distance`` /
+  ``memo_copy_threshold``: when the ``memorization`` verdict judged the run,
+  the kept generated images closest to a training image (their indices into
+  ``fake_samples``), that training image, the distance, and the verdict's
+  own copy threshold τ;
 - ``class_counts_fake`` / ``class_counts_real``: class histograms;
 - translators, per direction ``<d>`` (``a2b``; ``b2a`` when the inverse was
   evaluated too), from the run's :class:`~gandiag.translation.run.TranslationRun`:
@@ -58,6 +63,7 @@ POINTS_CAP = 2000
 IMAGES_CAP = 64
 SEQUENCES_CAP = 64
 NN_PAIRS = 16
+MEMO_PAIRS = 8  # the kept generated images nearest a training image, shown beside it
 TRANSLATION_IMAGES = 16  # input -> output -> reconstruction triples kept per direction
 TRANSLATION_POINTS = 256  # points kept per direction (inputs, outputs, reconstructions, targets)
 SUFFIX = ".artifacts.npz"
@@ -147,6 +153,8 @@ def collect(results) -> dict:
         out.update(_pca(ctx.real.features("pool"), ctx.fake.features("pool"), seed))
         if kind == "images" and "fake_samples" in out and rs is not None:
             out.update(_nearest_real(ctx, len(out["fake_samples"]), seed))
+        if kind == "images" and "fake_samples" in out:
+            out.update(_memorization_pairs(ctx, results, len(out["fake_samples"])))
     # Class histograms: conditional labels, else the classifier's predictions.
     k = None
     fake_cls = ctx.fake_labels if ctx.fake_labels is not None else _predicted(ctx.fake)
@@ -242,6 +250,35 @@ def _nearest_real(ctx, n_kept: int, seed: int) -> dict:
         return {}
     return {"nn_fake_index": np.arange(fake.shape[0]), "nn_real_samples": rows,
             "nn_distance": dist.sqrt().numpy(), "nn_real_scale": np.array(scale)}
+
+
+def _memorization_pairs(ctx, results, n_kept: int) -> dict:
+    """The kept generated images nearest a training image, and that image, for the memorization section.
+
+    The verdict's own closest pairs range over every sample, most of which
+    are not kept; these pairs are the closest among the kept ones, read
+    against the verdict's threshold τ (``memo_copy_threshold``).
+    """
+    from ..diagnostics.data_copying import nearest
+    from ..diagnostics.memorization import training_set
+
+    memo = (results.diagnostics or {}).get("memorization") if isinstance(results.diagnostics, dict) else None
+    tau = ((memo or {}).get("copies") or {}).get("copy_threshold") if isinstance(memo, dict) else None
+    if tau is None:
+        return {}
+    ts, _ = training_set(ctx)
+    if ts is None:
+        return {}
+    dist, index = nearest(ctx.fake.features("pool")[:n_kept], ts.train)
+    order = np.argsort(dist, kind="stable")[:MEMO_PAIRS]
+    if ts.train_rows is not None:
+        rows = _real_rows(ctx.real_samples, ts.train_rows[index[order]])
+    else:
+        rows = _real_rows(ctx.train_samples, index[order])
+    if rows is None:
+        return {}
+    return {"memo_fake_index": order, "memo_train_samples": rows, "memo_distance": dist[order],
+            "memo_copy_threshold": np.array(float(tau))}
 
 
 def _npz_bytes(arrays: dict) -> bytes:

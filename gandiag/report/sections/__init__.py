@@ -6,8 +6,9 @@
   preservation and the translation verdicts, per direction (``Translation``);
 - :mod:`.sequences`: sequences only: trajectories per channel and class (``Trajectories``), temporal health
   with autocorrelation curves (``TemporalHealthSection``), shift/scale copies (``SequenceShapes``);
-- :mod:`.features`: the feature-space projection (``FeatureSpace``), near-duplicate pairs
-  (``Duplicates``), nearest real neighbours (``NearestReal``);
+- :mod:`.features`: the feature-space projection (``FeatureSpace``), near-duplicate pairs (``Duplicates``);
+- :mod:`.memorization`: generated samples beside their nearest training sample, with the memorization verdict
+  (``NearestReal``);
 - :mod:`.modes`: mixture modes and class shares with the verdict's calls (``Modes``), NDB bins (``NDBBins``);
 - :mod:`.training`: gradient health and per-layer norms (``GradientNorms``), log.jsonl curves (``TrainingCurves``);
 - :mod:`.provenance`: how the numbers were made (``Provenance``);
@@ -24,7 +25,8 @@ from __future__ import annotations
 
 from ..severity import tone
 from .common import Section, find_diag, find_signal, first, fmt, number_list, reason_items, reasons, scalars
-from .features import Duplicates, FeatureSpace, NearestReal
+from .features import Duplicates, FeatureSpace
+from .memorization import NearestReal
 from .modes import Modes, NDBBins
 from .provenance import Provenance, flatten
 from .samples import SampleGrid

@@ -1,14 +1,13 @@
-"""Feature-space sections: the real/generated projection, near-duplicate pairs, nearest real neighbours.
+"""Feature-space sections: the real/generated projection and near-duplicate pairs.
 
 Metrics and the NDB/duplicates signals all live in the extractor's feature
 space; these sections let a reader see that space: where generated samples
-sit against the real cloud, which generated samples repeat (the duplicates
-signal's own closest pairs), and whether samples sit on top of real ones.
+sit against the real cloud and which generated samples repeat (the duplicates
+signal's own closest pairs). Whether samples sit on top of training ones is
+:mod:`.memorization`'s.
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
@@ -85,53 +84,3 @@ class Duplicates(Section):
         uri = figures.pair_rows(fake[[i for i, _ in shown]], fake[[j for _, j in shown]])
         return view.render("{{ figure(uri, cap, 'duplicate pairs', 'fig grid') }}", uri=uri,
                            cap="Pairs among the kept samples: one pair per column.")
-
-
-# --------------------------------------------------------------------------- memorisation
-
-
-class NearestReal(Section):
-    """Generated images above their nearest real image.
-
-    No built-in diagnostic judges memorisation, so the flag here is the
-    report's own rule of thumb (closer than ``COPY_RATIO`` × the typical
-    real-to-real neighbour distance), said as such; a plugin diagnostic named
-    ``memorisation`` is shown with its own verdict.
-    """
-
-    name, title, order = "memorisation", "Nearest real neighbour of generated samples (memorisation check)", 70
-    kinds = ("images", "points")  # pairs of images; sequences have their own sections
-    COPY_RATIO = 0.1
-
-    def render(self, view):
-        owner, d = find_signal(view, "memorisation")
-        if d is None:
-            owner, d = find_signal(view, "memorization")
-        parts = []
-        if d:
-            if "verdict" in d:
-                parts.append(verdict_block(view, "memorisation", owner, d))
-            parts.append(view.render("{{ kv_table(rows) }}", rows=scalars(d)))
-        a = view.artifacts
-        if "nn_real_samples" in a and "fake_samples" in a:
-            parts.append(self.neighbours(view, a))
-        elif not d:
-            return view.empty("No nearest-neighbour data: " + (view.artifacts_note or "needs image samples and real data") + ".")
-        return "".join(parts)
-
-    def neighbours(self, view, a) -> str:
-        idx = a["nn_fake_index"].astype(int)
-        dist = a["nn_distance"].astype(float)
-        scale = float(a.get("nn_real_scale", np.nan))
-        ratio = dist / scale if math.isfinite(scale) and scale > 0 else np.full_like(dist, np.nan)
-        copies = int(np.sum(ratio < self.COPY_RATIO))
-        uri = figures.pair_rows(a["fake_samples"][idx], a["nn_real_samples"])
-        return view.render("""
-{{ figure(uri, cap, 'nearest real neighbours', 'fig grid') }}
-<p>{{ copies }} of {{ n }} generated samples lie closer to a real sample than {{ r }}× the typical distance between
-neighbouring real samples ({{ scale }}): {% if copies %}<strong>possible copies of training data</strong>{% else %}no sign of copying{% endif %}
-(the report's own rule of thumb, not a diagnostic's verdict).</p>
-{{ table(["generated", "distance to nearest real", "÷ real NN distance"], rows) }}""",
-                           uri=uri, cap="Top row: generated samples; bottom row: the nearest real sample in feature space.",
-                           copies=copies, n=len(idx), r=self.COPY_RATIO, scale=fmt(scale),
-                           rows=[(int(i), fmt(x), fmt(q, 3)) for i, x, q in zip(idx, dist, ratio)])
