@@ -181,7 +181,8 @@ def evaluate_direction(tgt: Target, real_data: Optional[Real], opts: EvalOptions
         compiled_extractors = compiled.apply(extractors, opts.compile, tgt.n + (real_data.n if real_data else 0),
                                              opts.device, warnings.append)
         extractors, numerics = precision.apply(extractors, opts.compute_precision, opts.device, warnings.append)
-    chosen = choose_metrics(opts.metrics, list(extractors[0].roles), real_data is not None)
+    roles = list(dict.fromkeys(r for e in extractors for r in e.roles))  # any extractor's: CMMD reads CLIP's only
+    chosen = choose_metrics(opts.metrics, roles, real_data is not None)
     check_memory(tgt.n, real_data.n if real_data else 0, extractors, math.prod(tgt.sample_shape))
     real_stats = real_data.statistics if real_data is not None else None
     if real_stats is not None:
@@ -214,7 +215,7 @@ def evaluate_direction(tgt: Target, real_data: Optional[Real], opts: EvalOptions
         for i, e in enumerate(extractors):
             mctx = MetricContext(fake_sets[e.name], real_sets.get(e.name), opts, warnings,
                                  real_statistics=real_stats)
-            ctx.metrics.update(compute_metrics(chosen if i == 0 else extractor_metrics(chosen, e), mctx, e.name,
+            ctx.metrics.update(compute_metrics(extractor_metrics(chosen, e, primary=i == 0), mctx, e.name,
                                                key_features=None if i == 0 else e.name))
         if tgt.translator is not None:
             ctx.metrics.update(translation.finish_direction(ctx, tgt, real_data, opts))

@@ -528,3 +528,15 @@ def test_without_the_extra_one_line_names_it(tmp_path, monkeypatch, weights, ima
         monkeypatch.setitem(sys.modules, name, None)  # import fails as if timm were not installed
     line = _refused(tmp_path, image_folders, "dinov2-small-test", weights["dino"])
     assert "timm" in line and "pip install 'gandiag[modern]'" in line
+
+
+def test_cmmd_comes_from_the_clip_extractor_wherever_it_is_listed(tmp_path, weights, image_folders, small_models):
+    """One sampling pass, two feature spaces: CMMD is computed on CLIP's features (keyed cmmd@NAME when CLIP is
+    not first) and on nothing else; every metric is labelled with its features."""
+    r, _ = _evaluate(tmp_path, image_folders, "dinov2-small-test,clip-small-test",
+                     f"dinov2-small-test={weights['dino']}", "--feature-weights", f"clip-small-test={weights['clip']}")
+    m = r["metrics"]
+    assert "cmmd" not in m and m["cmmd@clip-small-test"]["label"] == "CMMD [clip-small-test]"
+    assert m["fid"]["label"] == "FD [dinov2-small-test]" and m["fid@clip-small-test"]["label"] == "FD [clip-small-test]"
+    alone, _ = _evaluate(tmp_path, image_folders, "clip-small-test", weights["clip"])
+    assert m["cmmd@clip-small-test"]["value"] == pytest.approx(alone["metrics"]["cmmd"]["value"], rel=1e-9)

@@ -86,10 +86,11 @@ def not_applicable(metric, ctx: MetricContext) -> Optional[str]:
     return None
 
 
-def extractor_metrics(chosen: list, extractor) -> list:
-    """The chosen metrics a further extractor can give (those whose feature role it has), less those computed on
-    the samples themselves (``reads_samples``: the sequence metrics), which the primary extractor's pass gave."""
-    return [m for m in chosen if m.role in extractor.roles and not getattr(m, "reads_samples", False)]
+def extractor_metrics(chosen: list, extractor, primary: bool = False) -> list:
+    """The chosen metrics an extractor can give (those whose feature role it has: CMMD only CLIP's), for a further
+    extractor less those computed on the samples themselves (``reads_samples``: the sequence metrics), which the
+    primary extractor's pass gave."""
+    return [m for m in chosen if m.role in extractor.roles and (primary or not getattr(m, "reads_samples", False))]
 
 
 def compute_metrics(chosen: list, ctx: MetricContext, features: str, key_features: Optional[str] = None) -> dict:
