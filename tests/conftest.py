@@ -130,7 +130,7 @@ def require_extra(module_name: str):
         return importlib.import_module(module_name)
     except ImportError as exc:
         msg = (f"optional dependency {module_name!r} is not installed ({exc}); "
-               "install the extras: pip install -e '.[test,onnx,tensorflow,motion]'")
+               "install the extras: pip install -e '.[test,onnx,tensorflow,motion,modern]'")
         if os.environ.get("CI") == "true":
             pytest.fail(f"{msg} (CI=true: a missing extra fails rather than skips)", pytrace=False)
         pytest.skip(msg, allow_module_level=True)
