@@ -489,13 +489,17 @@ def test_wrong_truncated_and_pickled_weights_are_one_line(tmp_path, weights, ima
     assert "does not hold clip-small-test weights" in line and "missing" in line
     truncated = tmp_path / "truncated.pth"
     truncated.write_bytes(weights["dino"].read_bytes()[: weights["dino"].stat().st_size // 2])
-    assert "corrupt or truncated" in _refused(tmp_path, image_folders, "dinov2-small-test", truncated)
+    assert "truncated" in _refused(tmp_path, image_folders, "dinov2-small-test", truncated)
     wider = tmp_path / "wider.pth"
     torch.save(dinov2_hub_state(dinov2.DinoArch("dinov2_tiny", 96, 2, 2, trained_grid=4)), wider)
     assert "of another shape" in _refused(tmp_path, image_folders, "dinov2-small-test", wider)
     pickled = tmp_path / "module.pth"
     torch.save(torch.nn.Linear(2, 2), pickled)
-    assert "pickled Python objects" in _refused(tmp_path, image_folders, "dinov2-small-test", pickled)
+    line = _refused(tmp_path, image_folders, "dinov2-small-test", pickled)
+    assert "pickled Python objects" in line and "torch.nn.modules.linear.Linear" in line
+    text = tmp_path / "notes.pth"
+    text.write_text("these are not weights\n")
+    assert "not a weights file" in _refused(tmp_path, image_folders, "dinov2-small-test", text)
     garbage = tmp_path / "garbage.safetensors"
     garbage.write_bytes(b"\xff" * 64)
     assert "safetensors" in _refused(tmp_path, image_folders, "dinov2-small-test", garbage)

@@ -28,7 +28,7 @@ import torch
 
 from ..errors import FeatureExtractorError, GandiagError
 from ..safety.files import open_regular, require_input
-from ..safety.torch_archive import first_line
+from ..safety.torch_archive import first_line, pickle_global, pickled_global
 from ..safety.untrusted import shown
 
 INSTALL = "pip install 'gandiag[modern]'"
@@ -109,12 +109,22 @@ def _torch_load(path: Path) -> dict:
             warnings.simplefilter("ignore")
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise FeatureExtractorError(f"{shown(str(path), 300)}: holds pickled Python objects, not only tensors "
-                                    f"({first_line(exc)}); save the network's state_dict() or a .safetensors "
-                                    "file and pass that") from None
+        found = pickled_global(exc) or _first_global(path)
+        if found is None:  # not a pickle torch reads at all: garbage, not a threat
+            raise FeatureExtractorError(f"{shown(str(path), 300)}: not a weights file (neither safetensors, a "
+                                        "PyTorch zip archive nor a pickle torch reads)") from None
+        raise FeatureExtractorError(f"{shown(str(path), 300)}: holds pickled Python objects (global "
+                                    f"{shown(found)}), not only tensors; save the network's state_dict() or a "
+                                    ".safetensors file and pass that") from None
     except Exception as exc:
-        raise FeatureExtractorError(f"{shown(str(path), 300)}: corrupt or truncated weights file "
+        raise FeatureExtractorError(f"{shown(str(path), 300)}: corrupt, truncated or not a weights file "
                                     f"({first_line(exc)})") from None
+
+
+def _first_global(path: Path):
+    """The first global a legacy (non-zip) pickle names, read without running it, or None."""
+    with open_regular(path, "a weights file", error=FeatureExtractorError) as f:
+        return pickle_global(f.read(1 << 20))
 
 
 def _torchscript_weights(path: Path, f) -> dict:
