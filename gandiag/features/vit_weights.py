@@ -40,8 +40,8 @@ def require_library(module: str, extractor: str):
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise FeatureExtractorError(f"the {extractor} feature extractor needs {module}, which is not installed: "
-                                    f"{INSTALL}") from None
+        raise FeatureExtractorError(f"the {extractor} feature extractor needs {module.split('.')[0]}, which is not "
+                                    f"installed: {INSTALL}") from None
 
 
 def hf_cached(repo_id: str, filenames: Iterable[str]) -> list:
