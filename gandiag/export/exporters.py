@@ -75,6 +75,14 @@ def export_checkpoint(ckpt_path, to: str, out_path, *, use_ema: bool = True, ove
     _check_output(out, to)
     opts = (options or EvalOptions()).with_overrides(use_ema=use_ema, device="cpu")
     net, arch, contract = _source(Path(ckpt_path), opts, to, direction)
+    return export_network(net, arch, contract, to, out)
+
+
+def export_network(net: torch.nn.Module, arch: str, contract: GeneratorContract, to: str, out: Path) -> Path:
+    """Write ``net`` (in eval mode, its contract complete) as ``to`` at ``out``, checked against PyTorch first.
+
+    The one writer behind :func:`export_checkpoint` and the training monitor's snapshots.
+    """
     if contract.is_translator:
         args = (to_generator_input(synthetic_inputs(contract, 3).data, contract),)
     else:
@@ -86,14 +94,14 @@ def export_checkpoint(ckpt_path, to: str, out_path, *, use_ema: bool = True, ove
     expected = expected[0] if isinstance(expected, (tuple, list)) else expected
     writer = {"onnx": _onnx, "savedmodel": _savedmodel, "export": _torch_export, "torchscript": _torchscript}[to]
     try:
-        writer(net, arch, contract, args, expected, out)
+        writer(net, arch, contract, args, expected, Path(out))
     except GandiagError:
         raise
     except Exception as exc:  # an exporter's failure on a network it cannot trace: say which, write nothing
         first = re.sub(r"\x1b\[[0-9;]*m", "", (str(exc).strip().splitlines() or [type(exc).__name__])[0])[:240]
         raise GandiagError(f"--to {to}: torch cannot export this generator ({arch}): {type(exc).__name__}: "
                            f"{first}") from None
-    return out
+    return Path(out)
 
 
 def _source(path: Path, opts, to: str, direction: str = "a2b"):

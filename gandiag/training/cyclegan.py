@@ -144,17 +144,7 @@ class Run:
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=r["lr_d"], betas=(0.5, 0.999), foreach=True)
         self.pools = {s: HistoryPool(r["pool_size"]) for s in ("a", "b")}
         self.gen = torch.Generator().manual_seed(o.seed)
-        self.sums: dict = {}
-
-    def meter(self, **values) -> None:
-        for k, v in values.items():
-            s = self.sums.setdefault(k, [0.0, 0])
-            s[0], s[1] = s[0] + float(v), s[1] + 1
-
-    def means(self) -> dict:
-        out = {k: t / n for k, (t, n) in self.sums.items()}
-        self.sums = {}
-        return out
+        self.meter = trainlog.Meter()
 
 
 def learning_rates(run: Run, step: int) -> tuple:
@@ -189,9 +179,9 @@ def generator_step(run: Run, a: torch.Tensor, b: torch.Tensor, want_norms: bool)
     norms = trainlog.grad_norms(G) if want_norms else None
     run.opt_g.step()
     D.requires_grad_(True)
-    run.meter(g_loss=loss.detach(), g_adv=adv.detach(), cycle_l1=cycle.detach())
+    run.meter.add(g_loss=loss.detach(), g_adv=adv.detach(), cycle_l1=cycle.detach())
     if r["identity_weight"]:
-        run.meter(identity_l1=identity.detach())
+        run.meter.add(identity_l1=identity.detach())
     return fake_a.detach(), fake_b.detach(), loss.detach(), norms
 
 
@@ -206,7 +196,7 @@ def discriminator_step(run: Run, a, b, fake_a, fake_b, want_norms: bool):
     loss.backward()
     norms = trainlog.grad_norms(D) if want_norms else None
     run.opt_d.step()
-    run.meter(d_loss=loss.detach(), d_a_loss=loss_a.detach(), d_b_loss=loss_b.detach(),
+    run.meter.add(d_loss=loss.detach(), d_a_loss=loss_a.detach(), d_b_loss=loss_b.detach(),
               d_real=(ra.detach().mean() + rb.detach().mean()) / 2, d_fake=(fa.detach().mean() + fb.detach().mean()) / 2)
     return loss.detach(), norms
 
@@ -275,7 +265,7 @@ def periodic_eval(run: Run) -> dict:
 
 def log_record(run: Run, step: int, elapsed: float, lrs: tuple, norms: tuple, eval_now: bool) -> dict:
     """A ``log.jsonl`` line (docs/training-log.md): G holds both translators, D both discriminators."""
-    rec = {"step": step, "time": round(elapsed, 3), **run.means(), "lr_g": lrs[0], "lr_d": lrs[1],
+    rec = {"step": step, "time": round(elapsed, 3), **run.meter.means(), "lr_g": lrs[0], "lr_d": lrs[1],
            "instance_noise": 0.0}
     if norms[0] is not None and norms[1] is not None:
         rec["grad_norm"] = {"G": norms[0], "D": norms[1]}

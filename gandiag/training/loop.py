@@ -34,24 +34,6 @@ from .settings import (OUTPUT_RANGES, Resolved, build_nets, effective_variant, e
 from .variants import TRANSLATION_VARIANTS, Options, Variant, check_data, check_options, get_variant
 
 
-class _Meter:
-    """Means of scalar training signals since the last log line."""
-
-    def __init__(self):
-        self.sums, self.counts = {}, {}
-
-    def add(self, **values):
-        for k, x in values.items():
-            if x is not None:
-                self.sums[k] = self.sums.get(k, 0.0) + float(x)
-                self.counts[k] = self.counts.get(k, 0) + 1
-
-    def means(self) -> dict:
-        out = {k: self.sums[k] / self.counts[k] for k in self.sums}
-        self.sums, self.counts = {}, {}
-        return out
-
-
 @dataclass
 class Run:
     """What one training run holds: the variant, its settings, networks, optimisers and the step's generator."""
@@ -67,7 +49,7 @@ class Run:
     opt_d: torch.optim.Optimizer
     gen: torch.Generator
     specs: dict  # "generator"/"discriminator" -> (arch, kwargs)
-    meter: _Meter = field(default_factory=_Meter)
+    meter: trainlog.Meter = field(default_factory=trainlog.Meter)
 
     @property
     def batch(self) -> int:

@@ -53,6 +53,24 @@ class TrainLog:
         self._f.close()
 
 
+class Meter:
+    """Means of scalar training signals since the last log line (the log's lines hold means, not last values)."""
+
+    def __init__(self):
+        self.sums, self.counts = {}, {}
+
+    def add(self, **values):
+        for k, x in values.items():
+            if x is not None:
+                self.sums[k] = self.sums.get(k, 0.0) + float(x)
+                self.counts[k] = self.counts.get(k, 0) + 1
+
+    def means(self) -> dict:
+        out = {k: self.sums[k] / self.counts[k] for k in self.sums}
+        self.sums, self.counts = {}, {}
+        return out
+
+
 LOG_NAME = "log.jsonl"
 
 
@@ -64,13 +82,15 @@ def find_log(checkpoint_path, relative_to=None) -> Optional[Path]:
     p = Path(str(checkpoint_path))
     folder = p if is_folder(p) else p.parent
     candidates = [folder / LOG_NAME]
+    if folder.name == "snapshots":  # a monitored run's snapshots (gandiag.Monitor) lie one folder below its log
+        candidates.append(folder.parent / LOG_NAME)
     if relative_to is not None and not p.is_absolute():
         candidates.append(Path(relative_to) / folder / LOG_NAME)
     return next((c for c in candidates if is_regular_file(c)), None)
 
 
 NUMBER_FIELDS = ("time", "d_loss", "g_loss", "d_real", "d_fake", "d_real_prob", "d_fake_prob", "wasserstein", "gp",
-                 "gp_grad_norm", "lr_g", "lr_d", "instance_noise", "eval_seconds")
+                 "gp_grad_norm", "lr_g", "lr_d", "instance_noise", "eval_seconds", "d_accuracy")
 PER_NET_FIELDS = ("grad_norm_total",)  # {"G": number, "D": number}
 PER_LAYER_FIELDS = ("grad_norm", "sigma_max")  # {"G": {param: number}, "D": {...}}
 
