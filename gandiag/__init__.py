@@ -49,6 +49,9 @@ _LAZY = {
     "Results": "gandiag.results",
     "RunView": "gandiag.report",
     "ComparisonView": "gandiag.report",
+    # any training loop: log, periodic verdicts, alarms (docs/monitor.md)
+    "Monitor": "gandiag.monitor",
+    "StopTraining": "gandiag.monitor",
 }
 
 __all__ = [

@@ -1,0 +1,146 @@
+"""Snapshots of a live generator, in files that any gandiag command reads without ``--trust-checkpoint``.
+
+A user's generator is their own class: pickling it would make every later
+reader run their code. So a snapshot is the generator *traced*: a
+``torch.export`` program (``.pt2``, ATen ops only, the contract stored inside:
+the same file ``gandiag export --to export`` writes), checked against the
+live network before it is written, written atomically (a reader never sees
+half a file). A generator that torch.export cannot trace (data-dependent
+Python control flow) is snapshotted as its *samples* instead: a ``.npz`` of
+a fixed seeded batch, which the sample metrics and diagnostics read but the
+generator's own checks (latent sensitivity, the Jacobian) cannot. The
+snapshot is taken in eval mode (BatchNorm reads its running statistics, as
+any evaluation of the file will) and the network is put back as it was.
+
+The real samples a user passes as a tensor (or a DataLoader) are written once
+as ``real.npz`` beside the log (images as uint8 through the generator's own
+output range), so the checks, ``gandiag evaluate`` and ``gandiag watch`` all
+compare against the same set later.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from ..atomic import write_bytes
+from ..errors import GandiagError
+from ..generator.contract import GeneratorContract
+from ..generator.loading import LoadedGenerator
+
+REAL_NAME = "real.npz"
+SAMPLE_SNAPSHOT_N = 2048  # samples in a snapshot of a generator torch.export cannot trace
+MAX_REAL = 10_000  # real samples taken from a tensor or DataLoader
+
+
+@contextlib.contextmanager
+def eval_mode(net: torch.nn.Module):
+    was = net.training
+    net.eval()
+    try:
+        yield net
+    finally:
+        net.train(was)
+
+
+def live_generator(G: torch.nn.Module, where: str, options) -> tuple[LoadedGenerator, GeneratorContract]:
+    """The user's network as a loaded generator, with its contract read from the module, the options' fields
+    (latent_shape, num_classes, output_range...) on top and the output fields probed in eval mode."""
+    from ..generator.introspect import module_contract
+    from ..generator.sampling import probe
+    from ..pipeline import resolve_contract
+
+    contract, conditional, known = module_contract(G)
+
+    def forward(z, labels=None):
+        return G(z) if labels is None else G(z, labels)
+
+    gen = LoadedGenerator(forward, contract, "module", where, loader="monitor", module=G, takes_labels=conditional,
+                          known=known)
+    try:
+        with eval_mode(G):
+            contract = probe(gen, resolve_contract(gen, options), options.seed, _device_of(G))
+    except GandiagError as exc:  # the CLI's flag names are the Monitor's arguments here
+        raise GandiagError(str(exc).replace("--latent-shape", "latent_shape=").replace("--latent-dim", "latent_shape=")
+                           .replace("--num-classes", "num_classes=").replace("--output-range", "output_range=")
+                           .replace("--label-format", "label_format=")) from None
+    return gen, contract
+
+
+def _device_of(net: torch.nn.Module) -> str:
+    p = next(net.parameters(), None)
+    return str(p.device) if p is not None else "cpu"
+
+
+def write_snapshot(G: torch.nn.Module, contract: GeneratorContract, path_stem: Path, seed: int) -> Path:
+    """``path_stem``.pt2, or ``path_stem``.npz of samples when torch.export cannot trace ``G``; the path written."""
+    from ..export.exporters import export_network
+
+    arch = f"module: {type(G).__name__}"
+    try:
+        with eval_mode(G):  # a program traced on the GPU would hold CUDA tensors: trace a CPU copy
+            net = G if _device_of(G) == "cpu" else copy.deepcopy(G).cpu()
+            return export_network(net, arch, contract, "export", path_stem.with_suffix(".pt2"))
+    except GandiagError:
+        pass  # not traceable: keep its samples instead (said in the trend line by the suffix)
+    return write_samples(G, contract, path_stem.with_suffix(".npz"), seed)
+
+
+def write_samples(G: torch.nn.Module, contract: GeneratorContract, path: Path, seed: int,
+                  n: int = SAMPLE_SNAPSHOT_N) -> Path:
+    from ..data.images import to_uint8_nchw
+    from ..generator.sampling import generator_inputs, latents
+
+    z, labels = latents(contract, 0, n, seed)
+    outs = []
+    with eval_mode(G), torch.no_grad():
+        dev = _device_of(G)
+        for i in range(0, n, 256):
+            zi, li = generator_inputs(z[i:i + 256].to(dev), None if labels is None else labels[i:i + 256].to(dev),
+                                      contract)
+            y = G(zi) if li is None else G(zi, li)
+            y = (y[0] if isinstance(y, (tuple, list)) else y).detach().cpu()
+            outs.append(to_uint8_nchw(y, contract) if contract.kind == "images" else y.float())
+    arrays = {contract.kind or "samples": torch.cat(outs).numpy()}
+    if labels is not None:
+        arrays["labels"] = labels.numpy()
+    return _write_npz(path, arrays)
+
+
+def _write_npz(path: Path, arrays: dict) -> Path:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return write_bytes(path, buf.getvalue(), "monitor snapshot")
+
+
+def real_spec(real, folder: Path, contract: GeneratorContract) -> Optional[str]:
+    """What to pass as ``--real``: a spec string as given; a tensor, array or DataLoader saved as ``real.npz``."""
+    from ..data.images import to_uint8_nchw
+
+    if real is None or isinstance(real, (str, Path)):
+        return None if real is None else str(real)
+    if isinstance(real, np.ndarray):
+        real = torch.from_numpy(real)
+    if not isinstance(real, torch.Tensor):  # a DataLoader or any iterable of batches, (x, y) pairs taken as x
+        taken, count = [], 0
+        for batch in real:
+            x = batch[0] if isinstance(batch, (tuple, list)) else batch
+            taken.append(torch.as_tensor(x)[: MAX_REAL - count])
+            count += len(taken[-1])
+            if count >= MAX_REAL:
+                break
+        if not taken:
+            raise GandiagError("Monitor(real=...): the data loader gave no batches")
+        real = torch.cat(taken)
+    real = real.detach().cpu()[:MAX_REAL]
+    if contract.kind == "images":
+        arr = (real if real.dtype == torch.uint8 else to_uint8_nchw(real.float(), contract)).numpy()
+    else:
+        arr = real.float().numpy()
+    return str(_write_npz(Path(folder) / REAL_NAME, {contract.kind or "samples": arr}))

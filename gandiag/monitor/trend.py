@@ -1,0 +1,108 @@
+"""``trend.jsonl`` and ``trend.html``: one line and one report point per evaluated snapshot of a run.
+
+Written by the training monitor at each periodic check and by ``gandiag
+watch`` for each snapshot it evaluates; both redraw the one report after each
+line, so a browser tab left open on ``trend.html`` shows the run as it goes.
+A line holds the snapshot's step, file, every metric value (the results'
+keys, so their features are in the name: ``fid``, ``fd[dinov2-vitl14]``...),
+every diagnostic's verdict and the alarms it raised. Lines are appended and
+flushed; the file is read back through :func:`read_trend`, which checks each
+line, since a run folder may hold anything.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+from pathlib import Path
+from typing import Optional
+
+from ..atomic import write_text
+from ..errors import DataError
+
+TREND_NAME, TREND_REPORT = "trend.jsonl", "trend.html"
+
+
+def entry(step: Optional[int], snapshot: str, results, alarms: list, seconds: float) -> dict:
+    """A trend line from an evaluation's :class:`~gandiag.results.Results`."""
+    metrics = {k: m.get("value") for k, m in (results.metrics or {}).items() if isinstance(m, dict)}
+    verdicts = {k: d.get("verdict") for k, d in (results.diagnostics or {}).items() if isinstance(d, dict)}
+    return {"step": step, "snapshot": snapshot, "metrics": {k: _finite(v) for k, v in metrics.items()},
+            "verdicts": verdicts, "alarms": [a.as_dict() for a in alarms], "seconds": round(seconds, 3)}
+
+
+def _finite(v):
+    return v if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
+def append(path: Path, line: dict) -> None:
+    from ..atomic import resolve_output
+
+    with open(resolve_output(path, "trend file"), "a") as f:
+        f.write(json.dumps(line) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_trend(path: Path) -> list:
+    """The checked lines of a trend file; a last line cut short by a kill is dropped."""
+    from ..safety.files import read_text_limited
+    from ..safety.jsonfile import parse_json
+
+    lines = [ln for ln in read_text_limited(path, "a trend file", error=DataError).splitlines() if ln.strip()]
+    out = []
+    for i, ln in enumerate(lines, 1):
+        try:
+            rec = parse_json(ln, f"{path}, line {i}")
+        except DataError:
+            if i == len(lines):
+                break
+            raise
+        out.append(_checked(rec, f"{path}, line {i}"))
+    return out
+
+
+def _checked(rec, where: str) -> dict:
+    ok = (isinstance(rec, dict) and (rec.get("step") is None or (isinstance(rec.get("step"), int)
+                                                                 and not isinstance(rec.get("step"), bool)))
+          and isinstance(rec.get("snapshot"), str) and isinstance(rec.get("metrics"), dict)
+          and all(_finite(v) is not None or v is None for v in rec["metrics"].values())
+          and isinstance(rec.get("verdicts"), dict) and all(isinstance(v, (str, type(None))) for v in rec["verdicts"].values())
+          and isinstance(rec.get("alarms", []), list))
+    if not ok:
+        raise DataError(f"{where}: not a trend line (step, snapshot, metrics, verdicts)")
+    return rec
+
+
+def render(lines: list, title: str) -> str:
+    """The trend report: a chart per metric over steps, and every snapshot's verdicts, toned by their levels."""
+    from ..report.figures import curves
+    from ..report.severity import tone
+
+    xs = [ln["step"] if ln["step"] is not None else i for i, ln in enumerate(lines)]
+    names = sorted({k for ln in lines for k in ln["metrics"]})
+    series = {k: (xs, [ln["metrics"].get(k) if ln["metrics"].get(k) is not None else math.nan for ln in lines])
+              for k in names}
+    chart = f'<img alt="metric trends" src="{curves(series)}">' if series and lines else "<p>no metrics yet</p>"
+    diags = sorted({k for ln in lines for k in ln["verdicts"]})
+    head = "".join(f"<th>{html.escape(d)}</th>" for d in diags)
+    rows = []
+    for x, ln in zip(xs, lines):
+        cells = "".join(f'<td class="{tone(ln["verdicts"].get(d))}">{html.escape(str(ln["verdicts"].get(d, "")))}</td>'
+                        for d in diags)
+        alarms = "; ".join(html.escape(a.get("message", "")) for a in ln.get("alarms", []) if isinstance(a, dict))
+        rows.append(f"<tr><td>{x}</td><td>{html.escape(ln['snapshot'])}</td>{cells}<td>{alarms}</td></tr>")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>"
+            "body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
+            "padding:2px 6px;font-size:13px}.good{background:#d7f0d7}.warn{background:#fbeccb}.bad{background:#f6c9c9}"
+            "img{max-width:100%}</style></head><body>"
+            f"<h1>{html.escape(title)}</h1><p>{len(lines)} snapshot(s) evaluated.</p>{chart}"
+            f"<table><tr><th>step</th><th>snapshot</th>{head}<th>alarms</th></tr>{''.join(rows)}</table></body></html>")
+
+
+def redraw(folder: Path, title: str) -> Path:
+    path = Path(folder) / TREND_NAME
+    lines = read_trend(path) if path.exists() else []
+    return write_text(Path(folder) / TREND_REPORT, render(lines, title), "trend report")

@@ -1,0 +1,172 @@
+"""gandiag.Monitor in a training loop written the PyTorch DCGAN tutorial's way: log, verdicts, alarms, stop."""
+
+import json
+import math
+
+import pytest
+import torch
+
+import gandiag
+from gandiag.monitor.capture import GradientCapture
+from gandiag.training.trainlog import read_log
+
+import tutorial_loop as tut
+from conftest import gandiag_in_process
+
+
+# -- gradients read in their own phase ---------------------------------------------------------------------------
+
+def _tutorial_step(netG, netD, optG, optD, capture):
+    """One tutorial iteration; returns D's gradient as optimizerD applied it and G's as optimizerG did."""
+    crit = torch.nn.BCELoss()
+    real = tut.digits_tensor()[:32]
+    capture.armed = True
+    netD.zero_grad()
+    crit(netD(real).view(-1), torch.ones(32)).backward()
+    fake = netG(torch.randn(32, tut.NZ, 1, 1))
+    crit(netD(fake.detach()).view(-1), torch.zeros(32)).backward()
+    d_applied = {n: p.grad.norm().item() for n, p in netD.named_parameters()}
+    optD.step()
+    netG.zero_grad()  # D's gradients are not zeroed: G's backward pass adds to them, as in the tutorial
+    crit(netD(fake).view(-1), torch.ones(32)).backward()
+    g_applied = {n: p.grad.norm().item() for n, p in netG.named_parameters()}
+    optG.step()
+    d_after = {n: p.grad.norm().item() for n, p in netD.named_parameters()}
+    return d_applied, g_applied, d_after
+
+
+@pytest.mark.parametrize("with_optimizers", [True, False])
+def test_gradients_are_read_in_each_phase(with_optimizers):
+    torch.manual_seed(0)
+    netG, netD = tut.Generator(), tut.Discriminator()
+    optG = torch.optim.Adam(netG.parameters(), lr=2e-4)
+    optD = torch.optim.Adam(netD.parameters(), lr=2e-4)
+    capture = GradientCapture(netG, netD, (optG, optD) if with_optimizers else ())
+    assert capture.strategy == ("optimizer" if with_optimizers else "backward-pass")
+    for _ in range(2):  # the second iteration starts from the first's leftover gradients
+        d_applied, g_applied, d_after = _tutorial_step(netG, netD, optG, optD, capture)
+        got = capture.collect()
+        assert set(got) == {"G", "D"}
+        for name, v in d_applied.items():
+            assert got["D"][name] == pytest.approx(v, rel=1e-5), name
+        for name, v in g_applied.items():
+            assert got["G"][name] == pytest.approx(v, rel=1e-5), name
+        # reading .grad at the end of the step would have been wrong: G's pass added to D's gradients
+        assert any(abs(d_after[n] - d_applied[n]) > 1e-3 * d_applied[n] for n in d_applied)
+    capture.close()
+
+
+def test_unarmed_steps_record_nothing():
+    netG, netD = tut.Generator(), tut.Discriminator()
+    capture = GradientCapture(netG, netD)
+    netD(tut.digits_tensor()[:8]).mean().backward()
+    assert capture.collect() == {}
+    capture.close()
+
+
+# -- the loop, healthy and broken --------------------------------------------------------------------------------
+
+SETTINGS = dict(feature_extractor="digits", check_samples=500, log_every=25)
+
+
+def test_healthy_tutorial_loop_gets_a_log_verdicts_and_a_report_and_no_alarm(tmp_path):
+    out = tmp_path / "run"
+    raised = []
+    mon, done = tut.train(out, steps=800, check_every=400, warmup=400, stop_on="severe", on_alarm=raised.append,
+                          **SETTINGS)
+    assert done == 800 and mon.stop_requested is None
+    assert [a for a in raised if a.level != "warning"] == [], [a.line() for a in raised]
+    verdicts = {k: d["verdict"] for k, d in mon.latest.diagnostics.items()}
+    assert verdicts["mode_collapse"] == "none" and verdicts["gradient_health"] in ("healthy", "warning")
+    log = read_log(out / "log.jsonl")
+    assert [r["step"] for r in log][:3] == [1, 25, 50] and log[-1]["step"] == 800
+    assert {"d_loss", "g_loss", "d_real_prob", "d_fake_prob", "d_accuracy", "lr_g", "lr_d"} <= set(log[-1])
+    assert set(log[-1]["grad_norm"]) == {"G", "D"} and log[-1]["grad_norm_total"]["G"] > 0
+    assert "sigma_max" in log[-1]  # a check step
+    assert 0 <= log[-1]["d_accuracy"] <= 1
+    assert mon.latest.diagnostics["gradient_health"].get("log", {}).get("records", 0) >= 30  # the monitor's log read
+    trend = [json.loads(ln) for ln in (out / "trend.jsonl").read_text().splitlines()]
+    assert [t["step"] for t in trend] == [400, 800] and trend[0]["snapshot"].endswith("step-0000400.pt2")
+    for name in ("report.html", "trend.html", "results.json", "real.npz"):
+        assert (out / name).stat().st_size > 0, name
+
+
+def test_a_snapshot_evaluates_without_trust_and_finds_the_monitors_log(tmp_path):
+    out = tmp_path / "run"
+    tut.train(out, steps=60, check_every=60, **SETTINGS)
+    snap = out / "snapshots" / "step-0000060.pt2"
+    res = gandiag_in_process("evaluate", snap, "--real", out / "real.npz", "-n", "300", "--feature-extractor", "digits",
+                             "--json", tmp_path / "r.json")
+    assert res.returncode == 0, res.stderr
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert res["diagnostics"]["gradient_health"]["log"]["last_step"] == 60
+
+
+@pytest.mark.parametrize("broken", ["lr", "d_overpowers"])
+def test_broken_tutorial_loops_raise_alarms_and_stop_when_asked(tmp_path, broken):
+    out = tmp_path / broken
+    raised = []
+    mon, done = tut.train(out, steps=600, broken=broken, check_every=200, warmup=200, stop_on="severe",
+                          on_alarm=raised.append, **SETTINGS)
+    assert done == 400, "stopped at the first check after the warm-up"
+    assert mon.stop_requested is not None and mon.stop_requested.level == "severe"
+    assert any(a.source == "mode_collapse" and a.verdict == "severe" for a in raised)
+    assert (out / "report.html").exists() and read_log(out / "log.jsonl")[-1]["step"] == 400
+
+
+def test_a_diverged_loss_is_logged_and_stops_the_run(tmp_path):
+    netG, netD = tut.Generator(), tut.Discriminator()
+    with gandiag.Monitor(netG, netD, out=tmp_path, real=tut.digits_tensor(), stop_on="severe", check_every=0,
+                         stream=open(tmp_path / "said.txt", "w")) as mon:
+        for i in range(10):
+            mon.step(d_loss=1.0 if i < 5 else math.nan, g_loss=0.5)
+    assert mon.steps == 6 and mon.stop_requested.source == "diverged"
+    log = read_log(tmp_path / "log.jsonl")
+    assert log[-1]["event"] == "diverged" and log[-1]["step"] == 6 and "d_loss" in log[-1]["non_finite"]
+
+
+def test_an_untraceable_generator_is_snapshotted_as_samples(tmp_path):
+    class Branchy(tut.Generator):
+        def forward(self, x):
+            y = self.main(x)
+            return y if float(y.mean()) < 10 else -y  # data-dependent Python control flow: torch.export refuses
+
+    mon = gandiag.Monitor(Branchy(), tut.Discriminator(), out=tmp_path, real=tut.digits_tensor(), check_every=0,
+                          **{k: v for k, v in SETTINGS.items() if k != "log_every"})
+    mon.step(d_loss=1.0, g_loss=1.0)
+    mon.check()
+    mon.close(final_check=False)
+    assert (tmp_path / "snapshots" / "step-0000001.npz").exists()
+    assert mon.latest.metrics["fid"]["value"] > 0
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"loss": "bce"}, "loss="), ({"log_every": 0}, "log_every="), ({"stop_on": "sometimes"}, "stop_on="),
+    ({"d_outputs": "scores"}, "d_outputs="), ({"check_samples": 1.5}, "check_samples="),
+])
+def test_bad_settings_are_one_clear_error(tmp_path, kwargs, message):
+    with pytest.raises(gandiag.GandiagError, match=message):
+        gandiag.Monitor(tut.Generator(), tut.Discriminator(), out=tmp_path, **kwargs)
+
+
+def test_a_monitored_run_is_never_clobbered(tmp_path):
+    gandiag.Monitor(tut.Generator(), tut.Discriminator(), out=tmp_path, check_every=0).close(final_check=False)
+    with pytest.raises(gandiag.GandiagError, match="overwrite=True"):
+        gandiag.Monitor(tut.Generator(), tut.Discriminator(), out=tmp_path)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(gandiag.GandiagError, match="not a folder"):
+        gandiag.Monitor(tut.Generator(), out=tmp_path / "file")
+
+
+def test_a_generator_without_a_readable_latent_size_names_the_argument(tmp_path):
+    class Opaque(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(1))
+
+        def forward(self, z):
+            return torch.tanh(z.reshape(len(z), 1, 8, 8) * self.w)
+
+    with pytest.raises(gandiag.GandiagError, match="latent_shape="):
+        gandiag.Monitor(Opaque(), out=tmp_path)
+    gandiag.Monitor(Opaque(), out=tmp_path / "ok", latent_shape=(64,), check_every=0).close(final_check=False)
