@@ -37,6 +37,7 @@ DEFAULT_PLUGINS = (
     "gandiag.default_plugins.train_command",
     "gandiag.default_plugins.diagnose_command",
     "gandiag.default_plugins.export_command",
+    "gandiag.default_plugins.watch_command",
 )
 
 pm = pluggy.PluginManager("gandiag")

@@ -578,7 +578,7 @@ BUILTINS = {
                      "tcn-generator", "tcn-discriminator", "rnn-generator", "rnn-discriminator",
                      "resnet-translator", "patch-discriminator", "mlp-translator"},
 }
-BUILTIN_COMMANDS = {"train", "diagnose", "export", "report", "gate"}
+BUILTIN_COMMANDS = {"train", "diagnose", "export", "report", "gate", "watch"}
 
 
 def hookspec_names() -> set:

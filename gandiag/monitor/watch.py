@@ -1,0 +1,197 @@
+"""``gandiag watch RUNDIR``: evaluate each new snapshot of a training run as it appears, for headless servers.
+
+A snapshot is any file a loader reads (``.pt``/``.pth``/``.ckpt``/``.pt2``/
+``.onnx``/``.pkl``, a SavedModel folder) or a ``.npz``/``.npy`` of samples, in
+the run folder or its ``snapshots/`` folder: gandiag's trainer overwrites
+``checkpoint.pt`` (each new version is a new snapshot), ``gandiag.Monitor``
+adds ``snapshots/step-N.pt2``, other trainers write files of their own.
+
+Half-written files are never read. Dot-files and ``*.tmp`` (where atomic
+writers stage, gandiag's among them) are skipped; any other file must keep
+the same size, modification time and inode for ``settle`` seconds before it
+is read, so a trainer that writes in place with ``torch.save`` is read once
+it has finished. A changed file (a new fingerprint) is a new snapshot.
+
+Each snapshot is evaluated with the command's options, its line appended to
+``OUT/trend.jsonl`` with its fingerprint (so a restarted watch skips what it
+has done), ``OUT/trend.html`` redrawn, ``OUT/results.json`` and
+``OUT/report.html`` replaced by the latest. ``fail_on`` ("warning" or
+"severe") and ``gate`` end the watch at the first snapshot whose alarms or
+gates fail (exit 1); a snapshot that cannot be evaluated is an ``error``
+alarm, which ``fail_on`` counts as failing (fail closed).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+from ..errors import GandiagError
+from . import alarms as alarm_rules
+from . import trend
+
+SNAPSHOT_SUFFIXES = (".pt", ".pth", ".ckpt", ".pt2", ".onnx", ".pkl", ".npz", ".npy")
+NOT_SNAPSHOTS = ("real.npz",)  # the monitor's copy of the real data
+STEP_PATTERN = re.compile(r"(?:step|iter|it|kimg|epoch|snapshot)[-_]?0*(\d+)", re.IGNORECASE)
+
+
+@dataclass
+class WatchOutcome:
+    evaluated: int = 0
+    failed: Optional[str] = None  # why the watch ended on a failing snapshot
+    seen: dict = field(default_factory=dict)  # path -> fingerprint evaluated
+
+
+def fingerprint(path: Path) -> Optional[str]:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    if path.is_dir():  # a SavedModel folder: its graph file's state
+        pb = path / "saved_model.pb"
+        return fingerprint(pb) if pb.exists() else None
+    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+
+
+def candidates(run: Path, out: Path) -> list:
+    """Snapshot files in ``run`` and ``run/snapshots``, oldest first, skipping staging files and ``out``."""
+    found = []
+    for folder in (run, run / "snapshots"):
+        if not folder.is_dir():
+            continue
+        for p in folder.iterdir():
+            if (p.name.startswith(".") or p.name.endswith(".tmp") or p.name in NOT_SNAPSHOTS
+                    or p.name.endswith(".artifacts.npz")):  # gandiag's own results' arrays
+                continue
+            if p.resolve() == out.resolve():
+                continue
+            if (p.is_file() and p.suffix.lower() in SNAPSHOT_SUFFIXES) or (p.is_dir() and (p / "saved_model.pb").is_file()):
+                found.append(p)
+    return sorted(found, key=lambda p: (p.stat().st_mtime_ns, p.name))
+
+
+def step_of(path: Path) -> Optional[int]:
+    m = STEP_PATTERN.search(path.stem)
+    return int(m.group(1)) if m else None
+
+
+class Watcher:
+    """One watch over ``run``; :meth:`poll` evaluates what is new and settled, :meth:`run` loops."""
+
+    def __init__(self, run: Path, out: Path, options, *, settle: float = 2.0, fail_on: Optional[str] = None,
+                 gate=None, echo: Callable = print):
+        from ..atomic import resolve_output
+        from ..safety.files import is_folder
+
+        if not is_folder(run):
+            raise GandiagError(f"{run}: not a folder (gandiag watch takes a training run's folder)")
+        if fail_on not in (None, *alarm_rules.STOP_LEVELS):
+            raise GandiagError(f"--fail-on {fail_on}: {' or '.join(alarm_rules.STOP_LEVELS)}")
+        self.run_dir, self.out, self.options = run, out, options
+        self.settle, self.fail_on, self.gate, self.echo = settle, fail_on, gate, echo
+        out.mkdir(parents=True, exist_ok=True)
+        for name in (trend.TREND_NAME, trend.TREND_REPORT, "results.json", "report.html"):
+            resolve_output(out / name, "--out")
+        self.outcome = WatchOutcome(seen=self._done_before())
+        self._pending: dict = {}  # path -> (fingerprint, first seen at)
+        if options.real is None and (run / "real.npz").is_file():  # a monitored run keeps its real data there
+            from dataclasses import replace
+
+            self.options = replace(options, real=str(run / "real.npz"))
+
+    def _done_before(self) -> dict:
+        path = self.out / trend.TREND_NAME
+        lines = trend.read_trend(path) if path.exists() else []
+        return {ln["snapshot"]: ln.get("fingerprint") for ln in lines}
+
+    def poll(self, now: Optional[float] = None) -> bool:
+        """Evaluate every settled new snapshot; False once a snapshot failed ``fail_on`` or the gate."""
+        now = time.monotonic() if now is None else now
+        for path in candidates(self.run_dir, self.out):
+            fp = fingerprint(path)
+            if fp is None or self.outcome.seen.get(str(path)) == fp:
+                continue
+            first = self._pending.get(path)
+            if first is None or first[0] != fp:
+                self._pending[path] = (fp, now)
+                if self.settle > 0:
+                    continue
+            elif now - first[1] < self.settle:
+                continue
+            self._pending.pop(path, None)
+            if not self._evaluate(path, fp):
+                return False
+        return True
+
+    def _evaluate(self, path: Path, fp: str) -> bool:
+        began = time.monotonic()
+        step = step_of(path)
+        try:
+            results = _evaluate(path, self.options)
+        except GandiagError as exc:
+            alarm = alarm_rules.Alarm(step, "snapshot", "error", "error", f"{path.name}: {exc}")
+            self.echo(alarm.line())
+            self._record({"step": step, "snapshot": str(path), "metrics": {}, "verdicts": {"snapshot": "error"},
+                          "alarms": [alarm.as_dict()], "seconds": round(time.monotonic() - began, 3)}, fp)
+            return self._verdict([alarm], [])
+        found = alarm_rules.from_results(results.diagnostics, step)
+        failed_gates = self._gates(results)
+        for a in found:
+            self.echo(a.line())
+        line = trend.entry(step, str(path), results, found, time.monotonic() - began)
+        self._record(line, fp)
+        from ..outputs import finish
+
+        finish(results, json=self.out / "results.json", report=self.out / "report.html")
+        verdicts = ", ".join(f"{k} {v}" for k, v in line["verdicts"].items())
+        self.echo(f"gandiag watch: {path.name}" + (f" (step {step})" if step is not None else "") + f": {verdicts}")
+        return self._verdict(found, failed_gates)
+
+    def _gates(self, results) -> list:
+        if self.gate is None:
+            return []
+        from ..gates import check_gates
+
+        outcome = check_gates(results, self.gate)
+        return [c for c in outcome.cases if not c.passed]
+
+    def _verdict(self, found: list, failed_gates: list) -> bool:
+        failing = [a for a in found if alarm_rules.reaches(a, self.fail_on)
+                   or (self.fail_on is not None and a.level == "error")]
+        if failing:
+            self.outcome.failed = failing[0].line()
+        elif failed_gates:
+            self.outcome.failed = f"gate {failed_gates[0].name}: {failed_gates[0].message}"
+        return self.outcome.failed is None
+
+    def _record(self, line: dict, fp: str) -> None:
+        trend.append(self.out / trend.TREND_NAME, {**line, "fingerprint": fp})
+        trend.redraw(self.out, f"gandiag watch: {self.run_dir}")
+        self.outcome.seen[line["snapshot"]] = fp
+        self.outcome.evaluated += 1
+
+    def run(self, interval: float = 30.0, once: bool = False, idle_exit: Optional[float] = None) -> WatchOutcome:
+        """Poll every ``interval`` seconds until a failure, ``once`` (what is there now, settled), or ``idle_exit``
+        seconds without a new snapshot."""
+        last_new = time.monotonic()
+        while True:
+            before = self.outcome.evaluated
+            if not self.poll():
+                return self.outcome
+            if self.outcome.evaluated != before:
+                last_new = time.monotonic()
+            if once and not self._pending:
+                return self.outcome
+            if idle_exit is not None and time.monotonic() - last_new >= idle_exit:
+                return self.outcome
+            time.sleep(min(interval, self.settle) if once or self._pending else interval)
+
+
+def _evaluate(path: Path, options):
+    from ..pipeline import evaluate
+
+    return evaluate(path, options=options)
+

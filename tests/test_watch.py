@@ -1,0 +1,116 @@
+"""``gandiag watch RUNDIR``: each new settled snapshot evaluated once, a trend kept, exit 1 when asked on an alarm."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from gandiag.monitor.watch import Watcher, candidates, step_of
+from gandiag.options import EvalOptions
+
+import tutorial_loop as tut
+from conftest import gandiag_in_process
+
+FIXTURES = Path(__file__).parent / "fixtures" / "models"
+QUICK = ("-n", "300", "--settle", "0", "--once")
+
+
+@pytest.fixture(scope="module")
+def monitored_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("watch") / "run"
+    tut.train(out, steps=60, check_every=30, feature_extractor="digits", check_samples=300)
+    return out
+
+
+def _trend(folder):
+    return [json.loads(ln) for ln in (folder / "trend.jsonl").read_text().splitlines()]
+
+
+def test_watch_evaluates_each_snapshot_once_and_keeps_a_trend(monitored_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(monitored_run, run)
+    res = gandiag_in_process("watch", run, *QUICK, "--feature-extractor", "digits")
+    assert res.returncode == 0, res.stderr
+    lines = _trend(run / "watch")
+    assert [ln["step"] for ln in lines] == [30, 60]  # the monitor's snapshots, oldest first, against its real.npz
+    assert all(ln["metrics"]["fid"] > 0 and ln["verdicts"]["mode_collapse"] for ln in lines)
+    for name in ("trend.html", "results.json", "report.html"):
+        assert (run / "watch" / name).stat().st_size > 0
+    again = gandiag_in_process("watch", run, *QUICK, "--feature-extractor", "digits")
+    assert again.returncode == 0 and "0 snapshot(s) evaluated" in again.stdout
+    assert len(_trend(run / "watch")) == 2
+
+
+def test_a_file_still_being_written_is_not_read_until_it_settles(monitored_run, tmp_path):
+    run = tmp_path / "run"
+    (run / "snapshots").mkdir(parents=True)
+    shutil.copy(monitored_run / "real.npz", run / "real.npz")
+    src = (monitored_run / "snapshots" / "step-0000060.pt2").read_bytes()
+    snap = run / "snapshots" / "step-0000090.pt2"
+    snap.write_bytes(src[: len(src) // 2])  # a trainer writing in place with torch.save, half way
+    (run / "snapshots" / ".step-0000100.pt2.tmp").write_bytes(src)  # an atomic writer's staging file
+    evaluated = []
+    w = Watcher(run, run / "watch", EvalOptions(num_samples=300, feature_extractor=["digits"]), settle=5.0,
+                echo=evaluated.append)
+    assert [p.name for p in candidates(run, run / "watch")] == ["step-0000090.pt2"]
+    assert w.poll(now=0.0) and w.poll(now=3.0) and w.outcome.evaluated == 0
+    snap.write_bytes(src)  # the write finishes: a new fingerprint starts the settling again
+    assert w.poll(now=4.0) and w.outcome.evaluated == 0
+    assert w.poll(now=8.0) and w.outcome.evaluated == 0
+    assert w.poll(now=9.5) and w.outcome.evaluated == 1
+    assert _trend(run / "watch")[0]["step"] == 90 and "error" not in _trend(run / "watch")[0]["verdicts"].values()
+
+
+def test_a_collapsed_snapshot_fails_the_watch_when_asked(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(FIXTURES / "ring8_gan_collapsed" / "checkpoint.pt", run / "checkpoint.pt")
+    res = gandiag_in_process("watch", run, *QUICK, "--fail-on", "severe")
+    assert res.returncode == 1, res.stderr
+    assert "SEVERE mode_collapse severe" in res.stderr and "failing:" in res.stderr
+    assert gandiag_in_process("watch", tmp_path / "run", "--out", tmp_path / "w2", *QUICK).returncode == 0
+
+
+def test_a_gate_fails_the_watch(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(FIXTURES / "ring8_gan_pack4" / "checkpoint.pt", run / "checkpoint.pt")
+    (tmp_path / "gates.toml").write_text("[gates]\nprecision = { min = 1.01 }\n")
+    res = gandiag_in_process("watch", run, *QUICK, "--gate", tmp_path / "gates.toml")
+    assert res.returncode == 1 and "gate precision min: " in res.stderr and "< min 1.01" in res.stderr
+
+
+def test_an_unreadable_snapshot_is_an_error_alarm_that_fails_closed(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "iter_5.pt").write_bytes(b"\x80\x02not a checkpoint at all")
+    res = gandiag_in_process("watch", run, *QUICK)
+    assert res.returncode == 0 and "ERROR snapshot error" in res.stderr
+    assert _trend(run / "watch")[0]["verdicts"] == {"snapshot": "error"} and _trend(run / "watch")[0]["step"] == 5
+    res = gandiag_in_process("watch", run, "--out", tmp_path / "w2", *QUICK, "--fail-on", "severe")
+    assert res.returncode == 1
+
+
+def test_an_overwritten_checkpoint_is_a_new_snapshot(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(FIXTURES / "ring8_gan_pack4" / "checkpoint.pt", run / "checkpoint.pt")
+    assert gandiag_in_process("watch", run, *QUICK).returncode == 0
+    shutil.copy(FIXTURES / "ring8_gan_collapsed" / "checkpoint.pt", run / "checkpoint.pt")
+    assert gandiag_in_process("watch", run, *QUICK).returncode == 0
+    lines = _trend(run / "watch")
+    assert len(lines) == 2 and [ln["verdicts"]["mode_collapse"] for ln in lines] == ["none", "severe"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--interval", "-1"), "--interval"), (("--settle", "nan"), "--settle"), (("--fail-on", "bad"), "fail-on"),
+])
+def test_bad_watch_options_are_exit_2(tmp_path, args, message):
+    res = gandiag_in_process("watch", tmp_path, "--once", *args)
+    assert res.returncode == 2 and message in res.stderr
+
+
+def test_steps_are_read_from_common_snapshot_names():
+    assert [step_of(Path(n)) for n in ("step-0000400.pt2", "network-snapshot-000120.pkl", "iter_5.pt",
+                                       "epoch3.ckpt", "checkpoint.pt")] == [400, 120, 5, 3, None]
