@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch 2.14.1 + torchvision 0.29.1 together: torch-fidelity imports torchvision.
 	$(BIN)/python -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(BIN)/python -m pip install -q -e '.[test,onnx,tensorflow,motion,modern]'
+	$(BIN)/python -m pip install -q -e '.[test,onnx,tensorflow,motion,modern,lightning,tensorboard]'
 	touch $(STAMP)
 
 DEMO := reports/demo
