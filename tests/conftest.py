@@ -5,12 +5,16 @@ as well, so parity tests compare both tools on identical weights."""
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 os.environ["GANDIAG_OFFLINE"] = "1"
+# examples/ are importable by the tests that run them (the DCGAN tutorial's loop with the monitor)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,7 @@ import gandiag
 from gandiag.monitor.capture import GradientCapture
 from gandiag.training.trainlog import read_log
 
-import tutorial_loop as tut
+import dcgan_tutorial as tut
 from conftest import gandiag_in_process
 
 
@@ -78,6 +78,7 @@ def test_healthy_tutorial_loop_gets_a_log_verdicts_and_a_report_and_no_alarm(tmp
     assert [a for a in raised if a.level != "warning"] == [], [a.line() for a in raised]
     verdicts = {k: d["verdict"] for k, d in mon.latest.diagnostics.items()}
     assert verdicts["mode_collapse"] == "none" and verdicts["gradient_health"] in ("healthy", "warning")
+    assert verdicts["memorization"] == "none"  # judged against the example's held-out fifth
     log = read_log(out / "log.jsonl")
     assert [r["step"] for r in log][:3] == [1, 25, 50] and log[-1]["step"] == 800
     assert {"d_loss", "g_loss", "d_real_prob", "d_fake_prob", "d_accuracy", "lr_g", "lr_d"} <= set(log[-1])
@@ -138,6 +139,33 @@ def test_an_untraceable_generator_is_snapshotted_as_samples(tmp_path):
     mon.close(final_check=False)
     assert (tmp_path / "snapshots" / "step-0000001.npz").exists()
     assert mon.latest.metrics["fid"]["value"] > 0
+
+
+class Copier(torch.nn.Module):
+    """Returns training images: z's first coordinate, through the normal CDF, picks one (torch.export traces it)."""
+
+    def __init__(self, bank):
+        super().__init__()
+        self.bank = torch.nn.Parameter(bank.clone(), requires_grad=False)
+        self.nz = tut.NZ
+
+    def forward(self, z):
+        u = 0.5 * (1 + torch.erf(z.reshape(len(z), -1)[:, 0] / math.sqrt(2)))
+        idx = (u * self.bank.shape[0]).long().clamp(0, self.bank.shape[0] - 1)
+        return self.bank[idx]
+
+
+def test_a_monitored_copier_is_memorization_not_mode_collapse(tmp_path):
+    data = tut.digits_tensor()
+    train, held = data[:1438], data[1438:]
+    mon = gandiag.Monitor(Copier(train), out=tmp_path, real=train, held_out=held, check_every=0,
+                          feature_extractor="digits", check_samples=1000, warmup=0)
+    mon.step(d_loss=1.0, g_loss=1.0)
+    found = mon.check()
+    mon.close(final_check=False)
+    verdicts = {k: d["verdict"] for k, d in mon.latest.diagnostics.items()}
+    assert verdicts["memorization"] == "severe" and verdicts["mode_collapse"] == "none", verdicts
+    assert [a.source for a in found if a.level == "severe"] == ["memorization"]
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -9,7 +9,7 @@ import pytest
 from gandiag.monitor.watch import Watcher, candidates, step_of
 from gandiag.options import EvalOptions
 
-import tutorial_loop as tut
+import dcgan_tutorial as tut
 from conftest import gandiag_in_process
 
 FIXTURES = Path(__file__).parent / "fixtures" / "models"
@@ -30,11 +30,13 @@ def _trend(folder):
 def test_watch_evaluates_each_snapshot_once_and_keeps_a_trend(monitored_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(monitored_run, run)
-    res = gandiag_in_process("watch", run, *QUICK, "--feature-extractor", "digits")
+    res = gandiag_in_process("watch", run, *QUICK)  # features from the run's monitor.json
     assert res.returncode == 0, res.stderr
     lines = _trend(run / "watch")
+    assert json.loads((run / "watch" / "results.json").read_text())["provenance"]["extractor"]["name"] == "digits"
     assert [ln["step"] for ln in lines] == [30, 60]  # the monitor's snapshots, oldest first, against its real.npz
     assert all(ln["metrics"]["fid"] > 0 and ln["verdicts"]["mode_collapse"] for ln in lines)
+    assert all(ln["verdicts"]["memorization"] in ("none", "partial", "severe") for ln in lines)  # held_out.npz read
     for name in ("trend.html", "results.json", "report.html"):
         assert (run / "watch" / name).stat().st_size > 0
     again = gandiag_in_process("watch", run, *QUICK, "--feature-extractor", "digits")

@@ -51,7 +51,8 @@ MIN_LOG_LINES = 8  # log lines before the log's trends are judged between checks
 
 
 class Monitor:
-    def __init__(self, G, D=None, out="runs/monitor", real=None, *, optimizers: Iterable = (), loss: str = "ns",
+    def __init__(self, G, D=None, out="runs/monitor", real=None, *, held_out=None, optimizers: Iterable = (),
+                 loss: str = "ns",
                  d_outputs: Optional[str] = None, log_every: int = 50, check_every: int = 500,
                  check_samples: int = 1000, warmup: int = 1000, stop_on: Optional[str] = None, on_alarm: Optional[Callable] = None,
                  feature_extractor: Optional[str] = None, latent_shape=None, num_classes: Optional[int] = None,
@@ -71,6 +72,12 @@ class Monitor:
                                 feature_extractor=[feature_extractor] if feature_extractor else None, progress=False)
         _, self.contract = snapshots.live_generator(G, str(self.out / "generator"), self.opts)
         self.real = snapshots.real_spec(real, self.out, self.contract)
+        if held_out is not None:  # real is then the training set, judged for copying against samples it never saw
+            if self.real is None:
+                raise GandiagError("Monitor(held_out=...) needs real= (the training data) beside it")
+            self.opts = self.opts.with_overrides(train_data=self.real)
+            self.real = snapshots.real_spec(held_out, self.out, self.contract, snapshots.HELD_OUT_NAME)
+        snapshots.write_settings(self.out, feature_extractor, check_samples, seed)
         self.capture = GradientCapture(G, D, optimizers) if D is not None else None
         self.log = trainlog.TrainLog(self.out / trainlog.LOG_NAME)
         self.records: list = []
@@ -237,8 +244,11 @@ def _prepare(out: Path, overwrite: bool) -> Path:
     (out / "snapshots").mkdir(exist_ok=True)
     for name in (trainlog.LOG_NAME, trend.TREND_NAME):
         resolve_output(out / name, "monitor output")
-    if overwrite:
+    if overwrite:  # the earlier run's trend and snapshots would read as this run's
         (out / trend.TREND_NAME).unlink(missing_ok=True)
+        for old in (out / "snapshots").glob("step-*"):
+            if old.suffix in (".pt2", ".npz") and old.is_file() and not old.is_symlink():
+                old.unlink()
     return out
 
 

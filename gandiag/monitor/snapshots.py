@@ -13,7 +13,7 @@ snapshot is taken in eval mode (BatchNorm reads its running statistics, as
 any evaluation of the file will) and the network is put back as it was.
 
 The real samples a user passes as a tensor (or a DataLoader) are written once
-as ``real.npz`` beside the log (images as uint8 through the generator's own
+as ``real.npz`` (and a held-out set as ``held_out.npz``) beside the log (images as uint8 through the generator's own
 output range), so the checks, ``gandiag evaluate`` and ``gandiag watch`` all
 compare against the same set later.
 """
@@ -34,7 +34,7 @@ from ..errors import GandiagError
 from ..generator.contract import GeneratorContract
 from ..generator.loading import LoadedGenerator
 
-REAL_NAME = "real.npz"
+REAL_NAME, HELD_OUT_NAME, SETTINGS_NAME = "real.npz", "held_out.npz", "monitor.json"
 SAMPLE_SNAPSHOT_N = 2048  # samples in a snapshot of a generator torch.export cannot trace
 MAX_REAL = 10_000  # real samples taken from a tensor or DataLoader
 
@@ -119,8 +119,8 @@ def _write_npz(path: Path, arrays: dict) -> Path:
     return write_bytes(path, buf.getvalue(), "monitor snapshot")
 
 
-def real_spec(real, folder: Path, contract: GeneratorContract) -> Optional[str]:
-    """What to pass as ``--real``: a spec string as given; a tensor, array or DataLoader saved as ``real.npz``."""
+def real_spec(real, folder: Path, contract: GeneratorContract, name: str = REAL_NAME) -> Optional[str]:
+    """What to pass as ``--real``: a spec string as given; a tensor, array or DataLoader saved as ``name``."""
     from ..data.images import to_uint8_nchw
 
     if real is None or isinstance(real, (str, Path)):
@@ -143,4 +143,32 @@ def real_spec(real, folder: Path, contract: GeneratorContract) -> Optional[str]:
         arr = (real if real.dtype == torch.uint8 else to_uint8_nchw(real.float(), contract)).numpy()
     else:
         arr = real.float().numpy()
-    return str(_write_npz(Path(folder) / REAL_NAME, {contract.kind or "samples": arr}))
+    return str(_write_npz(Path(folder) / name, {contract.kind or "samples": arr}))
+
+
+def write_settings(folder: Path, feature_extractor: Optional[str], num_samples: int, seed: int) -> None:
+    """How the monitor checks this run, so ``gandiag watch`` on the folder checks it the same way."""
+    import json
+
+    from ..atomic import write_text
+
+    write_text(Path(folder) / SETTINGS_NAME, json.dumps({"feature_extractor": feature_extractor,
+                                                         "num_samples": num_samples, "seed": seed}) + "\n",
+               "monitor settings")
+
+
+def read_settings(folder: Path) -> dict:
+    """The checked settings of a monitored run (names and numbers only: nothing in them names a file)."""
+    from ..errors import DataError
+    from ..safety.files import read_text_limited
+    from ..safety.jsonfile import parse_json
+
+    path = Path(folder) / SETTINGS_NAME
+    if not path.is_file():
+        return {}
+    got = parse_json(read_text_limited(path, "monitor settings", error=DataError), str(path))
+    fe, n, seed = (got.get(k) if isinstance(got, dict) else None for k in ("feature_extractor", "num_samples", "seed"))
+    ints = all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (n, seed))
+    if not (isinstance(fe, (str, type(None))) and ints):
+        raise DataError(f"{path}: not a monitor's settings (feature_extractor, num_samples, seed)")
+    return {"feature_extractor": [fe] if fe else None, "num_samples": n, "seed": seed}

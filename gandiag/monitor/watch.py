@@ -34,7 +34,7 @@ from . import alarms as alarm_rules
 from . import trend
 
 SNAPSHOT_SUFFIXES = (".pt", ".pth", ".ckpt", ".pt2", ".onnx", ".pkl", ".npz", ".npy")
-NOT_SNAPSHOTS = ("real.npz",)  # the monitor's copy of the real data
+NOT_SNAPSHOTS = ("real.npz", "held_out.npz")  # the monitor's copies of the real data
 STEP_PATTERN = re.compile(r"(?:step|iter|it|kimg|epoch|snapshot)[-_]?0*(\d+)", re.IGNORECASE)
 
 
@@ -97,10 +97,7 @@ class Watcher:
             resolve_output(out / name, "--out")
         self.outcome = WatchOutcome(seen=self._done_before())
         self._pending: dict = {}  # path -> (fingerprint, first seen at)
-        if options.real is None and (run / "real.npz").is_file():  # a monitored run keeps its real data there
-            from dataclasses import replace
-
-            self.options = replace(options, real=str(run / "real.npz"))
+        self.options = _monitored_real(run, options)
 
     def _done_before(self) -> dict:
         path = self.out / trend.TREND_NAME
@@ -188,6 +185,25 @@ class Watcher:
             if idle_exit is not None and time.monotonic() - last_new >= idle_exit:
                 return self.outcome
             time.sleep(min(interval, self.settle) if once or self._pending else interval)
+
+
+def _monitored_real(run: Path, options):
+    """A monitored run keeps its real data beside its log: ``real.npz``, or the training set ``real.npz`` and
+    ``held_out.npz`` (then the held-out set is ``--real`` and the training set ``--train-data``); and in
+    ``monitor.json`` the features and sample count of its checks, used where the command line names none."""
+    from dataclasses import replace
+
+    from .snapshots import read_settings
+
+    settings = read_settings(run)
+    if settings:
+        options = replace(options, feature_extractor=options.feature_extractor or settings["feature_extractor"],
+                          num_samples=options.num_samples or settings["num_samples"])
+    if options.real is not None or not (run / "real.npz").is_file():
+        return options
+    if (run / "held_out.npz").is_file() and options.train_data is None:
+        return replace(options, real=str(run / "held_out.npz"), train_data=str(run / "real.npz"))
+    return replace(options, real=str(run / "real.npz"))
 
 
 def _evaluate(path: Path, options):

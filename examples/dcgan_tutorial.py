@@ -1,5 +1,9 @@
 """A training loop written the way the PyTorch DCGAN tutorial writes it, on the 8x8 digits, with gandiag's Monitor added.
 
+Run it: ``python examples/dcgan_tutorial.py --out runs/tutorial`` (``--broken lr`` or
+``--broken d_overpowers`` to watch the monitor stop a broken run). The three lines
+that gandiag adds to the tutorial's loop are marked ``# gandiag``.
+
 The tutorial (pytorch.org/tutorials/beginner/dcgan_faces_tutorial.html): G takes
 (N, nz, 1, 1) latents through ConvTranspose2d/BatchNorm/ReLU to Tanh; D goes
 Conv2d/BatchNorm/LeakyReLU to a Sigmoid; BCELoss; Adam(lr, betas=(0.5, 0.999));
@@ -20,6 +24,7 @@ import torch
 from torch import nn
 
 NZ = 16
+HELD_OUT_FROM = 1438  # of the 1,797 digits: the rest is the held-out set the memorisation check compares with
 
 
 class Generator(nn.Module):
@@ -63,10 +68,12 @@ def digits_tensor() -> torch.Tensor:
 
 def train(out, steps=600, broken=None, seed=0, **monitor_kwargs):
     """Train; return (the Monitor, steps done). ``monitor_kwargs`` go to gandiag.Monitor."""
-    import gandiag
+    import gandiag  # gandiag
 
     torch.manual_seed(seed)
     data = digits_tensor()
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))
+    data, held_out = data[order[:HELD_OUT_FROM]], data[order[HELD_OUT_FROM:]]  # trained on 80%, 20% never seen
     loader = torch.utils.data.DataLoader(data, batch_size=64, shuffle=True, drop_last=True)
     netG, netD = Generator(), Discriminator()
     netG.apply(weights_init)
@@ -77,7 +84,8 @@ def train(out, steps=600, broken=None, seed=0, **monitor_kwargs):
     optimizerG = torch.optim.Adam(netG.parameters(), lr=lr_g, betas=(0.5, 0.999))
     real_label, fake_label = 1.0, 0.0
     done = 0
-    with gandiag.Monitor(netG, netD, out=out, real=data, optimizers=(optimizerG, optimizerD), **monitor_kwargs) as mon:
+    with gandiag.Monitor(netG, netD, out=out, real=data, held_out=held_out, optimizers=(optimizerG, optimizerD),  # gandiag
+                         **monitor_kwargs) as mon:
         while done < steps:
             for real_cpu in loader:
                 for _ in range(d_steps):
@@ -102,7 +110,27 @@ def train(out, steps=600, broken=None, seed=0, **monitor_kwargs):
                 errG.backward()
                 optimizerG.step()
                 done += 1
-                mon.step(d_loss=errD, g_loss=errG, d_real=output_real, d_fake=output_fake)
+                mon.step(d_loss=errD, g_loss=errG, d_real=output_real, d_fake=output_fake)  # gandiag
                 if done >= steps:
                     break
     return mon, done
+
+
+def main(argv=None):
+    import argparse
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default="runs/tutorial")
+    p.add_argument("--steps", type=int, default=1200)
+    p.add_argument("--broken", choices=["lr", "d_overpowers"], default=None)
+    p.add_argument("--check-every", type=int, default=400)
+    p.add_argument("--overwrite", action="store_true")
+    a = p.parse_args(argv)
+    mon, done = train(a.out, steps=a.steps, broken=a.broken, overwrite=a.overwrite, check_every=a.check_every,
+                      warmup=a.check_every, stop_on="severe", feature_extractor="digits", check_samples=1000)
+    stopped = f"stopped at step {done} by: {mon.stop_requested.line()}" if mon.stop_requested else f"{done} steps"
+    print(f"{stopped}; log {a.out}/log.jsonl, report {a.out}/report.html, trend {a.out}/trend.html")
+
+
+if __name__ == "__main__":
+    main()
