@@ -7,15 +7,14 @@ features (cached) → one sampling pass and one feature pass → metrics on the
 shared features → diagnostics → :class:`~gandiag.results.Results`. Writing
 the outputs is the last stage, :func:`gandiag.outputs.finish`, shared by the
 CLI and notebooks. Under ``torchrun`` every rank runs every stage on all the
-gathered features and returns the same results.
+gathered features and returns the same results. Stages 1-2 (the target, the
+real and training data) live in :mod:`gandiag.inputs`, stage 6 (results and
+provenance) in :mod:`gandiag.provenance`.
 """
 
 from __future__ import annotations
 
-import datetime
 import math
-import platform
-import stat
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,66 +23,23 @@ from typing import Optional, Union
 import numpy as np
 import torch
 
-from . import __version__, distributed
+from . import distributed
 from .data import kinds
-from .data.reference_stats import ReferenceStats, match_extractors
-from .data.samples import open_samples
-from .data.sources import bundled_source, load_real, named_by_file
-from .errors import CheckpointError, DataError, GandiagError
+from .data.reference_stats import match_extractors
 from .features import compiled, precision
 from .features.extraction import build_extractors, check_memory, extract, real_features
 from .features.featureset import FeatureSet
 from .generator.contract import GeneratorContract
-from .generator.loading import LoadedGenerator, LoadOptions, load_generator
-from .generator.sampling import probe, sample_batches, shard_ranges
+from .generator.loading import LoadedGenerator
+from .generator.sampling import sample_batches, shard_ranges
+from .errors import GandiagError
+from .inputs import Real, Target, open_real, open_target, open_train
 from .metrics import MetricContext, choose_metrics, compute_metrics, extractor_metrics
-from .options import MIN_SAMPLES, EvalOptions, check
-from .plugins import plugin_versions, registry
+from .options import EvalOptions, check
+from .plugins import registry
+from .provenance import make_results
 from .results import Results
-from .safety.files import require_input
 from .translation import evaluation as translation
-
-
-
-@dataclass
-class Target:
-    """What is evaluated: a loaded generator and its contract, or a set of pre-generated samples."""
-
-    path: Path
-    kind: str
-    n: int  # samples to evaluate
-    info: dict  # results.generator
-    generator: Optional[LoadedGenerator] = None
-    contract: Optional[GeneratorContract] = None
-    samples: object = None  # SampleSet / FolderSampleSet of pre-generated samples
-    translator: object = None  # a translator's setup (gandiag.translation.evaluation.Translator)
-
-    @property
-    def sample_shape(self) -> tuple:
-        return tuple(self.samples.sample_shape if self.samples is not None else self.contract.sample_shape)
-
-
-@dataclass
-class Real:
-    """The real data, as named (``spec``), read (``samples``) and hashed (``content_sha256``).
-
-    Published FID statistics (``--real stats.npz``) hold no samples: ``samples``
-    is None, ``statistics`` a :class:`~gandiag.data.reference_stats.ReferenceStats`
-    and ``content_sha256`` the file's sha256.
-    """
-
-    spec: str
-    samples: object
-    content_sha256: str
-    statistics: object = None
-
-    @property
-    def n(self) -> int:
-        return self.samples.n if self.samples is not None else 0
-
-    @property
-    def bundled_name(self) -> Optional[str]:
-        return self.spec if bundled_source(self.spec) is not None else None
 
 
 @dataclass
@@ -241,109 +197,6 @@ def _target_samples(real_data: Optional[Real]):
     return real_data.samples
 
 
-def open_target(path: Path, opts: EvalOptions, world: int, timings: Timings) -> Target:
-    """Stage 1: a generator (loaded and probed) or pre-generated samples (an image folder, a .npz)."""
-    is_dir = stat.S_ISDIR(require_input(path, "the evaluated path", folder_ok=True, error=CheckpointError).st_mode)
-    model_dir = is_dir and any(loader.sniff(path) for loader in registry("loader").values())  # a SavedModel
-    if (is_dir and not model_dir) or path.suffix in (".npz", ".npy"):
-        if world > 1:
-            raise GandiagError("pre-generated samples are read by one process; run without torchrun")
-        samples = open_samples(str(path), opts.kind, opts.layout, opts.recursive)
-        n = samples.n if opts.num_samples is None else min(opts.num_samples, samples.n)
-        tgt = Target(path, samples.kind, n, {"path": str(path), "format": "samples", "n": samples.n},
-                     samples=samples)
-    else:
-        with timings.stage("load"):
-            gen = load_generator(path, LoadOptions.from_options(opts))
-        with timings.stage("probe"):
-            contract, translator = translation.open_translator(gen, resolve_contract(gen, opts), opts)
-            contract = probe(gen, contract, opts.seed, opts.device,
-                             inputs=translator.inputs if translator is not None else None)
-        n = opts.num_samples or (translator.inputs.n if translator is not None else kinds.by_name(contract.kind).default_n)
-        info = {"path": str(path), "format": gen.format, "loader": gen.loader, **gen.meta}
-        if translator is not None:
-            translation.check_world(world)
-            info.update(direction="a2b", inputs=translation.inputs_info(translator))
-        tgt = Target(path, contract.kind, n, info, generator=gen, contract=contract, translator=translator)
-    if tgt.n < MIN_SAMPLES:
-        raise DataError(f"only {tgt.n} generated samples; at least {MIN_SAMPLES} are needed")
-    return tgt
-
-
-def resolve_contract(gen: LoadedGenerator, opts: EvalOptions) -> GeneratorContract:
-    """The file's contract with the user's flags on top; a file that says nothing needs --latent-dim."""
-    base = gen.contract
-    if base is None:
-        size = math.prod(opts.latent_shape) if opts.latent_shape else opts.latent_dim
-        if size is None:
-            raise GandiagError(f"{gen.path} ({gen.format}) does not say its latent size: pass --latent-dim or "
-                               "--latent-shape (and --num-classes for a conditional generator)")
-        known = {k: v for k, (v, _) in gen.known.items()}
-        base = GeneratorContract(latent_dim=size, **known, decided={k: how for k, (_, how) in gen.known.items()})
-    contract = base.merged(latent_dim=opts.latent_dim, latent_shape=opts.latent_shape, latent_dist=opts.latent_dist,
-                           num_classes=opts.num_classes, label_format=opts.label_format, kind=opts.kind,
-                           layout=opts.layout, output_range=opts.output_range)
-    if opts.truncation_psi is not None and "truncation_psi" not in gen.meta:
-        raise GandiagError(f"--truncation-psi: {gen.path} ({gen.format}) is not a generator gandiag truncates "
-                           "(StyleGAN and BigGAN pickles are)")
-    if gen.takes_labels is False and contract.num_classes:
-        raise GandiagError(f"{gen.path} ({gen.format}) takes no class labels: --num-classes {contract.num_classes} "
-                           "cannot apply (pass 0, or a conditional generator)")
-    if gen.takes_labels and not contract.num_classes:
-        raise GandiagError(f"{gen.path} ({gen.format}) takes class labels but does not say how many classes: "
-                           "pass --num-classes (and --label-format onehot if it takes one-hot rows)")
-    return contract
-
-
-def open_real(opts: EvalOptions, tgt: Target, timings: Timings) -> Optional[Real]:
-    """Stage 2: the real data the command line names, else the bundled source a checkpoint names."""
-    pair = translation.pair_of_file(tgt.generator) if tgt.translator is not None and not opts.inputs else None
-    spec = opts.real or (f"{pair.name}:b" if pair is not None else None) or (
-        named_by_file(tgt.generator.real_source, tgt.path) if tgt.generator else None)
-    if not spec:
-        return None
-    with timings.stage("load_real"):
-        samples = load_real(spec, tgt.n, opts.seed, opts.recursive,  # n: points drawn from a mixture
-                            hint=tgt.kind, layout=opts.real_layout)  # an array naming no kind: the target's
-    if isinstance(samples, ReferenceStats):  # published FID statistics: checked against the extractor later
-        return Real(spec, None, samples.sha256, statistics=samples)
-    if samples.kind != tgt.kind:
-        raise DataError(f"real data {spec!r} holds {samples.kind} but the generator produces {tgt.kind}")
-    if tgt.kind == "sequences" and tuple(samples.sample_shape) != tuple(tgt.sample_shape):
-        (rs, rc), (gs, gc) = samples.sample_shape, tgt.sample_shape
-        raise DataError(f"real data {spec!r} holds sequences of {rs} steps x {rc} channels, the evaluated ones "
-                        f"{gs} x {gc}; they cannot be compared (an array stored (N, channels, steps) needs --layout "
-                        "NCT, or --real-layout NCT for --real)")
-    return Real(spec, samples, samples.content_hash())
-
-
-def open_train(opts: EvalOptions, tgt: Target, real: Optional[Real], timings: Timings) -> Optional[Real]:
-    """Stage 2b: ``--train-data``, the generator's training set, read like ``--real`` (memorization's)."""
-    if not opts.train_data:
-        return None
-    if tgt.translator is not None:
-        raise DataError("--train-data: translators are not judged for memorization (their outputs follow their "
-                        "inputs; docs/translation.md has their verdicts)")
-    if real is None or real.samples is None:
-        raise DataError("--train-data needs --real samples: they are the held-out set its distances are compared "
-                        "with" + (" (--real holds FID statistics only)" if real is not None else ""))
-    with timings.stage("load_real"):
-        try:
-            samples = load_real(opts.train_data, None, opts.seed, opts.recursive, hint=tgt.kind,
-                                layout=opts.real_layout)
-        except DataError as exc:  # the same reader as --real: say which flag named the file
-            raise DataError(f"--train-data: {exc}") from None
-    if isinstance(samples, ReferenceStats):
-        raise DataError(f"--train-data {opts.train_data}: holds FID statistics (mu, sigma); memorization needs the "
-                        "training samples")
-    if samples.kind != tgt.kind or (tgt.kind == "sequences"
-                                    and tuple(samples.sample_shape) != tuple(tgt.sample_shape)):
-        raise DataError(f"--train-data {opts.train_data}: holds {samples.kind} of shape "
-                        f"{tuple(samples.sample_shape)}, the evaluated samples are {tgt.kind} of shape "
-                        f"{tuple(tgt.sample_shape)}")
-    return Real(opts.train_data, samples, samples.content_hash())
-
-
 def generated_features(tgt: Target, real: Optional[Real], extractors: list, opts: EvalOptions, rank: int, world: int,
                        timings: Timings):
     """Stage 3: one sampling pass, every extractor on each batch; under torchrun, every rank gathers all features."""
@@ -386,63 +239,6 @@ def run_diagnostics(ctx: EvalContext, wanted) -> dict:
         except Exception as exc:  # fail closed: a crashed check has not shown the model healthy
             out[d.name] = failed(d.name, exc)
     return out
-
-
-def make_results(ctx: EvalContext, tgt: Target, real: Optional[Real], diagnostics: dict, timings: Timings,
-                 world: int) -> Results:
-    """Stage 6: the results, with the provenance that makes a number reproducible and comparable."""
-    results = Results(
-        metrics=ctx.metrics,
-        generator=tgt.info,
-        contract=tgt.contract.to_json() if tgt.contract else None,
-        real=_real_info(real),
-        provenance=provenance(ctx, tgt.n, timings, world),
-        diagnostics=diagnostics,
-        warnings=list(dict.fromkeys(ctx.warnings)),  # once each, however many feature spaces raised it
-    )
-    results.extras.update(context=ctx)
-    return results
-
-
-def _real_info(real: Optional[Real]) -> Optional[dict]:
-    if real is None:
-        return None
-    if real.statistics is not None:  # external statistics: their file's sha256 is what gates compare
-        return {"source": real.spec, "n": None, "description": real.statistics.description,
-                "content_sha256": real.content_sha256, "statistics": real.statistics.to_json()}
-    return {"source": real.spec, "n": real.samples.n, "description": getattr(real.samples, "description", real.spec),
-            "content_sha256": real.content_sha256}
-
-
-def provenance(ctx: EvalContext, n: int, timings: Timings, world: int) -> dict:
-    opts, extractor, device = ctx.options, ctx.extractor, ctx.options.device
-    shown_device = device
-    if device.startswith("cuda"):
-        shown_device = f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
-    return {
-        "gandiag_version": __version__, "torch_version": torch.__version__, "numpy_version": np.__version__,
-        "python_version": platform.python_version(), "plugins": plugin_versions(),
-        "device": shown_device, "seed": opts.seed, "num_samples": n, "batch_size": opts.batch_size,
-        "world_size": world,
-        "extractor": _extractor_info(extractor),  # the primary one: plain metric keys are on its features
-        "extractors": [_extractor_info(e) for e in ctx.extractors],
-        "metric_options": opts.comparable(), "compute": compute_settings(ctx.numerics, ctx.compiled),
-        **({"real_statistics": {**ctx.real_statistics.to_json(), "assumed_extractor": _extractor_info(extractor)}}
-           if ctx.real_statistics is not None else {}),
-        "timings_s": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in timings.items()},
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
-def _extractor_info(e) -> dict:
-    return {"name": e.name, "weights_sha256": e.weights_sha256, "preprocessing": e.preprocessing}
-
-
-def compute_settings(numerics: str, compiled: Optional[dict] = None) -> dict:
-    """The numerics in force (gates compare ``precision``), and which extractors ran compiled and why."""
-    compiled = compiled or {}
-    return {"precision": numerics, "compile": any(c.get("compiled") for c in compiled.values()),
-            "compiled_extractors": compiled}
 
 
 def _first(batches, n):

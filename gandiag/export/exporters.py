@@ -108,7 +108,7 @@ def _source(path: Path, opts, to: str, direction: str = "a2b"):
     """(network, architecture name, completed contract) of the generator to export."""
     from ..generator.loading import LoadOptions, load_generator
     from ..generator.sampling import probe
-    from ..pipeline import resolve_contract
+    from ..inputs import resolve_contract
 
     gen = load_generator(path, LoadOptions.from_options(opts))
     if not isinstance(gen.module, torch.nn.Module):

@@ -54,7 +54,7 @@ def live_generator(G: torch.nn.Module, where: str, options) -> tuple[LoadedGener
     (latent_shape, num_classes, output_range...) on top and the output fields probed in eval mode."""
     from ..generator.introspect import module_contract
     from ..generator.sampling import probe
-    from ..pipeline import resolve_contract
+    from ..inputs import resolve_contract
 
     contract, conditional, known = module_contract(G)
 

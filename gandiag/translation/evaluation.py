@@ -247,7 +247,7 @@ def finish_direction(ctx, tgt, real, opts) -> dict:
 
 def other_direction(tgt, real, opts):
     """(target, real) of the B -> A evaluation: the inverse fed the target domain, judged against the inputs."""
-    from ..pipeline import Real, Target
+    from ..inputs import Real, Target
 
     t: Translator = tgt.translator
     if real is None or real.samples is None:
