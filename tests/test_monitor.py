@@ -178,7 +178,10 @@ def test_bad_settings_are_one_clear_error(tmp_path, kwargs, message):
 
 
 def test_a_monitored_run_is_never_clobbered(tmp_path):
-    gandiag.Monitor(tut.Generator(), tut.Discriminator(), out=tmp_path, check_every=0).close(final_check=False)
+    mon = gandiag.Monitor(tut.Generator(), tut.Discriminator(), out=tmp_path, check_every=0)
+    mon.close(final_check=False)
+    with pytest.raises(gandiag.GandiagError, match="closed"):
+        mon.step(d_loss=1.0)
     with pytest.raises(gandiag.GandiagError, match="overwrite=True"):
         gandiag.Monitor(tut.Generator(), tut.Discriminator(), out=tmp_path)
     (tmp_path / "file").write_text("x")

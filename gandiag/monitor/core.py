@@ -92,6 +92,8 @@ class Monitor:
     # -- the loop's one call ------------------------------------------------------------------------------------
     def step(self, **values) -> None:
         """Record one training step (call it after the step's backward passes and optimizer steps)."""
+        if self.closed:
+            raise GandiagError(f"Monitor.step: the monitor of {self.out} is closed (a with block ended, or close())")
         self.steps += 1
         step = self.steps
         numbers = record.step_values(values, self.d_outputs, self.loss)

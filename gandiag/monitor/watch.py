@@ -69,8 +69,11 @@ def candidates(run: Path, out: Path) -> list:
             if p.resolve() == out.resolve():
                 continue
             if (p.is_file() and p.suffix.lower() in SNAPSHOT_SUFFIXES) or (p.is_dir() and (p / "saved_model.pb").is_file()):
-                found.append(p)
-    return sorted(found, key=lambda p: (p.stat().st_mtime_ns, p.name))
+                try:
+                    found.append((p.stat().st_mtime_ns, p.name, p))
+                except OSError:  # rotated away by the trainer since the listing
+                    continue
+    return [p for _, _, p in sorted(found)]
 
 
 def step_of(path: Path) -> Optional[int]:
@@ -119,6 +122,8 @@ class Watcher:
             elif now - first[1] < self.settle:
                 continue
             self._pending.pop(path, None)
+            if fingerprint(path) != fp:  # changed or rotated away while settling: look again next time
+                continue
             if not self._evaluate(path, fp):
                 return False
         return True
