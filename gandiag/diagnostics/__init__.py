@@ -76,12 +76,15 @@ def error_reasons(errors: dict) -> list:
     return [reason(name, ERROR, f"{name} could not run: {err}") for name, err in errors.items()]
 
 
-def judged(scale: tuple, parts: dict, errors: dict, seconds: dict, **head) -> dict:
+def judged(scale: tuple, parts: dict, errors: dict, seconds: dict, *, keep_part_reasons: bool = False,
+           **head) -> dict:
     """A diagnostic's result from its parts (:func:`run_parts`), on its ``scale`` of levels (best first): the
-    parts' reasons moved to the top, worst first, after one ``error`` reason per failed part; the verdict they
-    give; ``head`` (the diagnostic's own facts), then the parts' evidence; ``errors`` when a part failed, and
-    the parts' ``seconds``."""
-    reasons = error_reasons(errors) + [r for p in parts.values() for r in p.pop("reasons", [])]
+    parts' reasons moved to the top (copied, with ``keep_part_reasons``, when each part's own list is part of
+    the diagnostic's documented JSON: gradient_health's), worst first, after one ``error`` reason per failed
+    part; the verdict they give; ``head`` (the diagnostic's own facts), then the parts' evidence; ``errors``
+    when a part failed, and the parts' ``seconds``."""
+    take = (lambda p: p.get("reasons", [])) if keep_part_reasons else (lambda p: p.pop("reasons", []))
+    reasons = error_reasons(errors) + [r for p in parts.values() for r in take(p)]
     worst_first = {level: len(scale) - 1 - i for i, level in enumerate(scale) if i > 0}
     reasons.sort(key=lambda r: -1 if r["level"] == ERROR else worst_first.get(r["level"], len(scale)))
     out = {"verdict": verdict(reasons, scale), "reasons": reasons, **head, **parts}

@@ -36,7 +36,7 @@ import math
 import torch
 
 from ..training.trainlog import find_log, read_log
-from . import HEALTH_LEVELS, error_reasons, fmt, reason, run_parts, training_log, verdict
+from . import HEALTH_LEVELS, fmt, judged, reason, run_parts, training_log
 # the log's thresholds, so a fresh batch and the training log judge alike
 from .training_log import CHANCE_D_LOSS, D_LOSS_BLOWUP, GRAD_BAD, GRAD_WARN
 
@@ -97,14 +97,7 @@ def check(gen, contract=None, seed: int = 0, device: str = "cpu", real_samples=N
         loss = (((ckpt or {}).get("config") or {}).get("resolved") or {}).get("loss")
         jobs.append((training_log.SIGNAL, lambda: {"path": str(log_path),
                                                    **training_log.analyse_log(_read(log_path), loss)}))
-    parts, errors, seconds = run_parts(jobs)
-    reasons = error_reasons(errors) + [r for p in parts.values() for r in p.get("reasons", [])]
-    reasons.sort(key=lambda r: {"error": -1, "unhealthy": 0, "warning": 1}.get(r["level"], 2))
-    out = {"verdict": verdict(reasons, HEALTH_LEVELS), "reasons": reasons, **parts}
-    if errors:
-        out["errors"] = errors
-    out["seconds"] = seconds
-    return out
+    return judged(HEALTH_LEVELS, *run_parts(jobs), keep_part_reasons=True)
 
 
 def _read(path):
