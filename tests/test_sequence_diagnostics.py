@@ -419,3 +419,21 @@ def test_a_planted_collapsed_sequence_generator_is_flagged(tmp_path):
     assert mc["signals"]["latent"]["spread_ratio"] > 0.35  # z moves the output: only the copies give it away
     assert r.diagnostics["temporal_health"]["verdict"] == "healthy"
     assert r.diagnostics["gradient_health"]["verdict"] in ("healthy", "warning")  # runs on a sequence generator
+
+
+def test_copied_training_sequences_are_memorization_not_mode_collapse(tmp_path):
+    """Sines drawn from a training set with repetition: the copies are twins of each other, which the sequence
+    duplicates and shapes signals would call collapse; copies of one training sequence are set apart."""
+    import gandiag
+    from gandiag.data.sequences import sines_data
+
+    train, held = sines_data(400, seed=1).astype(np.float32), sines_data(200, seed=2).astype(np.float32)
+    fake = train[np.random.default_rng(0).choice(400, 600)]
+    for name, arr in (("train", train), ("held", held), ("fake", fake)):
+        np.savez(tmp_path / f"{name}.npz", sequences=arr)
+    r = gandiag.evaluate(tmp_path / "fake.npz", real=str(tmp_path / "held.npz"), train_data=str(tmp_path / "train.npz"),
+                         progress=False)
+    assert r.diagnostics["memorization"]["verdict"] == "severe"
+    assert r.diagnostics["mode_collapse"]["verdict"] == "none"
+    signals = r.diagnostics["mode_collapse"]["signals"]
+    assert signals["duplicates"]["copy_pairs"] > 100 and "copy_pairs" in signals["shapes"]

@@ -133,13 +133,26 @@ class _Duplicates:
 
     def compute(self, ctx) -> dict:
         r, g = real(ctx), generated(ctx)
-        return analyse_duplicates(*standardise(r, g))
+        return analyse_duplicates(*standardise(r, g), _copied(ctx, g))
 
 
-def analyse_duplicates(real_flat: torch.Tensor, fake_flat: torch.Tensor) -> dict:
-    """:func:`.duplicates.analyse` on standardised sequences, judged by :func:`judge_copies` (twin share too)."""
+def _copied(ctx, g: Optional[torch.Tensor]):
+    """Which training sequence each kept generated one copies (or -1), judged on the features by memorization;
+    None without a training set."""
+    from .memorization import copied_training_rows
+
+    if g is None or ctx.fake is None or "pool" not in ctx.fake.roles:
+        return None
+    return copied_training_rows(ctx, ctx.fake.features("pool")[:len(g)])
+
+
+def analyse_duplicates(real_flat: torch.Tensor, fake_flat: torch.Tensor, copied=None) -> dict:
+    """:func:`.duplicates.analyse` on standardised sequences, judged by :func:`judge_copies` (twin share too).
+
+    ``copied``: per generated row, the training sequence it copies or -1 (:func:`.memorization.copied_training_rows`):
+    two copies of one training sequence are memorisation's, set apart as for images."""
     with one_cpu_thread():  # many small matrix operations: 50x faster than two threads under load
-        out = duplicates.analyse(real_flat, fake_flat)
+        out = duplicates.analyse(real_flat, fake_flat, copied)
         nn = duplicates.nearest_neighbour_distances(real_flat[:duplicates.MAX_SAMPLES])
     out["space"] = "sequences, each channel standardised by the real data's mean and std"
     out["duplicate_share"] = out["samples_with_duplicate"] / max(out["n_fake"], 1)
@@ -148,6 +161,9 @@ def analyse_duplicates(real_flat: torch.Tensor, fake_flat: torch.Tensor) -> dict
             f"the real data's rate; {out['duplicate_share']:.0%} of generated sequences have a near-copy (real: "
             f"{out['real_duplicate_share']:.0%}); birthday-paradox support "
             f"{'≥ ' if out['support_is_lower_bound'] else '≈ '}{fmt(out['support_estimate'])}")
+    if out.get("copy_pairs"):
+        text += (f"; {out['copy_pairs']} more pairs are copies of one training sequence ({out['copies']} sequences "
+                 "copy training ones): memorization's, not counted")
     out["reasons"] = judge_copies(DUPLICATES.SIGNAL, text, out["rate_ratio"], out["duplicate_pairs"],
                                   out["duplicate_share"] - out["real_duplicate_share"], out["n_real"])
     return out
@@ -226,13 +242,25 @@ def _pair_stats(d: torch.Tensor, tau: float) -> tuple[int, int, int]:
     return int(((d < tau) & upper).sum()), n * (n - 1) // 2, int((_nearest(d) < tau).sum())
 
 
-def analyse_shapes(real_x: torch.Tensor, fake_x: torch.Tensor, keep: int = KEEP_PAIRS) -> dict:
-    """The ``shapes`` signal on real and generated sequences (N, T, C): numbers, closest pairs and reasons."""
+def analyse_shapes(real_x: torch.Tensor, fake_x: torch.Tensor, keep: int = KEEP_PAIRS, copied=None) -> dict:
+    """The ``shapes`` signal on real and generated sequences (N, T, C): numbers, closest pairs and reasons.
+    ``copied`` as for :func:`analyse_duplicates`: twins that copy one training sequence are set apart."""
     with one_cpu_thread():  # many small matrix operations: 50x faster than two threads under load
-        return _analyse_shapes(real_x, fake_x, keep)
+        return _analyse_shapes(real_x, fake_x, keep, copied)
 
 
-def _analyse_shapes(real_x: torch.Tensor, fake_x: torch.Tensor, keep: int) -> dict:
+def _copies_apart(d: torch.Tensor, copied, tau: float) -> tuple[torch.Tensor, int]:
+    """``d`` with the pairs that copy one training sequence at infinity, and how many of them were closer than tau."""
+    if copied is None:
+        return d, 0
+    same = torch.as_tensor(np.asarray(copied)[: d.shape[0]])
+    both = (same[:, None] == same[None, :]) & (same[None, :] >= 0)
+    both.fill_diagonal_(False)
+    pairs = int(((d < tau) & both & torch.triu(torch.ones_like(both), 1)).sum())
+    return d.masked_fill(both, float("inf")), pairs
+
+
+def _analyse_shapes(real_x: torch.Tensor, fake_x: torch.Tensor, keep: int, copied=None) -> dict:
     steps, channels = real_x.shape[1], real_x.shape[2]
     m = _shape_sample_count(steps, channels)
     real_x, fake_x = real_x[:m].double(), fake_x[:m].double()
@@ -242,6 +270,7 @@ def _analyse_shapes(real_x: torch.Tensor, fake_x: torch.Tensor, keep: int) -> di
     tau = float(torch.quantile(nn_real, TAU_QUANTILE))
     pr, tr, real_with = _pair_stats(dr, tau)
     df, lf = shape_distances(fake_x, scale)
+    df, copy_pairs = _copies_apart(df, copied, tau)
     pf, tf, fake_with = _pair_stats(df, tau)
     rate_f, rate_r = pf / tf if tf else 0.0, pr / tr if tr else 0.0
     ratio = rate_f / rate_r if pr else (rate_f * tr if pf else 0.0)
@@ -268,6 +297,8 @@ def _analyse_shapes(real_x: torch.Tensor, fake_x: torch.Tensor, keep: int) -> di
         "step_std_ratio": step_std_ratio(real_x, fake_x),
         "closest_pairs": closest(df, lf, steps, keep),
     }
+    if copied is not None:
+        out["copy_pairs"] = copy_pairs
     out["reasons"] = judge_shapes(out)
     return out
 
@@ -304,7 +335,8 @@ class _Shapes:
         return _applies(ctx) and ctx.fake_kept.shape[1] >= 4  # a shape needs a few steps
 
     def compute(self, ctx) -> dict:
-        return analyse_shapes(real(ctx), generated(ctx))
+        g = generated(ctx)
+        return analyse_shapes(real(ctx), g, copied=_copied(ctx, g))
 
 
 def judge_shapes(s: dict) -> list:
@@ -312,6 +344,8 @@ def judge_shapes(s: dict) -> list:
             f"distance < {fmt(s['tau'])}) among {s['n_fake']}, {fmt(s['rate_ratio'])}× the real data's rate; "
             f"{s['samples_with_twin']:.0%} of generated sequences have such a twin (real: "
             f"{s['real_samples_with_twin']:.0%})")
+    if s.get("copy_pairs"):
+        text += f"; {s['copy_pairs']} more pairs copy one training sequence: memorization's, not counted"
     return judge_copies(SHAPES.SIGNAL, text, s["rate_ratio"], s["shape_pairs"],
                         s["samples_with_twin"] - s["real_samples_with_twin"], s["n_real"])
 
