@@ -126,6 +126,19 @@ def test_a_diverged_loss_is_logged_and_stops_the_run(tmp_path):
     assert log[-1]["event"] == "diverged" and log[-1]["step"] == 6 and "d_loss" in log[-1]["non_finite"]
 
 
+def test_a_failing_check_is_an_error_alarm_and_training_goes_on(tmp_path):
+    raised = []
+    with gandiag.Monitor(tut.Generator(), tut.Discriminator(), out=tmp_path, real="ring8", check_every=2, warmup=0,
+                         stop_on="warning", on_alarm=raised.append, stream=open(tmp_path / "said.txt", "w")) as mon:
+        for _ in range(5):
+            mon.step(d_loss=1.0, g_loss=1.0)
+    assert mon.steps == 5 and mon.stop_requested is None  # an error alarm never stops a run
+    assert [(a.source, a.level) for a in raised] == [("check", "error")] * 3  # steps 2, 4 and the final 5
+    assert "ring8" in raised[0].message and "images" in raised[0].message
+    trend = [json.loads(ln) for ln in (tmp_path / "trend.jsonl").read_text().splitlines()]
+    assert [t["verdicts"] for t in trend] == [{"check": "error"}] * 3
+
+
 def test_an_untraceable_generator_is_snapshotted_as_samples(tmp_path):
     class Branchy(tut.Generator):
         def forward(self, x):

@@ -140,29 +140,38 @@ class Monitor:
 
     # -- periodic checks ----------------------------------------------------------------------------------------
     def check(self, step: Optional[int] = None) -> list:
-        """Snapshot and evaluate the generator now; the alarms raised (also called every ``check_every`` steps)."""
-        import gandiag
+        """Snapshot and evaluate the generator now; the alarms raised (also called every ``check_every`` steps).
 
+        A check that fails (a snapshot that cannot be written, an evaluation that raises) never ends the user's
+        run: it is an ``error`` alarm, printed, passed to ``on_alarm`` and written to the trend (fail closed:
+        nothing was shown healthy), and training goes on."""
         step = self.steps if step is None else step
         self.last_check = step
         began = time.monotonic()
+        try:
+            found, line = self._checked(step)
+        except Exception as exc:  # the user's training matters more than one check
+            found = [alarm_rules.Alarm(step, "check", "error", "error", f"{type(exc).__name__}: {exc}"[:400])]
+            self._raise(found, {"check"})
+            line = {"step": step, "snapshot": "", "metrics": {}, "verdicts": {"check": "error"}}
+        trend.append(self.out / trend.TREND_NAME, {**line, "alarms": [a.as_dict() for a in found],
+                                                   "seconds": round(time.monotonic() - began, 3)})
+        trend.redraw(self.out, f"gandiag monitor: {self.out}")
+        return found
+
+    def _checked(self, step: int) -> tuple[list, dict]:
+        import gandiag
+
         snap = snapshots.write_snapshot(self.G, self.contract, self.out / "snapshots" / f"step-{step:07d}",
                                         self.opts.seed)
         if self.real is None:  # nothing to compare samples with: the log's trends are the check
-            found = self._log_alarms(step)
-            trend.append(self.out / trend.TREND_NAME, {"step": step, "snapshot": str(snap), "metrics": {},
-                                                       "verdicts": {}, "alarms": [a.as_dict() for a in found],
-                                                       "seconds": round(time.monotonic() - began, 3)})
-        else:
-            results = gandiag.evaluate(snap, real=self.real, options=self.opts, num_samples=self.check_samples)
-            self.latest = results
-            found = alarm_rules.from_results(results.diagnostics, step) if step > self.warmup else []
-            self._raise(found, set(results.diagnostics))
-            trend.append(self.out / trend.TREND_NAME, trend.entry(step, str(snap), results, found,
-                                                                    time.monotonic() - began))
-            self._write_results(results)
-        trend.redraw(self.out, f"gandiag monitor: {self.out}")
-        return found
+            return self._log_alarms(step), {"step": step, "snapshot": str(snap), "metrics": {}, "verdicts": {}}
+        results = gandiag.evaluate(snap, real=self.real, options=self.opts, num_samples=self.check_samples)
+        self.latest = results
+        found = alarm_rules.from_results(results.diagnostics, step) if step > self.warmup else []
+        self._raise(found, set(results.diagnostics) | {"check"})
+        self._write_results(results)
+        return found, trend.entry(step, str(snap), results, found, 0.0)
 
     def _log_alarms(self, step: int) -> list:
         from ..diagnostics import HEALTH_LEVELS, training_log, verdict
