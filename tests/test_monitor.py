@@ -190,6 +190,15 @@ def test_bad_settings_are_one_clear_error(tmp_path, kwargs, message):
         gandiag.Monitor(tut.Generator(), tut.Discriminator(), out=tmp_path, **kwargs)
 
 
+def test_real_data_the_generator_cannot_be_compared_with_is_refused_up_front(tmp_path):
+    nhwc = tut.digits_tensor().permute(0, 2, 3, 1)
+    with pytest.raises(gandiag.GandiagError, match=r"shape \(8, 8, 1\), the generator's \(1, 8, 8\)"):
+        gandiag.Monitor(tut.Generator(), out=tmp_path / "a", real=nhwc)
+    dicts = [{"pixel_values": tut.digits_tensor()[:8]}]
+    with pytest.raises(gandiag.GandiagError, match="tensors or \\(x, y\\) pairs, got dict"):
+        gandiag.Monitor(tut.Generator(), out=tmp_path / "b", real=dicts)
+
+
 def test_a_monitored_run_is_never_clobbered(tmp_path):
     mon = gandiag.Monitor(tut.Generator(), tut.Discriminator(), out=tmp_path, check_every=0)
     mon.close(final_check=False)

@@ -131,6 +131,9 @@ def real_spec(real, folder: Path, contract: GeneratorContract, name: str = REAL_
         taken, count = [], 0
         for batch in real:
             x = batch[0] if isinstance(batch, (tuple, list)) else batch
+            if not isinstance(x, (torch.Tensor, np.ndarray)):
+                raise GandiagError(f"Monitor(real=...): a data loader's batches must be tensors or (x, y) pairs, got "
+                                   f"{type(x).__name__}; pass real=the images as one tensor instead")
             taken.append(torch.as_tensor(x)[: MAX_REAL - count])
             count += len(taken[-1])
             if count >= MAX_REAL:
@@ -139,6 +142,9 @@ def real_spec(real, folder: Path, contract: GeneratorContract, name: str = REAL_
             raise GandiagError("Monitor(real=...): the data loader gave no batches")
         real = torch.cat(taken)
     real = real.detach().cpu()[:MAX_REAL]
+    if contract.sample_shape and tuple(real.shape[1:]) != tuple(contract.sample_shape):
+        raise GandiagError(f"Monitor: the real samples have shape {tuple(real.shape[1:])}, the generator's "
+                           f"{tuple(contract.sample_shape)}; pass them as the generator returns them")
     if contract.kind == "images":
         arr = (real if real.dtype == torch.uint8 else to_uint8_nchw(real.float(), contract)).numpy()
     else:
