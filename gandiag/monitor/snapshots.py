@@ -142,9 +142,12 @@ def real_spec(real, folder: Path, contract: GeneratorContract, name: str = REAL_
             raise GandiagError("Monitor(real=...): the data loader gave no batches")
         real = torch.cat(taken)
     real = real.detach().cpu()[:MAX_REAL]
-    if contract.sample_shape and tuple(real.shape[1:]) != tuple(contract.sample_shape):
+    returned = tuple(contract.sample_shape or ())  # one sample as the generator returns it (before the layout)
+    if contract.kind == "images" and contract.layout == "NHWC" and len(returned) == 3:
+        returned = (returned[1], returned[2], returned[0])
+    if returned and tuple(real.shape[1:]) != returned:
         raise GandiagError(f"Monitor: the real samples have shape {tuple(real.shape[1:])}, the generator's "
-                           f"{tuple(contract.sample_shape)}; pass them as the generator returns them")
+                           f"{returned}; pass them as the generator returns them")
     if contract.kind == "images":
         arr = (real if real.dtype == torch.uint8 else to_uint8_nchw(real.float(), contract)).numpy()
     else:
