@@ -199,6 +199,23 @@ def test_real_data_the_generator_cannot_be_compared_with_is_refused_up_front(tmp
         gandiag.Monitor(tut.Generator(), out=tmp_path / "b", real=dicts)
 
 
+def test_an_nhwc_generator_takes_its_real_samples_in_its_own_layout(tmp_path):
+    class NHWC(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.g = tut.Generator()
+
+        def forward(self, z):
+            return self.g(z).permute(0, 2, 3, 1)
+
+    mon = gandiag.Monitor(NHWC(), out=tmp_path, real=tut.digits_tensor().permute(0, 2, 3, 1), check_every=0,
+                          feature_extractor="digits", check_samples=200)
+    assert mon.contract.layout == "NHWC"
+    mon.step(d_loss=1.0, g_loss=1.0)
+    assert mon.check() is not None and mon.latest.metrics["fid"]["value"] > 0
+    mon.close(final_check=False)
+
+
 def test_a_monitored_run_is_never_clobbered(tmp_path):
     mon = gandiag.Monitor(tut.Generator(), tut.Discriminator(), out=tmp_path, check_every=0)
     mon.close(final_check=False)
