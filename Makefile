@@ -34,7 +34,7 @@ demo: $(STAMP)
 	$(BIN)/gandiag train cyclegan --data digits-inverted --out $(DEMO)/cyclegan-digits-inverted --overwrite
 	$(BIN)/gandiag evaluate $(DEMO)/cyclegan-digits-inverted/checkpoint.pt --json $(DEMO)/cyclegan-digits-inverted.json --report $(DEMO)/cyclegan-digits-inverted.html
 	# 6. Your own loop: the PyTorch DCGAN tutorial's loop with gandiag.Monitor's three lines (log, checks, alarms).
-	$(BIN)/python examples/dcgan_tutorial.py --out $(DEMO)/monitored-dcgan-tutorial --overwrite
+	$(BIN)/python examples/monitor_dcgan_tutorial.py --out $(DEMO)/monitored-dcgan-tutorial --overwrite
 	@echo "demo results and reports are under $(DEMO)/"
 
 test: $(STAMP)

@@ -14,7 +14,7 @@ import torch
 
 os.environ["GANDIAG_OFFLINE"] = "1"
 # examples/ are importable by the tests that run them (the DCGAN tutorial's loop with the monitor)
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
+sys.path.append(str(Path(__file__).resolve().parent.parent / "examples"))  # after tests/: never shadows a test module
 
 
 @pytest.fixture(autouse=True)

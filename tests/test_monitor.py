@@ -10,7 +10,7 @@ import gandiag
 from gandiag.monitor.capture import GradientCapture
 from gandiag.training.trainlog import read_log
 
-import dcgan_tutorial as tut
+import monitor_dcgan_tutorial as tut
 from conftest import gandiag_in_process
 
 

@@ -10,7 +10,7 @@ import torch
 import gandiag
 from gandiag.training.trainlog import read_log
 
-import dcgan_tutorial as tut
+import monitor_dcgan_tutorial as tut
 
 L = pytest.importorskip("lightning", reason="the lightning extra (make test installs it)")
 

@@ -9,7 +9,7 @@ import pytest
 from gandiag.monitor.watch import Watcher, candidates, step_of
 from gandiag.options import EvalOptions
 
-import dcgan_tutorial as tut
+import monitor_dcgan_tutorial as tut
 from conftest import gandiag_in_process
 
 FIXTURES = Path(__file__).parent / "fixtures" / "models"

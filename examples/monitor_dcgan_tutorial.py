@@ -1,6 +1,6 @@
 """A training loop written the way the PyTorch DCGAN tutorial writes it, on the 8x8 digits, with gandiag's Monitor added.
 
-Run it: ``python examples/dcgan_tutorial.py --out runs/tutorial`` (``--broken lr`` or
+Run it: ``python examples/monitor_dcgan_tutorial.py --out runs/tutorial`` (``--broken lr`` or
 ``--broken d_overpowers`` to watch the monitor stop a broken run). The three lines
 that gandiag adds to the tutorial's loop are marked ``# gandiag``.
 
