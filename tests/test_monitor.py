@@ -96,6 +96,8 @@ def test_a_snapshot_evaluates_without_trust_and_finds_the_monitors_log(tmp_path)
     out = tmp_path / "run"
     tut.train(out, steps=60, check_every=60, **SETTINGS)
     snap = out / "snapshots" / "step-0000060.pt2"
+    said = json.loads((out / "monitor.json").read_text())
+    assert said["d_outputs"] == "probabilities" and said["loss"] == "ns" and said["gradients"] == "optimizer"
     res = gandiag_in_process("evaluate", snap, "--real", out / "real.npz", "-n", "300", "--feature-extractor", "digits",
                              "--json", tmp_path / "r.json")
     assert res.returncode == 0, res.stderr

@@ -77,8 +77,9 @@ class Monitor:
                 raise GandiagError("Monitor(held_out=...) needs real= (the training data) beside it")
             self.opts = self.opts.with_overrides(train_data=self.real)
             self.real = snapshots.real_spec(held_out, self.out, self.contract, snapshots.HELD_OUT_NAME)
-        snapshots.write_settings(self.out, feature_extractor, check_samples, seed)
         self.capture = GradientCapture(G, D, optimizers) if D is not None else None
+        snapshots.write_settings(self.out, feature_extractor, check_samples, seed, d_outputs=self.d_outputs,
+                                 loss=loss, gradients=self.capture.strategy if D is not None else None)
         self.log = trainlog.TrainLog(self.out / trainlog.LOG_NAME)
         self.records: list = []
         self.meter = trainlog.Meter()

@@ -155,14 +155,15 @@ def real_spec(real, folder: Path, contract: GeneratorContract, name: str = REAL_
     return str(_write_npz(Path(folder) / name, {contract.kind or "samples": arr}))
 
 
-def write_settings(folder: Path, feature_extractor: Optional[str], num_samples: int, seed: int) -> None:
-    """How the monitor checks this run, so ``gandiag watch`` on the folder checks it the same way."""
+def write_settings(folder: Path, feature_extractor: Optional[str], num_samples: int, seed: int, **said) -> None:
+    """How the monitor checks this run, so ``gandiag watch`` on the folder checks it the same way; ``said``: what
+    the log's numbers are (D's outputs as logits or probabilities, the loss), for a reader of the log."""
     import json
 
     from ..atomic import write_text
 
     write_text(Path(folder) / SETTINGS_NAME, json.dumps({"feature_extractor": feature_extractor,
-                                                         "num_samples": num_samples, "seed": seed}) + "\n",
+                                                         "num_samples": num_samples, "seed": seed, **said}) + "\n",
                "monitor settings")
 
 
