@@ -14,6 +14,7 @@ sets RANK/WORLD_SIZE and gandiag joins its process group.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 
 import numpy as np
@@ -23,6 +24,19 @@ from .features.featureset import FeatureSet
 from .features.stats import FeatureStats
 
 _OWNED = False  # True when gandiag itself joined the process group (and so must leave it)
+_ALONE = False  # True inside alone(): an evaluation of this process only, whatever group it belongs to
+
+
+@contextlib.contextmanager
+def alone():
+    """Evaluate in this process only, even inside a process group (DDP training: the monitor's checks run on
+    rank 0 while the other ranks train on; a collective would wait for ranks that never join it)."""
+    global _ALONE
+    was, _ALONE = _ALONE, True
+    try:
+        yield
+    finally:
+        _ALONE = was
 
 
 def setup(device: str) -> tuple[int, int, str]:
@@ -31,7 +45,7 @@ def setup(device: str) -> tuple[int, int, str]:
     import torch.distributed as dist
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1 or not dist.is_available():
+    if world <= 1 or not dist.is_available() or _ALONE:
         return 0, 1, device
     local = int(os.environ.get("LOCAL_RANK", "0"))
     if device.startswith("cuda"):
@@ -48,6 +62,8 @@ def rank() -> int:
     """This process's rank (0 when not distributed): only rank 0 writes files and prints."""
     import torch.distributed as dist
 
+    if _ALONE:
+        return 0
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else int(os.environ.get("RANK", "0"))
 
 
@@ -197,6 +213,6 @@ def row_shard() -> "RowShard | None":
     """The shard of this process under torchrun, or None when there is one process."""
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+    if not _ALONE and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         return RowShard(dist.get_rank(), dist.get_world_size())
     return None

@@ -82,6 +82,39 @@ def test_an_alarm_stops_a_lightning_run(tmp_path):
     assert read_log(tmp_path / "log.jsonl")[-1]["event"] == "diverged"
 
 
+DDP_SCRIPT = """
+import sys
+sys.path[:0] = [{tests!r}, {examples!r}]
+import lightning as L
+import monitor_dcgan_tutorial as tut
+from test_monitor_integrations import TutorialGAN
+from gandiag.monitor.lightning import GandiagMonitor
+
+if __name__ == "__main__":
+    cb = GandiagMonitor(out={out!r}, real=tut.digits_tensor(), log_every=5, check_every=10, check_samples=200,
+                        feature_extractor="digits")
+    t = L.Trainer(max_epochs=1, limit_train_batches=10, callbacks=[cb], logger=False, enable_checkpointing=False,
+                  enable_progress_bar=False, enable_model_summary=False, accelerator="cpu", devices=2,
+                  strategy="ddp_find_unused_parameters_true")
+    t.fit(TutorialGAN())
+    print("rank", t.global_rank, "monitored", cb.monitor is not None)
+"""
+
+
+def test_under_ddp_rank_0_monitors_and_its_checks_wait_for_no_other_rank(tmp_path):
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT.format(tests=str(here), examples=str(here.parent / "examples"), out=str(tmp_path / "run")))
+    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "rank 0 monitored True" in res.stdout and "rank 1 monitored False" in res.stdout
+    trend = (tmp_path / "run" / "trend.jsonl").read_text().splitlines()
+    assert len(trend) == 1 and '"check": "error"' not in trend[0]  # before: a gloo collective waited for rank 1
+    assert read_log(tmp_path / "run" / "log.jsonl")[-1]["step"] == 10
+
+
 def test_tensorboard_holds_the_logs_numbers(tmp_path):
     pytest.importorskip("tensorboard", reason="the tensorboard extra (make test installs it)")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

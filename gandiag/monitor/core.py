@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
+from .. import distributed
 from ..errors import GandiagError
 from ..training import trainlog
 from . import alarms as alarm_rules
@@ -167,11 +168,12 @@ class Monitor:
                                         self.opts.seed)
         if self.real is None:  # nothing to compare samples with: the log's trends are the check
             return self._log_alarms(step), {"step": step, "snapshot": str(snap), "metrics": {}, "verdicts": {}}
-        results = gandiag.evaluate(snap, real=self.real, options=self.opts, num_samples=self.check_samples)
+        with distributed.alone():  # under DDP the other ranks train on: no collective may wait for them
+            results = gandiag.evaluate(snap, real=self.real, options=self.opts, num_samples=self.check_samples)
+            self._write_results(results)
         self.latest = results
         found = alarm_rules.from_results(results.diagnostics, step) if step > self.warmup else []
         self._raise(found, set(results.diagnostics) | {"check"})
-        self._write_results(results)
         return found, trend.entry(step, str(snap), results, found, 0.0)
 
     def _log_alarms(self, step: int) -> list:
