@@ -218,6 +218,17 @@ def test_an_nhwc_generator_takes_its_real_samples_in_its_own_layout(tmp_path):
     mon.close(final_check=False)
 
 
+def test_a_compiled_generator_is_snapshotted_as_its_plain_network(tmp_path):
+    netG, netD = tut.Generator(), tut.Discriminator()
+    opt_g = torch.optim.Adam(netG.parameters())
+    mon = gandiag.Monitor(torch.compile(netG), netD, out=tmp_path, optimizers=(opt_g,), check_every=0)
+    assert mon.G is netG and mon.optimizers == {"G": opt_g}
+    mon.step(d_loss=1.0, g_loss=1.0)
+    mon.check()
+    mon.close(final_check=False)
+    assert (tmp_path / "snapshots" / "step-0000001.pt2").exists()
+
+
 def test_a_monitored_run_is_never_clobbered(tmp_path):
     mon = gandiag.Monitor(tut.Generator(), tut.Discriminator(), out=tmp_path, check_every=0)
     mon.close(final_check=False)

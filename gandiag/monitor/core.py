@@ -62,6 +62,8 @@ class Monitor:
         from ..options import EvalOptions
 
         _check_settings(loss, log_every, check_every, check_samples, warmup, stop_on)
+        G = snapshots.plain_module(G)  # torch.compile / DDP wrappers share the network's parameters
+        D = snapshots.plain_module(D) if D is not None else None
         self.G, self.D, self.loss, self.stop_on, self.warmup = G, D, loss, stop_on, warmup
         self.log_every, self.check_every, self.check_samples = log_every, check_every, check_samples
         self.out = _prepare(Path(out), overwrite)

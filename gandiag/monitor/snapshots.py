@@ -82,6 +82,7 @@ def write_snapshot(G: torch.nn.Module, contract: GeneratorContract, path_stem: P
     """``path_stem``.pt2, or ``path_stem``.npz of samples when torch.export cannot trace ``G``; the path written."""
     from ..export.exporters import export_network
 
+    G = plain_module(G)
     arch = f"module: {type(G).__name__}"
     try:
         with eval_mode(G):  # a program traced on the GPU would hold CUDA tensors: trace a CPU copy
@@ -90,6 +91,18 @@ def write_snapshot(G: torch.nn.Module, contract: GeneratorContract, path_stem: P
     except GandiagError:
         pass  # not traceable: keep its samples instead (said in the trend line by the suffix)
     return write_samples(G, contract, path_stem.with_suffix(".npz"), seed)
+
+
+def plain_module(net: torch.nn.Module) -> torch.nn.Module:
+    """The network inside the wrappers training adds: ``torch.compile``'s (``_orig_mod``), DDP's and DataParallel's
+    (``module``). They share its parameters; torch.export traces the plain network, not the wrapper."""
+    while True:
+        if isinstance(getattr(net, "_orig_mod", None), torch.nn.Module):
+            net = net._orig_mod
+        elif isinstance(net, (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)):
+            net = net.module
+        else:
+            return net
 
 
 def write_samples(G: torch.nn.Module, contract: GeneratorContract, path: Path, seed: int,
