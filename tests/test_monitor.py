@@ -64,6 +64,30 @@ def test_unarmed_steps_record_nothing():
     capture.close()
 
 
+# -- what one step records -----------------------------------------------------------------------------------------
+
+def test_step_values_read_ds_outputs_as_said():
+    from gandiag.monitor.record import d_outputs_of, step_values
+
+    real, fake = torch.tensor([2.0, -1.0, 3.0]), torch.tensor([-2.0, 0.5, -3.0])
+    logits = step_values({"d_loss": torch.tensor(1.5), "d_real": real, "d_fake": fake}, "logits", "ns")
+    assert logits["d_real"] == pytest.approx(4 / 3) and logits["d_fake"] == pytest.approx(-1.5)
+    assert logits["d_real_prob"] == pytest.approx(float(torch.sigmoid(real).mean()))
+    assert logits["d_accuracy"] == pytest.approx(0.5 * (2 / 3 + 2 / 3))  # logit 0 is the 0.5 threshold
+    probs = step_values({"d_real": real.sigmoid(), "d_fake": fake.sigmoid()}, "probabilities", "ns")
+    assert "d_real" not in probs and probs["d_accuracy"] == pytest.approx(logits["d_accuracy"])
+    critic = step_values({"d_real": real, "d_fake": fake, "gp": 0.1}, "logits", "wasserstein")
+    assert critic["wasserstein"] == pytest.approx(4 / 3 + 1.5) and "d_accuracy" not in critic and critic["gp"] == 0.1
+    means = step_values({"d_real": 0.7, "d_fake": 0.2}, "probabilities", "ns")
+    assert means == {"d_real_prob": pytest.approx(0.7), "d_fake_prob": pytest.approx(0.2)}  # no accuracy from means
+    assert d_outputs_of(tut.Discriminator(), None) == "probabilities"
+    assert d_outputs_of(torch.nn.Sequential(torch.nn.Linear(2, 1)), None) == "logits"
+    with pytest.raises(gandiag.GandiagError, match="d_loss"):
+        step_values({"d_loss": "low"}, "logits", "ns")
+    with pytest.raises(gandiag.GandiagError, match="shape"):
+        step_values({"g_loss": torch.ones(3)}, "logits", "ns")
+
+
 # -- the loop, healthy and broken --------------------------------------------------------------------------------
 
 SETTINGS = dict(feature_extractor="digits", check_samples=500, log_every=25)
