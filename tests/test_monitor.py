@@ -152,6 +152,18 @@ def test_a_diverged_loss_is_logged_and_stops_the_run(tmp_path):
     assert log[-1]["event"] == "diverged" and log[-1]["step"] == 6 and "d_loss" in log[-1]["non_finite"]
 
 
+def test_a_run_that_goes_on_after_diverging_is_said_to_have_diverged_once(tmp_path):
+    raised = []
+    mon = gandiag.Monitor(tut.Generator(), tut.Discriminator(), out=tmp_path, check_every=0, log_every=2,
+                          on_alarm=raised.append, stream=open(tmp_path / "said.txt", "w"))
+    for i in range(8):
+        mon.step(d_loss=1.0 if i < 3 else math.nan, g_loss=0.5)
+    mon.close(final_check=False)
+    log = read_log(tmp_path / "log.jsonl")
+    assert [r["step"] for r in log if r.get("event") == "diverged"] == [4] and len(raised) == 1
+    assert log[-1]["step"] == 8 and log[-1]["d_loss"] is None and "d_loss" in log[-1]["non_finite"]
+
+
 def test_a_failing_check_is_an_error_alarm_and_training_goes_on(tmp_path):
     raised = []
     with gandiag.Monitor(tut.Generator(), tut.Discriminator(), out=tmp_path, real="ring8", check_every=2, warmup=0,

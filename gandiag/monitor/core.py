@@ -53,12 +53,12 @@ MIN_LOG_LINES = 8  # log lines before the log's trends are judged between checks
 
 class Monitor:
     def __init__(self, G, D=None, out="runs/monitor", real=None, *, held_out=None, optimizers: Iterable = (),
-                 loss: str = "ns",
-                 d_outputs: Optional[str] = None, log_every: int = 50, check_every: int = 500,
-                 check_samples: int = 1000, warmup: int = 1000, stop_on: Optional[str] = None, on_alarm: Optional[Callable] = None,
-                 feature_extractor: Optional[str] = None, latent_shape=None, num_classes: Optional[int] = None,
-                 output_range: Optional[str] = None, label_format: Optional[str] = None, seed: int = 0,
-                 device: Optional[str] = None, tensorboard: bool = False, overwrite: bool = False, stream=None):
+                 loss: str = "ns", d_outputs: Optional[str] = None, log_every: int = 50, check_every: int = 500,
+                 check_samples: int = 1000, warmup: int = 1000, stop_on: Optional[str] = None,
+                 on_alarm: Optional[Callable] = None, feature_extractor: Optional[str] = None, latent_shape=None,
+                 num_classes: Optional[int] = None, output_range: Optional[str] = None,
+                 label_format: Optional[str] = None, seed: int = 0, device: Optional[str] = None,
+                 tensorboard: bool = False, overwrite: bool = False, stream=None):
         from ..options import EvalOptions
 
         _check_settings(loss, log_every, check_every, check_samples, warmup, stop_on)
@@ -68,30 +68,32 @@ class Monitor:
         self.log_every, self.check_every, self.check_samples = log_every, check_every, check_samples
         self.out = _prepare(Path(out), overwrite)
         self.d_outputs = record.d_outputs_of(D, d_outputs)
-        self.optimizers = {role_of(o, {"G": G, "D": D} if D is not None else {"G": G}): o for o in optimizers}
-        self.optimizers.pop(None, None)
+        nets = {"G": G, "D": D} if D is not None else {"G": G}
+        self.optimizers = {role: o for role, o in ((role_of(o, nets), o) for o in optimizers) if role is not None}
         self.opts = EvalOptions(latent_shape=tuple(latent_shape) if latent_shape else None, num_classes=num_classes,
                                 output_range=output_range, label_format=label_format, seed=seed, device=device,
                                 feature_extractor=[feature_extractor] if feature_extractor else None, progress=False)
         _, self.contract = snapshots.live_generator(G, str(self.out / "generator"), self.opts)
+        self._keep_real(real, held_out)
+        self.capture = GradientCapture(G, D, optimizers) if D is not None else None
+        snapshots.write_settings(self.out, feature_extractor, check_samples, seed, d_outputs=self.d_outputs,
+                                 loss=loss, gradients=self.capture.strategy if D is not None else None)
+        self.log, self.records, self.meter = trainlog.TrainLog(self.out / trainlog.LOG_NAME), [], trainlog.Meter()
+        self.announce = alarm_rules.Announcer(on_alarm, stream)
+        self.tensorboard = _scalar_writer(self.out) if tensorboard else None
+        self.steps, self.last_check, self.latest, self.closed, self.diverged = 0, 0, None, False, False
+        self.started = time.monotonic()
+        self.stop_requested: Optional[alarm_rules.Alarm] = None
+        self._arm(1)
+
+    def _keep_real(self, real, held_out) -> None:
+        """``real`` (and ``held_out``) as specs the checks pass on: tensors saved beside the log once."""
         self.real = snapshots.real_spec(real, self.out, self.contract)
         if held_out is not None:  # real is then the training set, judged for copying against samples it never saw
             if self.real is None:
                 raise GandiagError("Monitor(held_out=...) needs real= (the training data) beside it")
             self.opts = self.opts.with_overrides(train_data=self.real)
             self.real = snapshots.real_spec(held_out, self.out, self.contract, snapshots.HELD_OUT_NAME)
-        self.capture = GradientCapture(G, D, optimizers) if D is not None else None
-        snapshots.write_settings(self.out, feature_extractor, check_samples, seed, d_outputs=self.d_outputs,
-                                 loss=loss, gradients=self.capture.strategy if D is not None else None)
-        self.log = trainlog.TrainLog(self.out / trainlog.LOG_NAME)
-        self.records: list = []
-        self.meter = trainlog.Meter()
-        self.announce = alarm_rules.Announcer(on_alarm, stream)
-        self.tensorboard = _scalar_writer(self.out) if tensorboard else None
-        self.steps, self.last_check, self.latest, self.closed = 0, 0, None, False
-        self.started = time.monotonic()
-        self.stop_requested: Optional[alarm_rules.Alarm] = None
-        self._arm(1)
 
     # -- the loop's one call ------------------------------------------------------------------------------------
     def step(self, **values) -> None:
@@ -103,7 +105,7 @@ class Monitor:
         numbers = record.step_values(values, self.d_outputs, self.loss)
         bad = record.non_finite_losses(numbers)
         self.meter.add(**numbers)
-        if bad:
+        if bad and not self.diverged:  # said once; a loop that goes on is logged on (its NaNs written as null)
             return self._diverged(step, numbers, bad)
         checking = self.check_every and step % self.check_every == 0
         if step == 1 or step % self.log_every == 0 or checking:
@@ -135,6 +137,7 @@ class Monitor:
             self.check(step)
 
     def _diverged(self, step: int, numbers: dict, bad: list) -> None:
+        self.diverged = True
         self.log.write({"step": step, "event": "diverged", **{k: numbers.get(k) for k in ("d_loss", "g_loss")}})
         self.records.append({"step": step, "event": "diverged"})
         alarm = alarm_rules.Alarm(step, "diverged", "unhealthy", "severe", f"{', '.join(bad)} became NaN/Inf")
