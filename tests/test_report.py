@@ -500,3 +500,14 @@ def test_evaluate_cli_writes_json_artifacts_and_report(work):
     assert (out / "r.artifacts.npz").is_file()
     assert "Crosses mark the 8 modes" in section((out / "r.html").read_text(), "modes")
     shutil.rmtree(out)
+
+
+def test_figures_draw_text_from_files_as_written():
+    """Names in logs, results and trend files may come from anywhere: '$x^$' is mathtext that would raise."""
+    from gandiag.report import figures
+
+    hostile = ["$x^$", "$\\frac{$", "$\\notacommand$"]
+    assert figures.curves({h: ([1, 2], [1.0, 2.0]) for h in hostile}).startswith("data:image/png")
+    assert figures.hbars({"G": {h: 1.0 for h in hostile}}, hostile[0], hostile[1]).startswith("data:image/png")
+    assert figures.bars({hostile[0]: [1.0, 2.0]}, hostile[1:], hostile[2]).startswith("data:image/png")
+    assert figures.trends({hostile[0]: ([1.0, 2.0], [0.5, 1.5], [1.5, 2.5])}, hostile[1:]).startswith("data:image/png")

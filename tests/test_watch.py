@@ -116,3 +116,16 @@ def test_bad_watch_options_are_exit_2(tmp_path, args, message):
 def test_steps_are_read_from_common_snapshot_names():
     assert [step_of(Path(n)) for n in ("step-0000400.pt2", "network-snapshot-000120.pkl", "iter_5.pt",
                                        "epoch3.ckpt", "checkpoint.pt")] == [400, 120, 5, 3, None]
+
+
+def test_a_hostile_trend_file_is_drawn_without_running_anything(tmp_path):
+    run = tmp_path / "run"
+    (run / "watch").mkdir(parents=True)
+    shutil.copy(FIXTURES / "ring8_gan_pack4" / "checkpoint.pt", run / "checkpoint.pt")
+    line = {"step": 1, "snapshot": "<script>x</script>", "metrics": {"$\\frac{$": 1.0, "fid": None},
+            "labels": {"$\\frac{$": "$\\frac{$\x1b[31m", "fid": 5}, "verdicts": {"<b>": "</td>"}, "alarms": [{"message": "<i>"}]}
+    (run / "watch" / "trend.jsonl").write_text(json.dumps(line) + "\n")
+    res = gandiag_in_process("watch", run, *QUICK)
+    assert res.returncode == 0, res.stderr
+    page = (run / "watch" / "trend.html").read_text()
+    assert "<script>x" not in page and "<b>" not in page and "<i>" not in page

@@ -27,9 +27,10 @@ TREND_NAME, TREND_REPORT = "trend.jsonl", "trend.html"
 
 def entry(step: Optional[int], snapshot: str, results, alarms: list, seconds: float) -> dict:
     """A trend line from an evaluation's :class:`~gandiag.results.Results`."""
-    metrics = {k: m.get("value") for k, m in (results.metrics or {}).items() if isinstance(m, dict)}
+    metrics = {k: m for k, m in (results.metrics or {}).items() if isinstance(m, dict)}
     verdicts = {k: d.get("verdict") for k, d in (results.diagnostics or {}).items() if isinstance(d, dict)}
-    return {"step": step, "snapshot": snapshot, "metrics": {k: _finite(v) for k, v in metrics.items()},
+    return {"step": step, "snapshot": snapshot, "metrics": {k: _finite(m.get("value")) for k, m in metrics.items()},
+            "labels": {k: str(m.get("label") or k) for k, m in metrics.items()},  # "FID [digits]": which features
             "verdicts": verdicts, "alarms": [a.as_dict() for a in alarms], "seconds": round(seconds, 3)}
 
 
@@ -83,8 +84,9 @@ def render(lines: list, title: str) -> str:
 
     xs = [ln["step"] if ln["step"] is not None else i for i, ln in enumerate(lines)]
     names = sorted({k for ln in lines for k in ln["metrics"]})
-    series = {k: (xs, [ln["metrics"].get(k) if ln["metrics"].get(k) is not None else math.nan for ln in lines])
-              for k in names}
+    labels = {k: v for ln in lines for k, v in (ln.get("labels") or {}).items() if isinstance(v, str)}
+    series = {_title(labels.get(k, k)): (xs, [ln["metrics"].get(k) if ln["metrics"].get(k) is not None else math.nan
+                                      for ln in lines]) for k in names}
     chart = f'<img alt="metric trends" src="{curves(series)}">' if series and lines else "<p>no metrics yet</p>"
     diags = sorted({k for ln in lines for k in ln["verdicts"]})
     head = "".join(f"<th>{html.escape(d)}</th>" for d in diags)
@@ -100,6 +102,14 @@ def render(lines: list, title: str) -> str:
             "img{max-width:100%}</style></head><body>"
             f"<h1>{html.escape(title)}</h1><p>{len(lines)} snapshot(s) evaluated.</p>{chart}"
             f"<table><tr><th>step</th><th>snapshot</th>{head}<th>alarms</th></tr>{''.join(rows)}</table></body></html>")
+
+
+def _title(text: str) -> str:
+    """A chart title from a trend file, which may come from anywhere: short and printable (the figures draw
+    ``$`` as written: :func:`gandiag.report.figures.literal_text`)."""
+    from ..safety.text import clean
+
+    return clean(text)[:60]
 
 
 def redraw(folder: Path, title: str) -> Path:

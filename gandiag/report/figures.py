@@ -9,6 +9,7 @@ upscaling, so an 8×8 digit stays an 8×8 digit).
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import math
 from typing import Optional, Sequence
@@ -32,6 +33,17 @@ def fig_uri(fig) -> str:
     fig.savefig(buf, format="png", bbox_inches="tight")
     plt.close(fig)
     return png_uri(buf.getvalue())
+
+
+def literal_text(draw):
+    """Draw with matplotlib's mathtext off: titles, labels and legends come from results, logs and trend files,
+    which may come from anywhere, and ``$x^$`` in one would raise while the figure is drawn (a report section
+    lost, a watch's trend report not redrawn). Every text is shown as written."""
+    @functools.wraps(draw)
+    def wrapped(*args, **kwargs):
+        with matplotlib.rc_context({"text.parse_math": False}):
+            return draw(*args, **kwargs)
+    return wrapped
 
 
 def _to_hwc(img: np.ndarray) -> np.ndarray:
@@ -82,6 +94,7 @@ def _encode(canvas: np.ndarray) -> str:
     return png_uri(buf.getvalue())
 
 
+@literal_text
 def scatter(real: Optional[np.ndarray], fake: Optional[np.ndarray], title: str, xlabel: str = "", ylabel: str = "",
             modes: Optional[np.ndarray] = None, mode_radius: Optional[float] = None,
             captured: Optional[Sequence[bool]] = None) -> str:
@@ -117,6 +130,7 @@ def _mark_modes(ax, modes, radius, captured) -> None:
 MARKERS = ("v", "x", "*", "d")
 
 
+@literal_text
 def bars(groups: dict, labels: Sequence[str], title: str, ylabel: str = "", highlight=None,
          highlight_label: str = "") -> str:
     """Grouped bars: ``groups`` = {series name: values}, one bar group per label.
@@ -146,6 +160,7 @@ def bars(groups: dict, labels: Sequence[str], title: str, ylabel: str = "", high
     return fig_uri(fig)
 
 
+@literal_text
 def hbars(series: dict, title: str, xlabel: str, log: bool = True) -> str:
     """Horizontal bars per layer (gradient or spectral norms), one panel per network."""
     panels = [(k, v) for k, v in series.items() if v]
@@ -170,6 +185,7 @@ def hbars(series: dict, title: str, xlabel: str, log: bool = True) -> str:
     return fig_uri(fig)
 
 
+@literal_text
 def curves(series: dict, title: str = "", ncols: int = 3) -> str:
     """Small multiples: {name: (steps, values)}."""
     names = list(series)
@@ -190,6 +206,7 @@ def curves(series: dict, title: str = "", ncols: int = 3) -> str:
     return fig_uri(fig)
 
 
+@literal_text
 def trends(series: dict, run_labels: Sequence[str], ncols: int = 3) -> str:
     """Metric trends over runs: {metric label: (values, ci_lo, ci_hi)}, NaN for missing."""
     names = list(series)
@@ -216,6 +233,7 @@ def trends(series: dict, run_labels: Sequence[str], ncols: int = 3) -> str:
 MAX_PANELS = 8  # channels drawn per row of a sequence figure
 
 
+@literal_text
 def trajectories(rows: list, channels: int, title: str = "") -> str:
     """Sequence trajectories: one row of panels per group, one panel per channel (at most ``MAX_PANELS``).
 
@@ -246,6 +264,7 @@ def trajectories(rows: list, channels: int, title: str = "") -> str:
     return fig_uri(fig)
 
 
+@literal_text
 def acf_curves(real: list, fake: list, title: str = "") -> str:
     """Autocorrelation per channel (lists of ACF values from lag 0), real vs generated, one panel per channel."""
     n = min(max(len(real), len(fake)), MAX_PANELS)
@@ -273,6 +292,7 @@ def _z(x: np.ndarray) -> np.ndarray:
     return (x - x.mean()) / sd if sd > 0 else x - x.mean()
 
 
+@literal_text
 def aligned_pairs(a: np.ndarray, b: np.ndarray, lags: Sequence[int], circular: Sequence[bool],
                   labels: Sequence[str]) -> str:
     """Pairs of sequences, one row per pair (first channels), each channel z-scored, b moved by the lag that aligns it.
