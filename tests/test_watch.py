@@ -123,9 +123,12 @@ def test_a_hostile_trend_file_is_drawn_without_running_anything(tmp_path):
     (run / "watch").mkdir(parents=True)
     shutil.copy(FIXTURES / "ring8_gan_pack4" / "checkpoint.pt", run / "checkpoint.pt")
     line = {"step": 1, "snapshot": "<script>x</script>", "metrics": {"$\\frac{$": 1.0, "fid": None},
-            "labels": {"$\\frac{$": "$\\frac{$\x1b[31m", "fid": 5}, "verdicts": {"<b>": "</td>"}, "alarms": [{"message": "<i>"}]}
+            "labels": {"$\\frac{$": "$\\frac{$\x1b[31m", "fid": "<u>"}, "verdicts": {"<b>": "</td>"}, "alarms": [{"message": "<i>"}]}
     (run / "watch" / "trend.jsonl").write_text(json.dumps(line) + "\n")
     res = gandiag_in_process("watch", run, *QUICK)
     assert res.returncode == 0, res.stderr
     page = (run / "watch" / "trend.html").read_text()
     assert "<script>x" not in page and "<b>" not in page and "<i>" not in page
+    (run / "watch" / "trend.jsonl").write_text(json.dumps({**line, "labels": {"fid": 5}}) + "\n")
+    res = gandiag_in_process("watch", run, *QUICK)
+    assert res.returncode == 2 and "not a trend line" in res.stderr

@@ -35,7 +35,14 @@ def entry(step: Optional[int], snapshot: str, results, alarms: list, seconds: fl
 
 
 def _finite(v):
-    return v if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+    """``v`` as a finite float, else None (NaN, Inf, a 400-digit integer, anything not a number)."""
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return None
+    try:
+        v = float(v)
+    except OverflowError:
+        return None
+    return v if math.isfinite(v) else None
 
 
 def append(path: Path, line: dict) -> None:
@@ -66,11 +73,16 @@ def read_trend(path: Path) -> list:
 
 
 def _checked(rec, where: str) -> dict:
-    ok = (isinstance(rec, dict) and (rec.get("step") is None or (isinstance(rec.get("step"), int)
-                                                                 and not isinstance(rec.get("step"), bool)))
+    def is_int(v):  # a step, as the training log bounds it
+        return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 1 << 62
+
+    def strings(v):
+        return isinstance(v, dict) and all(isinstance(x, (str, type(None))) for x in v.values())
+
+    ok = (isinstance(rec, dict) and "step" in rec and (rec["step"] is None or is_int(rec["step"]))
           and isinstance(rec.get("snapshot"), str) and isinstance(rec.get("metrics"), dict)
-          and all(_finite(v) is not None or v is None for v in rec["metrics"].values())
-          and isinstance(rec.get("verdicts"), dict) and all(isinstance(v, (str, type(None))) for v in rec["verdicts"].values())
+          and all(v is None or _finite(v) is not None for v in rec["metrics"].values())
+          and strings(rec.get("verdicts")) and strings(rec.get("labels", {}))
           and isinstance(rec.get("alarms", []), list))
     if not ok:
         raise DataError(f"{where}: not a trend line (step, snapshot, metrics, verdicts)")
