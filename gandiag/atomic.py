@@ -123,6 +123,17 @@ def _os_error(what: str, path, exc: OSError) -> OutputError:
     return OutputError(f"{what} {path}: cannot write ({exc.strerror or exc})")
 
 
+def make_folder(path, what: str = "output folder") -> Path:
+    """Create the folder ``path`` and its parents (or find it there), or refuse in one line: a folder that
+    cannot be made (under a file, in /proc, without permission) is bad output, never an internal error."""
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{what} {p}: cannot create it ({exc.strerror or exc})") from None
+    return p
+
+
 def write_bytes(path, data: bytes, what: str = "output") -> Path:
     """Atomically replace the regular file at ``path`` (or create it); returns the file written."""
     target = resolve_output(path, what)

@@ -476,3 +476,16 @@ def test_a_diagnostic_that_raises_as_a_whole_is_error_not_a_crash(tmp_path, ring
     assert code == 0, err
     gh = json.loads((tmp_path / "r.json").read_text())["diagnostics"]["gradient_health"]
     assert gh["verdict"] == "error" and "whole diagnostic broke" in gh["reasons"][0]["message"]
+
+
+@pytest.mark.parametrize("args", [["train", "dcgan", "--data", "digits", "--steps", "2"],
+                                  ["train", "cyclegan", "--data", "digits-inverted", "--steps", "2"],
+                                  ["watch", ".", "--once"]])
+@pytest.mark.parametrize("where", ["under a file", "in /proc"])
+def test_an_output_folder_that_cannot_be_made_is_exit_2(tmp_path, args, where):
+    (tmp_path / "file").write_text("x")
+    out = tmp_path / "file" / "run" if where == "under a file" else "/proc/gandiag-cannot-be-here"
+    from conftest import gandiag_in_process
+
+    res = gandiag_in_process(*args, "--out", out, cwd=tmp_path)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr

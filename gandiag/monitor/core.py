@@ -251,7 +251,7 @@ def _check_settings(loss, log_every, check_every, check_samples, warmup, stop_on
 
 
 def _prepare(out: Path, overwrite: bool) -> Path:
-    from ..atomic import resolve_output
+    from ..atomic import make_folder, resolve_output
     from ..safety.files import is_folder
 
     if out.exists() and not is_folder(out):
@@ -259,8 +259,7 @@ def _prepare(out: Path, overwrite: bool) -> Path:
     log = out / trainlog.LOG_NAME
     if log.exists() and not overwrite:
         raise GandiagError(f"{log} already exists: a monitored run is there; pass overwrite=True or another out=")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "snapshots").mkdir(exist_ok=True)
+    make_folder(out / "snapshots", "Monitor(out=...)")
     for name in (trainlog.LOG_NAME, trend.TREND_NAME):
         resolve_output(out / name, "monitor output")
     if overwrite:  # the earlier run's trend and snapshots would read as this run's

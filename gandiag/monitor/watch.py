@@ -86,7 +86,7 @@ class Watcher:
 
     def __init__(self, run: Path, out: Path, options, *, settle: float = 2.0, fail_on: Optional[str] = None,
                  gate=None, echo: Callable = print):
-        from ..atomic import resolve_output
+        from ..atomic import make_folder, resolve_output
         from ..safety.files import is_folder
 
         if not is_folder(run):
@@ -95,7 +95,7 @@ class Watcher:
             raise GandiagError(f"--fail-on {fail_on}: {' or '.join(alarm_rules.STOP_LEVELS)}")
         self.run_dir, self.out, self.options = run, out, options
         self.settle, self.fail_on, self.gate, self.echo = settle, fail_on, gate, echo
-        out.mkdir(parents=True, exist_ok=True)
+        make_folder(out, "--out")
         for name in (trend.TREND_NAME, trend.TREND_REPORT, "results.json", "report.html"):
             resolve_output(out / name, "--out")
         self.outcome = WatchOutcome(seen=self._done_before())

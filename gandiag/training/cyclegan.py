@@ -44,6 +44,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from ..atomic import make_folder
 from ..errors import CheckpointError, GandiagError
 from ..generator.checkpoint import make_checkpoint, net_spec, save_checkpoint
 from ..generator.contract import GeneratorContract
@@ -330,7 +331,7 @@ def _train(o: CycleOptions, data: str, out: Path, path: Path, prior, progress: b
               "options": o.to_json(), "resolved": r, "eval_extractor": None,
               "architectures": {k: list(v) for k, v in run.specs.items()}}
     start = restore(run, prior, path) if prior is not None else 0
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out, "--out")
     log = trainlog.TrainLog(out / "log.jsonl", resume_step=start if prior is not None else None)
     bar = tqdm(total=r["steps"], initial=start, file=sys.stderr, disable=not progress, desc=f"cyclegan {data}",
                dynamic_ncols=True, leave=False)

@@ -24,6 +24,7 @@ from typing import Optional
 import torch
 from tqdm import tqdm
 
+from ..atomic import make_folder
 from ..errors import CheckpointError, GandiagError
 from ..generator.checkpoint import make_checkpoint, net_spec, read_checkpoint, save_checkpoint
 from ..generator.contract import GeneratorContract
@@ -284,7 +285,7 @@ def _train(v, variant, data, o, out, ckpt_path, prior, progress, eval_extractor,
               "resolved": asdict(r), "eval_extractor": eval_extractor,
               "architectures": {k: list(spec) for k, spec in run.specs.items()}}
     start = _restore(prior, ckpt_path, run) if prior is not None else 0
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out, "--out")
     log = trainlog.TrainLog(out / "log.jsonl", resume_step=start if prior is not None else None)
     evaluator = periodic_eval.PeriodicEval(run.data, contract, r.eval_samples, eval_extractor, o.device)
     t0 = time.perf_counter()
