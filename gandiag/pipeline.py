@@ -131,12 +131,7 @@ def evaluate_direction(tgt: Target, real_data: Optional[Real], opts: EvalOptions
     ``--train-data`` names one): (EvalContext, diagnostics)."""
     for read in (tgt.samples, real_data.samples if real_data else None):
         warnings.extend(getattr(read, "warnings", ()))  # an image folder's: lossy-compressed images
-    with timings.stage("build_extractor"):
-        extractors = build_extractors(opts.feature_extractor, opts.feature_weights, tgt.kind,
-                                      real_data.spec if real_data else None, opts.device)
-        compiled_extractors = compiled.apply(extractors, opts.compile, tgt.n + (real_data.n if real_data else 0),
-                                             opts.device, warnings.append)
-        extractors, numerics = precision.apply(extractors, opts.compute_precision, opts.device, warnings.append)
+    extractors, compiled_extractors, numerics = open_extractors(tgt, real_data, opts, timings, warnings)
     roles = list(dict.fromkeys(r for e in extractors for r in e.roles))  # any extractor's: CMMD reads CLIP's only
     chosen = choose_metrics(opts.metrics, roles, real_data is not None)
     check_memory(tgt.n, real_data.n if real_data else 0, extractors, math.prod(tgt.sample_shape))
@@ -146,11 +141,7 @@ def evaluate_direction(tgt: Target, real_data: Optional[Real], opts: EvalOptions
     real_sets = {}
     if real_data is not None and real_data.samples is not None:
         with timings.stage("real_features"):
-            for e in extractors:
-                real_sets[e.name] = real_features(
-                    real_data.samples, real_data.content_sha256, real_data.spec, e,
-                    use_cache=opts.use_cache and rank == 0, progress=opts.show_progress,
-                    batch_size=opts.batch_size, timings=timings, warn=warnings.append)
+            real_sets = {e.name: _real_set(real_data, e, opts, rank, timings, warnings) for e in extractors}
     fake_sets, kept, fake_labels = generated_features(tgt, real_data, extractors, opts, rank, world, timings)
     primary = extractors[0]
     ctx = EvalContext(tgt.generator, tgt.contract, primary, fake_sets[primary.name], real_sets.get(primary.name),
@@ -159,13 +150,10 @@ def evaluate_direction(tgt: Target, real_data: Optional[Real], opts: EvalOptions
                       real_spec=real_data.spec if real_data else None,
                       features={e.name: (fake_sets[e.name], real_sets.get(e.name)) for e in extractors},
                       extractors=extractors, real_statistics=real_stats)
-    ctx.compiled = compiled.state(extractors, compiled_extractors)
-    ctx.numerics = numerics
+    ctx.compiled, ctx.numerics = compiled.state(extractors, compiled_extractors), numerics
     if train_data is not None:  # the first extractor's features only: memorization reads no other
         with timings.stage("train_features"):
-            ctx.train = real_features(train_data.samples, train_data.content_sha256, train_data.spec, primary,
-                                      use_cache=opts.use_cache and rank == 0, progress=opts.show_progress,
-                                      batch_size=opts.batch_size, timings=timings, warn=warnings.append)
+            ctx.train = _real_set(train_data, primary, opts, rank, timings, warnings)
         ctx.train_samples, ctx.train_spec = train_data.samples, train_data.spec
     with timings.stage("metrics"):
         for i, e in enumerate(extractors):
@@ -178,6 +166,26 @@ def evaluate_direction(tgt: Target, real_data: Optional[Real], opts: EvalOptions
     with timings.stage("diagnostics"):
         diagnostics = run_diagnostics(ctx, opts.diagnostics)
     return ctx, diagnostics
+
+
+def open_extractors(tgt: Target, real_data: Optional[Real], opts: EvalOptions, timings: Timings,
+                    warnings: list) -> tuple:
+    """Stage 3a: the feature extractors, compiled when the run pays for it, in the numerics asked for:
+    (extractors, what compiled, the numerics mode)."""
+    with timings.stage("build_extractor"):
+        extractors = build_extractors(opts.feature_extractor, opts.feature_weights, tgt.kind,
+                                      real_data.spec if real_data else None, opts.device)
+        compiled_extractors = compiled.apply(extractors, opts.compile, tgt.n + (real_data.n if real_data else 0),
+                                             opts.device, warnings.append)
+        extractors, numerics = precision.apply(extractors, opts.compute_precision, opts.device, warnings.append)
+    return extractors, compiled_extractors, numerics
+
+
+def _real_set(data: Real, extractor, opts: EvalOptions, rank: int, timings: Timings, warnings: list) -> FeatureSet:
+    """Stage 3b: one real set's features on one extractor, from the cache when it holds them (rank 0 writes)."""
+    return real_features(data.samples, data.content_sha256, data.spec, extractor,
+                         use_cache=opts.use_cache and rank == 0, progress=opts.show_progress,
+                         batch_size=opts.batch_size, timings=timings, warn=warnings.append)
 
 
 def _suffixed(entries: dict, direction: str) -> dict:
