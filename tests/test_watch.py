@@ -103,6 +103,7 @@ def test_an_overwritten_checkpoint_is_a_new_snapshot(tmp_path):
     assert gandiag_in_process("watch", run, *QUICK).returncode == 0
     lines = _trend(run / "watch")
     assert len(lines) == 2 and [ln["verdicts"]["mode_collapse"] for ln in lines] == ["none", "severe"]
+    assert all(isinstance(ln["step"], int) and ln["step"] > 0 for ln in lines)  # read from the checkpoints
 
 
 @pytest.mark.parametrize("args, message", [

@@ -77,6 +77,7 @@ def candidates(run: Path, out: Path) -> list:
 
 
 def step_of(path: Path) -> Optional[int]:
+    """The training step a snapshot's name says (``step-400``, ``iter_5``...), else None."""
     m = STEP_PATTERN.search(path.stem)
     return int(m.group(1)) if m else None
 
@@ -139,6 +140,9 @@ class Watcher:
             self._record({"step": step, "snapshot": str(path), "metrics": {}, "verdicts": {"snapshot": "error"},
                           "alarms": [alarm.as_dict()], "seconds": round(time.monotonic() - began, 3)}, fp)
             return self._verdict([alarm], [])
+        if step is None:  # a gandiag checkpoint says its step (checkpoint.pt, overwritten every --ckpt-every)
+            said = (results.generator or {}).get("step")
+            step = said if isinstance(said, int) and not isinstance(said, bool) and 0 <= said < 1 << 62 else None
         found = alarm_rules.from_results(results.diagnostics, step)
         failed_gates = self._gates(results)
         for a in found:
