@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from results_io import write_results  # noqa: E402  (benchmarks/ is on sys.path when one runs)
 
 ROOT = Path(__file__).resolve().parent.parent
 CLOVA_MAX_N = 20000  # N×N float64 matrices: 3.2 GB each at 20k; beyond that the package cannot run here
@@ -118,13 +119,8 @@ def main():
     for n in (int(v) for v in args.n.split(",")):
         rows.append(row(n, args.dim, args.device))
         print(json.dumps(rows[-1]), flush=True)
-    text = table(rows)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = f"bench_knn_{args.device.split(':')[0]}"
-    (out / f"{stem}.json").write_text(json.dumps({"torch": torch.__version__, "rows": rows}, indent=1))
-    (out / f"{stem}.md").write_text(text)
-    print(text)
+    write_results(args.out, f"bench_knn_{args.device.split(':')[0]}", {"torch": torch.__version__, "rows": rows},
+                  table(rows))
 
 
 if __name__ == "__main__":

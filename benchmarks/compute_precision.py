@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import torch
+from results_io import write_results  # noqa: E402  (benchmarks/ is on sys.path when one runs)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -88,13 +89,8 @@ def main():
             for mode in modes:
                 rows[case][mode or "torch default"] = run(target, real, mode, args.device, **kw)
                 print(case, mode, json.dumps(rows[case][mode or "torch default"]), flush=True)
-    text = table(rows)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = f"compute_precision_{args.device.split(':')[0]}"
-    (out / f"{stem}.json").write_text(json.dumps({"torch": torch.__version__, "rows": rows}, indent=1))
-    (out / f"{stem}.md").write_text(text)
-    print(text)
+    write_results(args.out, f"compute_precision_{args.device.split(':')[0]}",
+                  {"torch": torch.__version__, "rows": rows}, table(rows))
 
 
 if __name__ == "__main__":

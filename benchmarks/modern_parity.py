@@ -19,7 +19,6 @@ Writes benchmarks/results/modern_parity_cpu.{json,md}.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from results_io import write_results  # noqa: E402  (benchmarks/ is on sys.path when one runs)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -99,10 +99,7 @@ def main() -> None:
         results = {"images": f"{args.n} coloured digits, 32x40", "torch": torch.__version__,
                    "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
                    "dinov2": dinov2_case(images, Path(tmp)), "clip": clip_case(images, Path(tmp))}
-    out = ROOT / "benchmarks" / "results" / "modern_parity_cpu"
-    out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
-    out.with_suffix(".md").write_text(markdown(results))
-    print(markdown(results))
+    write_results(ROOT / "benchmarks" / "results", "modern_parity_cpu", results, markdown(results))
 
 
 def markdown(r: dict) -> str:

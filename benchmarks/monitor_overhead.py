@@ -11,7 +11,6 @@ log lines, the gradient hooks.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import tempfile
@@ -25,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "examples"))
 
 import monitor_dcgan_tutorial as tut  # noqa: E402
+from results_io import write_results  # noqa: E402  (benchmarks/ is on sys.path when one runs)
 
 
 def run(steps: int, mode: str, out: Path) -> float:
@@ -85,9 +85,6 @@ def main(argv=None) -> None:
               platform.machine(), "steps": a.steps, "seconds_best_of": a.repeats, "seconds": best,
               "ms_per_step": {m: 1000 * s / a.steps for m, s in best.items()},
               "overhead_vs_bare": {m: best[m] / best["bare"] - 1 for m in best if m != "bare"}}
-    out = ROOT / "benchmarks" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "monitor_overhead_cpu.json").write_text(json.dumps(result, indent=2) + "\n")
     md = [f"The DCGAN tutorial's loop on the digits, {a.steps} steps, best of {a.repeats}; torch {torch.__version__}, "
           f"{result['threads']} threads, no periodic checks (log every 50 steps).", "",
           "| loop | ms per step | overhead |", "| --- | --- | --- |"]
@@ -95,8 +92,7 @@ def main(argv=None) -> None:
         over = "" if m == "bare" else f"{100 * result['overhead_vs_bare'][m]:+.1f}%"
         md.append(f"| {m if m != 'bare' else 'no monitor'}{' hooks' if m != 'bare' else ''} | "
                   f"{result['ms_per_step'][m]:.2f} | {over} |")
-    (out / "monitor_overhead_cpu.md").write_text("\n".join(md) + "\n")
-    print("\n".join(md))
+    write_results(ROOT / "benchmarks" / "results", "monitor_overhead_cpu", result, "\n".join(md))
 
 
 if __name__ == "__main__":

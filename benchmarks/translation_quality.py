@@ -30,13 +30,13 @@ Writes benchmarks/results/translation_quality[_ROWS].{json,md} and prints the ta
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import platform
 import statistics
 import tempfile
 import time
 from pathlib import Path
+from results_io import write_results  # noqa: E402  (benchmarks/ is on sys.path when one runs)
 
 ROOT = Path(__file__).resolve().parent.parent
 ROWS = {  # name: (pair, trainer options); the defaults' identity weight is the pair's (0, 0.5, 0)
@@ -128,15 +128,9 @@ def main():
         done = pool.map(run_seed, tasks, chunksize=1)
     results = [{"row": row, "pair": ROWS[row][0], "options": ROWS[row][1],
                 "runs": [d for (r, _, _), d in zip(tasks, done) if r == row]} for row in rows]
-    text = table(results, seeds)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     stem = "translation_quality" + ("" if args.rows == ",".join(ROWS) else "_" + "_".join(
         r.replace(" ", "_").replace("=", "") for r in rows)) + ("" if args.steps is None else f"_steps{args.steps}")
-    (out / f"{stem}.json").write_text(json.dumps({"seeds": seeds, "steps": args.steps, "results": results},
-                                                 indent=1))
-    (out / f"{stem}.md").write_text(text)
-    print(text)
+    write_results(args.out, stem, {"seeds": seeds, "steps": args.steps, "results": results}, table(results, seeds))
 
 
 if __name__ == "__main__":
