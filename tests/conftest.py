@@ -4,6 +4,7 @@ as well, so parity tests compare both tools on identical weights."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -48,6 +49,22 @@ def inception_weights(tmp_path_factory):
     path = tmp_path_factory.mktemp("weights") / "random-inception.pth"
     torch.save(_random_inception_state(), path)
     return str(path)
+
+
+@contextlib.contextmanager
+def installed(plugin, name="inline-test"):
+    """``plugin`` registered for the duration of the block (registries rebuilt on entry and exit): the one way a
+    test adds a plugin in-process."""
+    from gandiag import plugins
+
+    plugins.load_plugins()
+    plugins.pm.register(plugin, name=name)
+    plugins.reset()
+    try:
+        yield plugin
+    finally:
+        plugins.pm.unregister(name=name)
+        plugins.reset()
 
 
 def gandiag_in_process(*args, cwd=None, env=None):

@@ -22,9 +22,9 @@ import pytest
 import scipy.linalg
 import torch
 import torch.nn.functional as F
-from conftest import colour_digits, gandiag_in_process, require_extra, write_pngs
+from conftest import colour_digits, gandiag_in_process, installed, require_extra, write_pngs
 
-from gandiag import hookimpl, plugins
+from gandiag import hookimpl
 
 require_extra("timm")
 require_extra("open_clip")
@@ -215,13 +215,8 @@ class _SmallModels:
 
 @pytest.fixture
 def small_models():
-    plugins.load_plugins()
-    plugin = _SmallModels()
-    plugins.pm.register(plugin, name="small-vit-test")
-    plugins.reset()
-    yield
-    plugins.pm.unregister(plugin)
-    plugins.reset()
+    with installed(_SmallModels(), "small-vit-test"):
+        yield
 
 
 @pytest.fixture(scope="module")

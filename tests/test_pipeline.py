@@ -10,7 +10,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from gandiag import plugins
+from conftest import installed
 from gandiag.features.extractor import ExtractorSpec
 from gandiag.hookspecs import hookimpl
 from gandiag.options import EvalOptions
@@ -52,13 +52,8 @@ class _PixelsPlugin:
 
 @pytest.fixture
 def pixels_extractor():
-    plugins.load_plugins()
-    plugin = _PixelsPlugin()
-    plugins.pm.register(plugin, name="pixels-test")
-    plugins.reset()
-    yield
-    plugins.pm.unregister(plugin)
-    plugins.reset()
+    with installed(_PixelsPlugin(), "pixels-test"):
+        yield
 
 
 def test_metric_key_grammar_round_trips():

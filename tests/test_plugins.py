@@ -12,7 +12,6 @@ in-process reach past the public API: that is the test harness's business, not t
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -29,6 +28,7 @@ from click.testing import CliRunner
 import gandiag
 import gandiag.hookspecs as hookspecs  # the harness: which hooks exist
 import gandiag.plugins as plugins  # the harness: registering inline plugins
+from conftest import installed
 from gandiag import (ERROR, ExtractorSpec, GeneratorContract, LoadedGenerator, PluginError, Results, SampleSet,
                      hookimpl, reason)
 
@@ -37,19 +37,6 @@ DOC = HERE.parent / "docs" / "plugins.md"
 
 
 # ----------------------------------------------------------------------------- harness
-
-
-@contextlib.contextmanager
-def installed(plugin, name="inline-test"):
-    """``plugin`` registered for the duration of the block (registries rebuilt on entry and exit)."""
-    plugins.load_plugins()
-    plugins.pm.register(plugin, name=name)
-    plugins.reset()
-    try:
-        yield plugin
-    finally:
-        plugins.pm.unregister(name=name)
-        plugins.reset()
 
 
 def plugin(**hooks):
