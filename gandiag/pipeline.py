@@ -69,6 +69,7 @@ class EvalContext:
     train: Optional[FeatureSet] = None  # --train-data's features on the first extractor (memorization)
     train_samples: object = None  # --train-data's samples
     train_spec: Optional[str] = None  # --train-data as the user named it
+    shared: dict = field(default_factory=dict)  # what diagnostics compute once and share (memorization's distances)
 
     @property
     def seed(self) -> int:

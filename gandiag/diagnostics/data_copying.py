@@ -8,7 +8,8 @@ the generated samples sit to the training set with how close the held-out
 ones do: a model that generalises is no closer to its training samples than
 new real data is; a model that copies is much closer.
 
-- :func:`nearest` gives each row's nearest training sample and the distance;
+- :func:`nearest` gives each row's nearest training sample and the distance,
+  :func:`distances` those of all three sets, once for every test below;
 - copies (:func:`analyse`): a generated sample closer to a training sample
   than all but ``copy_quantile`` of the held-out samples are (the threshold
   τ is that quantile of the held-out distances, so ≈ 5% of held-out samples
@@ -37,6 +38,7 @@ new real data is; a model that copies is much closer.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -114,17 +116,29 @@ def c_t(train, held_out, fake, k: int, min_cell: int, seed: int = 0) -> dict:
             "min_cell": min_cell, "worst_cells": sorted(judged, key=lambda e: e["z"])[:5]}
 
 
-def analyse(train, held_out, fake, copy_quantile: float, keep_pairs: int) -> tuple[dict, np.ndarray, np.ndarray]:
-    """Distances, copies and authenticity of ``fake`` against ``train``, with ``held_out`` as the baseline:
-    (numbers, each generated sample's distance to its nearest training sample, that sample's index)."""
-    fd, fi = nearest(fake, train)
-    hd, hi = nearest(held_out, train)
-    train_nn, _ = nearest(train, train, exclude_self=True)
+@dataclass
+class Distances:
+    """Each set's nearest training sample, (distance, index) per row: the passes every test of copying reads,
+    made once (:func:`distances`)."""
+
+    fake: tuple
+    held_out: tuple
+    train_nn: np.ndarray  # each training sample's distance to its nearest other training sample
+
+
+def distances(train, held_out, fake) -> Distances:
+    return Distances(nearest(fake, train), nearest(held_out, train), nearest(train, train, exclude_self=True)[0])
+
+
+def analyse(d: Distances, copy_quantile: float, keep_pairs: int) -> dict:
+    """Distances, copies and authenticity of the generated samples against the training set, with the held-out
+    samples as the baseline (``analyse(distances(train, held_out, fake), ...)`` from a notebook)."""
+    (fd, fi), (hd, hi), train_nn = d.fake, d.held_out, d.train_nn
     tau = copy_threshold(hd, copy_quantile)
     copies = fd < tau
     order = np.argsort(fd, kind="stable")[:keep_pairs]
     med_f, med_h = float(np.median(fd)), float(np.median(hd))
-    return ({
+    return {
         "n_train": int(len(train_nn)), "n_held_out": int(len(hd)), "n_fake": int(len(fd)),
         "median_distance": med_f, "held_out_median_distance": med_h,
         "distance_ratio": med_f / med_h if med_h > 0 else None,
@@ -134,4 +148,4 @@ def analyse(train, held_out, fake, copy_quantile: float, keep_pairs: int) -> tup
         "inauthentic_share": float(inauthentic(fd, fi, train_nn).mean()),
         "held_out_inauthentic_share": float(inauthentic(hd, hi, train_nn).mean()),
         "closest_pairs": [{"fake": int(i), "train": int(fi[i]), "distance": round(float(fd[i]), 6)} for i in order],
-    }, fd, fi)
+    }

@@ -67,7 +67,7 @@ def compute(ctx) -> dict:
     from .memorization import copied_training_rows
 
     fake = ctx.fake.features("pool")
-    return analyse(ctx.real.features("pool"), fake, copied_training_rows(ctx, fake[:MAX_SAMPLES]))
+    return analyse(ctx.real.features("pool"), fake, copied_training_rows(ctx, MAX_SAMPLES))
 
 
 def nearest_neighbour_distances(x: torch.Tensor) -> torch.Tensor:

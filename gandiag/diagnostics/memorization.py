@@ -89,15 +89,31 @@ def _trained_before_split(ctx) -> Optional[str]:
             "so copies of those rows count as new samples here")
 
 
-def copied_training_rows(ctx, fake: torch.Tensor) -> Optional[np.ndarray]:
-    """For each row of ``fake``: the index of the training sample it copies (within τ), or -1; None without a
-    training set. The duplicates signal reads it, so that copies of one training sample are memorisation's."""
-    ts, _ = training_set(ctx)
-    if ts is None or len(ts.train) < MIN_ROWS or len(ts.held_out) < MIN_ROWS:
+def judged_against(ctx) -> tuple[Optional[TrainingSet], str, Optional[data_copying.Distances]]:
+    """(the training set, "", every set's nearest training sample) or (None, why not, None), computed once per
+    evaluation: the verdict and the duplicates signals of mode_collapse all read them (``ctx.shared``)."""
+    shared = getattr(ctx, "shared", None)
+    if shared is not None and "memorization" in shared:
+        return shared["memorization"]
+    ts, why = training_set(ctx)
+    if ts is not None and min(len(ts.train), len(ts.held_out)) < MIN_ROWS:
+        ts, why = None, (f"{len(ts.train)} training and {len(ts.held_out)} held-out samples; at least {MIN_ROWS} of "
+                         "each are needed")
+    found = (ts, why, data_copying.distances(ts.train, ts.held_out, ctx.fake.features("pool")) if ts else None)
+    if shared is not None:
+        shared["memorization"] = found
+    return found
+
+
+def copied_training_rows(ctx, n: int) -> Optional[np.ndarray]:
+    """For each of the first ``n`` generated samples: the index of the training sample it copies (within τ), or
+    -1; None without a training set. The duplicates signals read it, so that copies of one training sample are
+    memorisation's."""
+    _, _, d = judged_against(ctx)
+    if d is None:
         return None
-    held_dist, _ = data_copying.nearest(ts.held_out, ts.train)
-    dist, index = data_copying.nearest(fake, ts.train)
-    return np.where(dist < data_copying.copy_threshold(held_dist, COPY_QUANTILE), index, -1)
+    (dist, index), (held_dist, _) = d.fake, d.held_out
+    return np.where(dist[:n] < data_copying.copy_threshold(held_dist, COPY_QUANTILE), index[:n], -1)
 
 
 def cells_for(n_held_out: int) -> int:
@@ -146,15 +162,12 @@ class Memorization:
         return "pool" in ctx.fake.roles
 
     def run(self, ctx) -> dict:
-        ts, why = training_set(ctx)
-        if ts is None or min(len(ts.train), len(ts.held_out)) < MIN_ROWS:
-            if ts is not None:
-                why = (f"{len(ts.train)} training and {len(ts.held_out)} held-out samples; at least {MIN_ROWS} of "
-                       "each are needed")
+        ts, why, near = judged_against(ctx)
+        if ts is None:
             return {"verdict": NOT_APPLICABLE, "reasons": [reason("training_set", INFO, f"not judged: {why}")]}
         fake = ctx.fake.features("pool")
         parts, errors, seconds = run_parts((
-            ("copies", lambda: self.copies(ts, fake)),
+            ("copies", lambda: self.copies(ts, near)),
             ("c_t", lambda: self.c_t(ts, fake, ctx.seed)),
         ))
         out = judged(MODE_LEVELS, parts, errors, seconds, training_set=ts.source)
@@ -163,8 +176,8 @@ class Memorization:
         return out
 
     @staticmethod
-    def copies(ts: TrainingSet, fake: torch.Tensor) -> dict:
-        s, _, _ = data_copying.analyse(ts.train, ts.held_out, fake, COPY_QUANTILE, KEEP_PAIRS)
+    def copies(ts: TrainingSet, near: data_copying.Distances) -> dict:
+        s = data_copying.analyse(near, COPY_QUANTILE, KEEP_PAIRS)
         if ts.train_rows is not None:  # the real set's own row numbers, so the report finds the image
             for p in s["closest_pairs"]:
                 p["real_row"] = int(ts.train_rows[p["train"]])

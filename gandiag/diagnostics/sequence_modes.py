@@ -143,7 +143,7 @@ def _copied(ctx, g: Optional[torch.Tensor]):
 
     if g is None or ctx.fake is None or "pool" not in ctx.fake.roles:
         return None
-    return copied_training_rows(ctx, ctx.fake.features("pool")[:len(g)])
+    return copied_training_rows(ctx, len(g))
 
 
 def analyse_duplicates(real_flat: torch.Tensor, fake_flat: torch.Tensor, copied=None) -> dict:
