@@ -38,13 +38,14 @@ class Alarm:
 
 def level_of(name: str, result: dict) -> Optional[str]:
     """The alarm level of one diagnostic's result, or None for a verdict that raises none."""
-    from ..diagnostics import ERROR
+    from ..diagnostics import ERROR, NOT_APPLICABLE
     from ..report.severity import verdict_tone
 
     if result.get("verdict") == ERROR:
         return "error"
-    return {"warn": "warning", "bad": "severe"}.get(verdict_tone(name, result)) if result.get("verdict") != \
-        "not_applicable" else None
+    if result.get("verdict") == NOT_APPLICABLE:  # toned "warn" in the report, but nothing was judged
+        return None
+    return {"warn": "warning", "bad": "severe"}.get(verdict_tone(name, result))
 
 
 def _first_reason(result: dict) -> str:
