@@ -21,6 +21,7 @@ from typing import Optional
 
 from ..atomic import write_text
 from ..errors import DataError
+from ..training.trainlog import is_step
 
 TREND_NAME, TREND_REPORT = "trend.jsonl", "trend.html"
 
@@ -73,13 +74,10 @@ def read_trend(path: Path) -> list:
 
 
 def _checked(rec, where: str) -> dict:
-    def is_int(v):  # a step, as the training log bounds it
-        return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 1 << 62
-
     def strings(v):
         return isinstance(v, dict) and all(isinstance(x, (str, type(None))) for x in v.values())
 
-    ok = (isinstance(rec, dict) and "step" in rec and (rec["step"] is None or is_int(rec["step"]))
+    ok = (isinstance(rec, dict) and "step" in rec and (rec["step"] is None or is_step(rec["step"]))
           and isinstance(rec.get("snapshot"), str) and isinstance(rec.get("metrics"), dict)
           and all(v is None or _finite(v) is not None for v in rec["metrics"].values())
           and strings(rec.get("verdicts")) and strings(rec.get("labels", {}))

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from ..errors import GandiagError
+from ..training.trainlog import is_step
 from . import alarms as alarm_rules
 from . import trend
 
@@ -123,8 +124,6 @@ class Watcher:
             elif now - first[1] < self.settle:
                 continue
             self._pending.pop(path, None)
-            if fingerprint(path) != fp:  # changed or rotated away while settling: look again next time
-                continue
             if not self._evaluate(path, fp):
                 return False
         return True
@@ -142,27 +141,20 @@ class Watcher:
             return self._verdict([alarm], [])
         if step is None:  # a gandiag checkpoint says its step (checkpoint.pt, overwritten every --ckpt-every)
             said = (results.generator or {}).get("step")
-            step = said if isinstance(said, int) and not isinstance(said, bool) and 0 <= said < 1 << 62 else None
+            step = said if is_step(said) else None
         found = alarm_rules.from_results(results.diagnostics, step)
-        failed_gates = self._gates(results)
         for a in found:
             self.echo(a.line())
         line = trend.entry(step, str(path), results, found, time.monotonic() - began)
         self._record(line, fp)
         from ..outputs import finish
 
-        finish(results, json=self.out / "results.json", report=self.out / "report.html")
+        # the gates checked where evaluate --gate checks them, so results.json and the report show their outcome
+        done = finish(results, json=self.out / "results.json", report=self.out / "report.html", gate=self.gate)
+        failed_gates = [c for c in done.outcome.cases if not c.passed] if done.outcome is not None else []
         verdicts = ", ".join(f"{k} {v}" for k, v in line["verdicts"].items())
         self.echo(f"gandiag watch: {path.name}" + (f" (step {step})" if step is not None else "") + f": {verdicts}")
         return self._verdict(found, failed_gates)
-
-    def _gates(self, results) -> list:
-        if self.gate is None:
-            return []
-        from ..gates import check_gates
-
-        outcome = check_gates(results, self.gate)
-        return [c for c in outcome.cases if not c.passed]
 
     def _verdict(self, found: list, failed_gates: list) -> bool:
         failing = [a for a in found if alarm_rules.reaches(a, self.fail_on)

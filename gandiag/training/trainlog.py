@@ -134,6 +134,11 @@ def _is_number(v) -> bool:
     return True
 
 
+def is_step(v) -> bool:
+    """A training step as logs and trend files hold it: an integer (not a bool), 0 <= v < 2**62."""
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 1 << 62
+
+
 def check_record(rec, where: str) -> dict:
     from ..errors import DataError
 
@@ -143,7 +148,7 @@ def check_record(rec, where: str) -> dict:
     if not isinstance(rec, dict):
         raise DataError(f"{where}: not a JSON object")
     step = rec.get("step")
-    if not isinstance(step, int) or isinstance(step, bool) or not 0 <= step < 1 << 62:
+    if not is_step(step):
         raise bad("step", "present, a non-negative integer")
     for f in NUMBER_FIELDS:
         if not _is_number(rec.get(f)):
