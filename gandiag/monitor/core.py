@@ -156,30 +156,32 @@ class Monitor:
         self.last_check = step
         began = time.monotonic()
         try:
-            found, line = self._checked(step)
+            snap, results, found = self._checked(step)
+            verdicts = None
         except Exception as exc:  # the user's training matters more than one check
             found = [alarm_rules.Alarm(step, "check", "error", "error", f"{type(exc).__name__}: {exc}"[:400])]
             self._raise(found, {"check"})
-            line = {"step": step, "snapshot": "", "metrics": {}, "verdicts": {"check": "error"}}
-        trend.append(self.out / trend.TREND_NAME, {**line, "alarms": [a.as_dict() for a in found],
-                                                   "seconds": round(time.monotonic() - began, 3)})
+            snap, results, verdicts = "", None, {"check": "error"}
+        trend.append(self.out / trend.TREND_NAME,
+                     trend.entry(step, snap, results, found, time.monotonic() - began, verdicts))
         trend.redraw(self.out, f"gandiag monitor: {self.out}")
         return found
 
-    def _checked(self, step: int) -> tuple[list, dict]:
+    def _checked(self, step: int) -> tuple:
+        """(the snapshot's path, its evaluation or None without real data, the alarms raised)."""
         import gandiag
 
         snap = snapshots.write_snapshot(self.G, self.contract, self.out / "snapshots" / f"step-{step:07d}",
                                         self.opts.seed)
         if self.real is None:  # nothing to compare samples with: the log's trends are the check
-            return self._log_alarms(step), {"step": step, "snapshot": str(snap), "metrics": {}, "verdicts": {}}
+            return str(snap), None, self._log_alarms(step)
         with distributed.alone():  # under DDP the other ranks train on: no collective may wait for them
             results = gandiag.evaluate(snap, real=self.real, options=self.opts, num_samples=self.check_samples)
             self._write_results(results)
         self.latest = results
         found = alarm_rules.from_results(results.diagnostics, step) if step > self.warmup else []
         self._raise(found, set(results.diagnostics) | {"check"})
-        return found, trend.entry(step, str(snap), results, found, 0.0)
+        return str(snap), results, found
 
     def _log_alarms(self, step: int) -> list:
         from ..diagnostics import HEALTH_LEVELS, training_log, verdict

@@ -26,10 +26,14 @@ from ..training.trainlog import is_step
 TREND_NAME, TREND_REPORT = "trend.jsonl", "trend.html"
 
 
-def entry(step: Optional[int], snapshot: str, results, alarms: list, seconds: float) -> dict:
-    """A trend line from an evaluation's :class:`~gandiag.results.Results`."""
-    metrics = {k: m for k, m in (results.metrics or {}).items() if isinstance(m, dict)}
-    verdicts = {k: d.get("verdict") for k, d in (results.diagnostics or {}).items() if isinstance(d, dict)}
+def entry(step: Optional[int], snapshot: str, results, alarms: list, seconds: float,
+          verdicts: Optional[dict] = None) -> dict:
+    """A trend line from an evaluation's :class:`~gandiag.results.Results`; without one (a check of the log
+    alone, or one that failed: ``verdicts`` says so), no metrics."""
+    metrics = {k: m for k, m in ((results.metrics if results else None) or {}).items() if isinstance(m, dict)}
+    if verdicts is None:
+        verdicts = {k: d.get("verdict") for k, d in ((results.diagnostics if results else None) or {}).items()
+                    if isinstance(d, dict)}
     return {"step": step, "snapshot": snapshot, "metrics": {k: _finite(m.get("value")) for k, m in metrics.items()},
             "labels": {k: str(m.get("label") or k) for k, m in metrics.items()},  # "FID [digits]": which features
             "verdicts": verdicts, "alarms": [a.as_dict() for a in alarms], "seconds": round(seconds, 3)}

@@ -136,8 +136,8 @@ class Watcher:
         except GandiagError as exc:
             alarm = alarm_rules.Alarm(step, "snapshot", "error", "error", f"{path.name}: {exc}")
             self.echo(alarm.line())
-            self._record({"step": step, "snapshot": str(path), "metrics": {}, "verdicts": {"snapshot": "error"},
-                          "alarms": [alarm.as_dict()], "seconds": round(time.monotonic() - began, 3)}, fp)
+            self._record(trend.entry(step, str(path), None, [alarm], time.monotonic() - began,
+                                     {"snapshot": "error"}), fp)
             return self._verdict([alarm], [])
         if step is None:  # a gandiag checkpoint says its step (checkpoint.pt, overwritten every --ckpt-every)
             said = (results.generator or {}).get("step")
