@@ -38,6 +38,12 @@ def _graph_task_id() -> Optional[int]:
     return current() if current is not None else None
 
 
+def by_role(optimizers, nets: dict) -> dict:
+    """{"G": G's optimiser, "D": D's}, whatever order they came in; one updating neither network is left out."""
+    found = ((role_of(o, nets), o) for o in optimizers)
+    return {role: o for role, o in found if role is not None}
+
+
 def role_of(optimizer, nets: dict) -> Optional[str]:
     """Which network ("G" or "D") an optimizer updates: the one whose parameters it holds."""
     held = {id(p) for group in optimizer.param_groups for p in group["params"]}
@@ -55,11 +61,11 @@ class GradientCapture:
         self.armed = False
         self._handles = []
         self._norms: dict = {}
-        by_role = {role_of(o, self.nets): o for o in optimizers}
-        self.strategy = "optimizer" if {"G", "D"} <= set(by_role) else "backward-pass"
+        mine = by_role(optimizers, self.nets)
+        self.strategy = "optimizer" if {"G", "D"} <= set(mine) else "backward-pass"
         if self.strategy == "optimizer":
             for role in ("G", "D"):
-                self._handles.append(by_role[role].register_step_pre_hook(self._on_step(role)))
+                self._handles.append(mine[role].register_step_pre_hook(self._on_step(role)))
         else:
             if _graph_task_id() is None:
                 raise RuntimeError("this torch cannot tag backward passes; pass the optimizers to gandiag.Monitor")

@@ -37,7 +37,7 @@ from ..errors import GandiagError
 from ..training import trainlog
 from . import alarms as alarm_rules
 from . import record, snapshots, trend
-from .capture import GradientCapture, role_of
+from .capture import GradientCapture, by_role
 
 
 class StopTraining(Exception):
@@ -69,13 +69,13 @@ class Monitor:
         self.out = _prepare(Path(out), overwrite)
         self.d_outputs = record.d_outputs_of(D, d_outputs)
         nets = {"G": G, "D": D} if D is not None else {"G": G}
-        self.optimizers = {role: o for role, o in ((role_of(o, nets), o) for o in optimizers) if role is not None}
+        self.optimizers = by_role(optimizers, nets)
         self.opts = EvalOptions(latent_shape=tuple(latent_shape) if latent_shape else None, num_classes=num_classes,
                                 output_range=output_range, label_format=label_format, seed=seed, device=device,
                                 feature_extractor=[feature_extractor] if feature_extractor else None, progress=False)
         _, self.contract = snapshots.live_generator(G, str(self.out / "generator"), self.opts)
         self._keep_real(real, held_out)
-        self.capture = GradientCapture(G, D, optimizers) if D is not None else None
+        self.capture = GradientCapture(G, D, self.optimizers.values()) if D is not None else None
         snapshots.write_settings(self.out, feature_extractor, check_samples, seed, d_outputs=self.d_outputs,
                                  loss=loss, gradients=self.capture.strategy if D is not None else None)
         self.log, self.records, self.meter = trainlog.TrainLog(self.out / trainlog.LOG_NAME), [], trainlog.Meter()
