@@ -73,7 +73,7 @@ class Monitor:
         self.opts = EvalOptions(latent_shape=tuple(latent_shape) if latent_shape else None, num_classes=num_classes,
                                 output_range=output_range, label_format=label_format, seed=seed, device=device,
                                 feature_extractor=[feature_extractor] if feature_extractor else None, progress=False)
-        _, self.contract = snapshots.live_generator(G, str(self.out / "generator"), self.opts)
+        self.generator, self.contract = snapshots.live_generator(G, str(self.out / "generator"), self.opts)
         self._keep_real(real, held_out)
         self.capture = GradientCapture(G, D, self.optimizers.values()) if D is not None else None
         snapshots.write_settings(self.out, feature_extractor, check_samples, seed, d_outputs=self.d_outputs,
@@ -171,7 +171,7 @@ class Monitor:
         """(the snapshot's path, its evaluation or None without real data, the alarms raised)."""
         import gandiag
 
-        snap = snapshots.write_snapshot(self.G, self.contract, self.out / "snapshots" / f"step-{step:07d}",
+        snap = snapshots.write_snapshot(self.generator, self.contract, self.out / "snapshots" / f"step-{step:07d}",
                                         self.opts.seed)
         if self.real is None:  # nothing to compare samples with: the log's trends are the check
             return str(snap), None, self._log_alarms(step)

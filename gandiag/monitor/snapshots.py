@@ -78,11 +78,12 @@ def _device_of(net: torch.nn.Module) -> str:
     return str(p.device) if p is not None else "cpu"
 
 
-def write_snapshot(G: torch.nn.Module, contract: GeneratorContract, path_stem: Path, seed: int) -> Path:
-    """``path_stem``.pt2, or ``path_stem``.npz of samples when torch.export cannot trace ``G``; the path written."""
+def write_snapshot(gen: LoadedGenerator, contract: GeneratorContract, path_stem: Path, seed: int) -> Path:
+    """``path_stem``.pt2, or ``path_stem``.npz of samples when torch.export cannot trace the generator (the
+    plain network: :func:`plain_module`, as the monitor holds it); the path written."""
     from ..export.exporters import export_network
 
-    G = plain_module(G)
+    G = gen.module
     arch = f"module: {type(G).__name__}"
     try:
         with eval_mode(G):  # a program traced on the GPU would hold CUDA tensors: trace a CPU copy
@@ -90,7 +91,7 @@ def write_snapshot(G: torch.nn.Module, contract: GeneratorContract, path_stem: P
             return export_network(net, arch, contract, "export", path_stem.with_suffix(".pt2"))
     except GandiagError:
         pass  # not traceable: keep its samples instead (said in the trend line by the suffix)
-    return write_samples(G, contract, path_stem.with_suffix(".npz"), seed)
+    return write_samples(gen, contract, path_stem.with_suffix(".npz"), seed)
 
 
 def plain_module(net: torch.nn.Module) -> torch.nn.Module:
@@ -105,24 +106,17 @@ def plain_module(net: torch.nn.Module) -> torch.nn.Module:
             return net
 
 
-def write_samples(G: torch.nn.Module, contract: GeneratorContract, path: Path, seed: int,
+def write_samples(gen: LoadedGenerator, contract: GeneratorContract, path: Path, seed: int,
                   n: int = SAMPLE_SNAPSHOT_N) -> Path:
-    from ..data.images import to_uint8_nchw
-    from ..generator.sampling import generator_inputs, latents
+    """``n`` seeded samples, drawn as an evaluation draws them (:func:`gandiag.generator.sampling.sample_batches`:
+    the same latents, each kind's canonical form: images as uint8)."""
+    from ..generator.sampling import sample_batches
 
-    z, labels = latents(contract, 0, n, seed)
-    outs = []
-    with eval_mode(G), torch.no_grad():
-        dev = _device_of(G)
-        for i in range(0, n, 256):
-            zi, li = generator_inputs(z[i:i + 256].to(dev), None if labels is None else labels[i:i + 256].to(dev),
-                                      contract)
-            y = G(zi) if li is None else G(zi, li)
-            y = (y[0] if isinstance(y, (tuple, list)) else y).detach().cpu()
-            outs.append(to_uint8_nchw(y, contract) if contract.kind == "images" else y.float())
-    arrays = {contract.kind or "samples": torch.cat(outs).numpy()}
-    if labels is not None:
-        arrays["labels"] = labels.numpy()
+    with eval_mode(gen.module):
+        batches = list(sample_batches(gen, contract, n, seed, 256, _device_of(gen.module)))
+    arrays = {contract.kind or "samples": torch.cat([b for b, _ in batches]).cpu().numpy()}
+    if batches[0][1] is not None:
+        arrays["labels"] = torch.cat([labels for _, labels in batches]).cpu().numpy()
     return _write_npz(path, arrays)
 
 
