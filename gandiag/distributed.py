@@ -203,11 +203,6 @@ class RowShard:
 
         return self._reduce(mask, dist.ReduceOp.MAX)
 
-    def min(self, t: torch.Tensor) -> torch.Tensor:
-        import torch.distributed as dist
-
-        return self._reduce(t, dist.ReduceOp.MIN)
-
 
 def row_shard() -> "RowShard | None":
     """The shard of this process under torchrun, or None when there is one process."""

@@ -9,70 +9,79 @@ of generated balls. Density counts, per generated sample, how many real balls
 share of real balls that contain at least one generated sample.
 
 **One pass per pair of sets.** All four need three distance matrices, each
-computed once, in float64 blocks of rows (memory O(block·N), not O(N²), so
-50k sets fit): real×real for the real radii of both k (one top-k of the
-larger k), fake×fake for the generated radii, and one real×fake pass from
-which every block answers all four at once (precision and density per
-generated row, recall and coverage reduced over the rows per real column).
-The previous code computed the real×fake distances four times and real×real
-twice; values are the same (tests/test_metric_definitions.py checks them
-against the definition and clovaai's ``prdc``).
+computed once, in blocks of rows (memory O(block·N), not O(N²), so 50k sets
+fit): real×real for the real radii of both k (one top-k of the larger k),
+fake×fake for the generated radii, and one real×fake pass from which every
+block answers all four at once (precision and density per generated row,
+recall and coverage reduced over the rows per real column).
+
+**Float32 speed, float64 answers.** Each block is computed in float32 with a
+proven error bound and only the comparisons within that bound of their
+radius are recomputed in float64 from the coordinates (screening.py), so
+every ball test and every radius is the float64 one; a pass whose float32
+values leave too many comparisons open turns to float64 products. Radii are
+the exact k-th squared distances and balls are tested on squared distances
+(≤ for precision/recall, < for density/coverage, as the authors' code).
+tests/test_knn_screening.py checks the metrics against whole float64
+matrices on sets built to defeat the screen, and tests/test_metric_definitions.py
+against the definition and clovaai's ``prdc``.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 import torch
 
 from . import MetricContext, finite_or_raise
+from .screening import Screen, settle, smallest
 
 BLOCK = 2048  # rows per distance block ...
-BLOCK_ELEMENTS = 1 << 26  # ... and at most this many float64 entries (512 MiB) in one
+BLOCK_ELEMENTS = 1 << 26  # ... and at most this many entries (256 MiB in float32) in one
 PR = ("precision", "recall")
 DC = ("density", "coverage")
-
-
-def _sqdist(a: torch.Tensor, b: torch.Tensor, b_sq: torch.Tensor) -> torch.Tensor:
-    d = a @ b.T
-    return d.mul_(-2.0).add_(b_sq[None, :]).add_((a * a).sum(1, keepdim=True)).clamp_min_(0)
 
 
 def _rows(n_cols: int) -> int:
     return max(1, min(BLOCK, BLOCK_ELEMENTS // max(n_cols, 1)))
 
 
-def self_radii(x: torch.Tensor, ks, src: Optional[torch.Tensor] = None, shard=None) -> dict:
-    """{k: distance of each row to its k-th nearest other row} for every k in ``ks``, from one pass over x×x.
+def _finite(x: torch.Tensor) -> torch.Tensor:
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("features hold NaN or infinite values; nearest-neighbour radii are undefined")
+    return x
+
+
+def self_radii_squared(x: torch.Tensor, ks, src: Optional[torch.Tensor] = None, shard=None) -> dict:
+    """{k: squared distance of each row to its k-th nearest other row} for every k in ``ks``, one pass over x×x.
 
     With ``src`` (the original index of each row of a bootstrap resample), copies of one original point are
     not each other's neighbours: a duplicate at distance 0 would shrink every radius. With ``shard`` (under
     torchrun) this rank computes its span of rows and the ranks exchange their radii.
     """
     ks = sorted(set(int(k) for k in ks))
-    n = x.shape[0]
+    n = _finite(x).shape[0]
     if n <= ks[-1]:
         raise ValueError(f"need more than k={ks[-1]} samples for nearest-neighbour radii, got {n}")
     lo, hi = shard.span(n) if shard is not None else (0, n)
-    x_sq = (x * x).sum(1)
+    screen = Screen(x, x)
+    need = ks[-1] + (1 if src is None else 0)  # without src the smallest is the point itself, at 0
     out = {k: torch.empty(hi - lo, dtype=torch.float64, device=x.device) for k in ks}
     step = _rows(n)
     for i in range(lo, hi, step):
         j = min(i + step, hi)
-        d = _sqdist(x[i:j], x, x_sq)
-        if src is None:  # the k+1 smallest include the point itself at distance 0
-            values = d.topk(ks[-1] + 1, dim=1, largest=False).values
-            for k in ks:
-                out[k][i - lo : j - lo] = values[:, k]
-        else:
-            d[src[i:j, None] == src[None, :]] = math.inf
-            values = d.topk(ks[-1], dim=1, largest=False).values
-            for k in ks:
-                out[k][i - lo : j - lo] = values[:, k - 1]
+        excluded = None if src is None else src[i:j, None] == src[None, :]
+        values = smallest(screen, i, j, need, excluded)
+        for k in ks:
+            out[k][i - lo : j - lo] = values[:, k if src is None else k - 1]
     if shard is not None:
         out = {k: shard.gather(v, n) for k, v in out.items()}
-    return {k: v.sqrt() for k, v in out.items()}
+    return {k: v.div_(screen.scale2) for k, v in out.items()}
+
+
+def self_radii(x: torch.Tensor, ks, src: Optional[torch.Tensor] = None, shard=None) -> dict:
+    """{k: distance of each row to its k-th nearest other row} (float64); see :func:`self_radii_squared`."""
+    return {k: v.sqrt() for k, v in self_radii_squared(x, ks, src, shard).items()}
 
 
 def kth_nn_radii(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -86,42 +95,47 @@ def ball_metrics(x: torch.Tensor, y: torch.Tensor, prc_k: int = 3, dc_k: int = 5
     (float64 rows), each distance block computed once; only the ``wanted`` ones (and what they need).
 
     With ``shard`` (a :class:`gandiag.distributed.RowShard` under torchrun) each rank computes its own span of
-    rows of every pass: per-row results are gathered, per-column ones reduced (any, min)."""
+    rows of every pass: per-row results are gathered, per-column ones reduced (any)."""
     pr, dc = bool(set(wanted) & set(PR)), bool(set(wanted) & set(DC))
-    rx = self_radii(x, ([prc_k] if pr else []) + ([dc_k] if dc else []), x_src, shard)
-    ry = self_radii(y, (prc_k,), y_src, shard)[prc_k] if pr else None
-    x_sq = (x * x).sum(1)
+    rx2 = self_radii_squared(x, ([prc_k] if pr else []) + ([dc_k] if dc else []), x_src, shard)
+    ry2 = self_radii_squared(_finite(y), (prc_k,), y_src, shard)[prc_k] if pr else None
+    screen = Screen(y, x)  # generated rows × real columns
     nx, ny = x.shape[0], y.shape[0]
     lo, hi = shard.span(ny) if shard is not None else (0, ny)
+    flags = lambda n: torch.zeros(n, dtype=torch.bool, device=x.device)  # noqa: E731
     if pr:
-        rx_pr2, ry_pr2 = rx[prc_k] * rx[prc_k], ry * ry
-        in_real = torch.empty(hi - lo, dtype=torch.bool, device=x.device)
-        in_fake = torch.zeros(nx, dtype=torch.bool, device=x.device)
+        real_ball2, fake_ball2 = rx2[prc_k] * screen.scale2, ry2 * screen.scale2
+        in_real, in_fake = flags(hi - lo), flags(nx)
     if dc:
-        rx_dc2 = rx[dc_k] * rx[dc_k]
-        balls = torch.empty(hi - lo, dtype=torch.long, device=x.device)
-        nearest = torch.full((nx,), math.inf, dtype=torch.float64, device=x.device)
+        dc_ball2 = rx2[dc_k] * screen.scale2
+        balls, covered = torch.zeros(hi - lo, dtype=torch.long, device=x.device), flags(nx)
     step = _rows(nx)
     for i in range(lo, hi, step):
         j = min(i + step, hi)
-        d = _sqdist(y[i:j], x, x_sq)  # generated rows × real columns
-        if pr:
-            in_real[i - lo : j - lo] = (d <= rx_pr2[None, :]).any(1)
-            in_fake |= (d <= ry_pr2[i:j, None]).any(0)
-        if dc:
-            balls[i - lo : j - lo] = (d < rx_dc2[None, :]).sum(1)
-            torch.minimum(nearest, d.min(0).values, out=nearest)
+        d = screen.block(slice(i, j))
+        if pr:  # precision: inside any real ball (<=); recall: a real point inside any generated ball
+            sure, r, _ = settle(screen, d, i, real_ball2, "cols", strict=False)
+            in_real[i - lo : j - lo] = sure.any(1)
+            in_real[i - lo + r] = True
+            sure, _, c = settle(screen, d, i, fake_ball2[i:j], "rows", strict=False)
+            in_fake |= sure.any(0)
+            in_fake[c] = True
+        if dc:  # density: how many real balls (strict <) hold each generated point; coverage: balls holding one
+            sure, r, c = settle(screen, d, i, dc_ball2, "cols", strict=True)
+            balls[i - lo : j - lo] = sure.sum(1)
+            balls.index_add_(0, i - lo + r, torch.ones_like(r))
+            covered |= sure.any(0)
+            covered[c] = True
     if shard is not None:
         if pr:
             in_real, in_fake = shard.gather(in_real.to(torch.uint8), ny).bool(), shard.any(in_fake)
         if dc:
-            balls, nearest = shard.gather(balls, ny), shard.min(nearest)
+            balls, covered = shard.gather(balls, ny), shard.any(covered)
     out = {}
     if pr:
         out.update(precision=float(in_real.double().mean()), recall=float(in_fake.double().mean()))
     if dc:
-        out.update(density=float(balls.double().sum() / (dc_k * ny)),
-                   coverage=float((nearest.sqrt() < rx[dc_k]).double().mean()))
+        out.update(density=float(balls.double().sum() / (dc_k * ny)), coverage=float(covered.double().mean()))
     return out
 
 

@@ -237,11 +237,12 @@ def _shape_pairs(results, kept: torch.Tensor) -> dict:
 
 
 def _nearest_real(ctx, n_kept: int, seed: int) -> dict:
-    from ..metrics.prdc import _sqdist, kth_nn_radii
+    from ..metrics.prdc import kth_nn_radii
+    from ..metrics.screening import squared_distances
 
     real = ctx.real.features("pool").double()
     fake = ctx.fake.features("pool")[: min(NN_PAIRS, n_kept)].double()
-    d2 = _sqdist(fake, real, (real * real).sum(1))
+    d2 = squared_distances(fake, real, (real * real).sum(1))
     dist, idx = d2.min(1)
     sub = real[_cap_rows(real, PCA_CAP, seed + 3)]
     scale = float(kth_nn_radii(sub, 1).median()) if sub.shape[0] > 1 else float("nan")
