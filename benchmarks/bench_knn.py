@@ -1,13 +1,18 @@
 """The k-NN metrics' stage: gandiag's precision/recall/density/coverage against clovaai's ``prdc`` and
 torch-fidelity's precision/recall, same features, same process, values checked equal before times are compared.
 
-Features are synthetic (offline there are no 50k real images): two Gaussian clouds of N points in D
-dimensions, the fake one shifted and scaled a little, float32 as extractors give them. gandiag computes all
-four in one set of float64 distance passes (gandiag/metrics/prdc.py); clovaai's package computes them with
+Features are synthetic (offline there are no 50k real images), float32 as extractors give them, of two
+kinds (``--data``): ``clouds``, two independent Gaussian clouds of N points in D dimensions, the fake one
+shifted and scaled a little (every distance within a few percent of every other: the hardest case for
+screening in float32); ``manifold``, non-negative features on a 16-dimensional manifold (a ReLU of a
+random linear map), as a network's pooled features are, the fake latents shifted and widened. gandiag
+computes all four in one set of distance passes, screened in float32 and settled in float64
+(gandiag/metrics/prdc.py, screening.py; each row says how many of its three passes fell back to float64
+products); clovaai's package computes them with
 scikit-learn's pairwise distances over whole N×N matrices (O(N²) memory: rows where it would not fit are
 marked "skipped"); torch-fidelity computes precision and recall only (k=3), in float32 on the device.
 
-    PYTHONPATH=. python benchmarks/bench_knn.py --n 2000,10000 --dim 2048
+    PYTHONPATH=. python benchmarks/bench_knn.py --n 2000,10000 --dim 2048 --data clouds,manifold
     PYTHONPATH=. python benchmarks/bench_knn.py --n 10000,50000 --dim 2048 --device cuda
 
 Writes benchmarks/results/bench_knn_<device>.{json,md}.
@@ -36,6 +41,17 @@ def clouds(n: int, dim: int, seed: int = 0) -> tuple:
     return real, fake
 
 
+def manifold(n: int, dim: int, seed: int = 0) -> tuple:
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((16, dim)) / 4.0
+    real = np.maximum(rng.standard_normal((n, 16)) @ w + 0.3, 0).astype(np.float32)
+    fake = np.maximum((rng.standard_normal((n, 16)) * 1.1 + 0.1) @ w + 0.3, 0).astype(np.float32)
+    return real, fake
+
+
+DATA = {"clouds": clouds, "manifold": manifold}
+
+
 def timed(fn):
     if torch.cuda.is_available():
         torch.cuda.synchronize()
@@ -47,10 +63,23 @@ def timed(fn):
 
 
 def ours(real, fake, device: str) -> tuple:
+    """(the four, seconds, passes that fell back to float64 products)."""
+    from gandiag.metrics import screening
     from gandiag.metrics.prdc import all_four
 
-    x, y = torch.from_numpy(real), torch.from_numpy(fake)
-    return timed(lambda: all_four(x, y, 3, 5, device))
+    fallbacks, crowded = [], screening.Screen.crowded
+
+    def counted(screen):
+        fallbacks.append(screen.dtype != torch.float64)
+        crowded(screen)
+
+    screening.Screen.crowded = counted
+    try:
+        x, y = torch.from_numpy(real), torch.from_numpy(fake)
+        out, seconds = timed(lambda: all_four(x, y, 3, 5, device))
+    finally:
+        screening.Screen.crowded = crowded
+    return out, seconds, sum(fallbacks)
 
 
 def clovaai(real, fake) -> tuple:
@@ -72,10 +101,13 @@ def fidelity(real, fake, device: str) -> tuple:
     return {"precision": float(out["precision"]), "recall": float(out["recall"])}, t
 
 
-def row(n: int, dim: int, device: str) -> dict:
-    real, fake = clouds(n, dim)
-    mine, t_mine = ours(real, fake, device)
-    out = {"n": n, "dim": dim, "device": device, "gandiag_s": round(t_mine, 2), "gandiag": mine}
+def row(data: str, n: int, dim: int, device: str, peers: bool) -> dict:
+    real, fake = DATA[data](n, dim)
+    mine, t_mine, fallbacks = ours(real, fake, device)
+    out = {"data": data, "n": n, "dim": dim, "device": device, "gandiag_s": round(t_mine, 2), "gandiag": mine,
+           "float64_passes": fallbacks, "peers_run": peers}
+    if not peers:
+        return out
     if n <= CLOVA_MAX_N:
         ref, t_ref = clovaai(real, fake)
         out.update(clovaai_s=round(t_ref, 2), clovaai=ref,
@@ -92,8 +124,9 @@ def row(n: int, dim: int, device: str) -> dict:
 def table(rows: list) -> str:
     lines = [f"k-NN metrics stage (precision/recall k=3, density/coverage k=5), torch {torch.__version__}, "
              f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads", "",
-             "| N real + N fake | dim | device | gandiag, all four (s) | clovaai prdc, all four (s) | speed-up | "
-             "torch-fidelity, P/R only (s) | same values? |", "| ---: | ---: | --- | ---: | ---: | ---: | ---: | --- |"]
+             "| features | N real + N fake | dim | device | gandiag, all four (s) | passes in float64 | "
+             "clovaai prdc, all four (s) | speed-up | torch-fidelity, P/R only (s) | same values? |",
+             "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
     for r in rows:
         c = r.get("clovaai_s")
         same = []
@@ -102,9 +135,10 @@ def table(rows: list) -> str:
         if "same_as_torch_fidelity" in r:
             same.append("torch-fidelity P/R: " + ("yes" if r["same_as_torch_fidelity"] else "NO"))
         ratio = f"{c / r['gandiag_s']:.1f}x" if c else "–"
-        lines.append(f"| {r['n']:,} | {r['dim']} | {r['device']} | {r['gandiag_s']} | "
-                     f"{c if c is not None else 'skipped (N×N memory)'} | {ratio} | "
-                     f"{r.get('torch_fidelity_s', 'n/a')} | {', '.join(same) or '–'} |")
+        missing = "skipped (N×N memory)" if r["peers_run"] else "not run"
+        lines.append(f"| {r['data']} | {r['n']:,} | {r['dim']} | {r['device']} | {r['gandiag_s']} | "
+                     f"{r['float64_passes']} of 3 | {c if c is not None else missing} | {ratio} | "
+                     f"{r.get('torch_fidelity_s', 'n/a' if r['peers_run'] else 'not run')} | {', '.join(same) or '–'} |")
     return "\n".join(lines) + "\n"
 
 
@@ -112,13 +146,17 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", default="2000,10000")
     ap.add_argument("--dim", type=int, default=2048)
+    ap.add_argument("--data", default="clouds", help="comma-separated: " + ", ".join(DATA))
+    ap.add_argument("--peers-up-to", type=int, default=10 ** 9,
+                    help="run clovaai's prdc and torch-fidelity only for N up to this (they take minutes at 50k)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args()
     rows = []
-    for n in (int(v) for v in args.n.split(",")):
-        rows.append(row(n, args.dim, args.device))
-        print(json.dumps(rows[-1]), flush=True)
+    for data in args.data.split(","):
+        for n in (int(v) for v in args.n.split(",")):
+            rows.append(row(data, n, args.dim, args.device, n <= args.peers_up_to))
+            print(json.dumps(rows[-1]), flush=True)
     write_results(args.out, f"bench_knn_{args.device.split(':')[0]}", {"torch": torch.__version__, "rows": rows},
                   table(rows))
 
