@@ -13,5 +13,5 @@ python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py ${GPU_TESTS:-} 2>&1 
 python3 benchmarks/bench_vs_torch_fidelity.py --device cuda --images "${BENCH_IMAGES:-2000}" --n-stats "${BENCH_N:-50000}" \
     --json "$OUT/bench_cuda.json" 2>&1 | tee "$OUT/bench_cuda.txt" | grep -v Warning
 # k-NN metrics at 10k and 50k per set, and each --compute-precision mode against strict, on the GPU
-python3 benchmarks/bench_knn.py --device cuda --n "${KNN_N:-10000,50000}" --out "$OUT" 2>&1 | tail -8
+python3 benchmarks/bench_knn.py --device cuda --n "${KNN_N:-10000,50000}" --data clouds,manifold --out "$OUT" 2>&1 | tail -8
 python3 benchmarks/compute_precision.py --device cuda --out "$OUT" 2>&1 | grep -v Warning | tail -30

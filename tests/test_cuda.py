@@ -38,6 +38,25 @@ def test_feature_stats_accumulated_on_the_gpu_equal_the_cpu_ones():
     np.testing.assert_allclose(gpu.sum, cpu.sum, rtol=1e-10)
     np.testing.assert_allclose(gpu.outer, cpu.outer, rtol=1e-10, atol=1e-9)
     assert gpu.n == cpu.n == 3000
+
+
+def test_knn_metrics_screened_on_the_gpu_equal_the_cpu_ones():
+    """Same float64 rows on both devices: the float32 screen settles the same decisions, so the values are equal,
+    even with TF32 matrix products switched on around the call (the screen runs its products in IEEE fp32)."""
+    from gandiag.metrics.prdc import ball_metrics
+
+    g = torch.Generator().manual_seed(1)
+    w = torch.randn(16, 2048, generator=g) / 4
+    x = torch.relu(torch.randn(6000, 16, generator=g) @ w + 0.3).double()
+    y = torch.relu((torch.randn(5000, 16, generator=g) * 1.1 + 0.1) @ w + 0.3).double()
+    cpu = ball_metrics(x, y)
+    saved = torch.backends.cuda.matmul.fp32_precision
+    torch.backends.cuda.matmul.fp32_precision = "tf32"
+    try:
+        gpu = ball_metrics(x.cuda(), y.cuda())
+    finally:
+        torch.backends.cuda.matmul.fp32_precision = saved
+    assert gpu == cpu
     twice = FeatureStats.of(torch.cat([x, x]))
     np.testing.assert_allclose(gpu.merge(cpu).cov, twice.cov, rtol=1e-9, atol=1e-12)
 

@@ -56,7 +56,7 @@ class Spy:
     """Counts exact recomputations and float64 fallbacks, so a test knows which route it exercised."""
 
     def __init__(self, monkeypatch):
-        self.pairs, self.crowded = 0, 0
+        self.pairs, self.crowded, self.crowded_within = 0, 0, 0
         exact, crowded = screening.Screen.exact, screening.Screen.crowded
 
         def counted_exact(screen, rows, cols):
@@ -65,6 +65,7 @@ class Spy:
 
         def counted_crowded(screen):
             self.crowded += screen.dtype != torch.float64
+            self.crowded_within += screen.dtype != torch.float64 and screen.same
             crowded(screen)
 
         monkeypatch.setattr(screening.Screen, "exact", counted_exact)
@@ -128,12 +129,14 @@ def test_points_planted_on_and_around_the_ball_edges():
     assert ball_metrics(x, y) == reference(x, y)
 
 
-def test_mode_collapse_copies_give_zero_radii():
+def test_mode_collapse_copies_give_zero_radii(monkeypatch):
+    spy = Spy(monkeypatch)
     x = manifold(300, 1024, 9)
     y = torch.cat([x[:1].repeat(150, 1), x[1:2].repeat(100, 1) + 1e-7, manifold(50, 1024, 10)])
     ours = ball_metrics(x, y)
     assert ours == reference(x, y)
     assert float(self_radii(y, (3,))[3][:150].max()) == 0.0
+    assert spy.crowded_within == 0  # a radius of 0 is settled at once: nothing is smaller
 
 
 @pytest.mark.parametrize("offset,scale", [(1e6, 1.0), (0.0, 1e-30), (0.0, 1e30), (-3e4, 1e-3)])
@@ -201,3 +204,34 @@ def test_the_error_bound_holds(kind):
         assert bool((err <= screen.row_slack(slice(0, 200), dtype)[:, None]).all())
         assert bool((err <= screen.col_slack(slice(0, 200), dtype)[None, :]).all())
 
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Blocks of 64 rows, so a few hundred points cross many blocks (and the upper triangle's transposed reads)."""
+    from gandiag.metrics import neighbours
+
+    monkeypatch.setattr(neighbours, "BLOCK", 64)
+    monkeypatch.setattr(screening, "BLOCK", 64)
+
+
+def test_many_blocks_give_the_same_decisions(small_blocks):
+    x, y = manifold(400, 256, 18), manifold(350, 256, 19, shift=0.1, scale=1.1)
+    assert ball_metrics(x, y) == reference(x, y)
+    g = torch.Generator().manual_seed(20)
+    xi, yi = torch.randint(0, 400, (400,), generator=g), torch.randint(0, 350, (350,), generator=g)
+    assert ball_metrics(x[xi], y[yi], x_src=xi, y_src=yi) == reference(x[xi], y[yi], x_src=xi, y_src=yi)
+
+
+@pytest.mark.parametrize("with_src", [False, True])
+def test_whole_rows_and_the_triangle_agree(small_blocks, with_src):
+    """Under torchrun each rank takes whole rows (neighbours.smallest); alone, the triangle: the same radii."""
+    from gandiag.distributed import RowShard
+    from gandiag.metrics.prdc import self_radii_squared
+
+    x = torch.cat([manifold(300, 128, 21), manifold(1, 128, 21).repeat(20, 1)])  # copies: radii of 0
+    src = torch.randint(0, 200, (320,), generator=torch.Generator().manual_seed(22)) if with_src else None
+    alone, rows = self_radii_squared(x, (3, 5), src), self_radii_squared(x, (3, 5), src, shard=RowShard(0, 1))
+    for k in (3, 5):
+        assert torch.equal(alone[k], rows[k])
+        assert torch.equal(alone[k], kth(exact_sq(x, x), k, src))

@@ -9,9 +9,10 @@ of generated balls. Density counts, per generated sample, how many real balls
 share of real balls that contain at least one generated sample.
 
 **One pass per pair of sets.** All four need three distance matrices, each
-computed once, in blocks of rows (memory O(block·N), not O(N²), so 50k sets
-fit): real×real for the real radii of both k (one top-k of the larger k),
-fake×fake for the generated radii, and one real×fake pass from which every
+computed once, in blocks (memory O(block·N), not O(N²), so 50k sets fit):
+real×real for the real radii of both k (one top-k of the larger k; within a
+set each block of the upper triangle is computed once and read both ways,
+neighbours.py), fake×fake for the generated radii, and one real×fake pass from which every
 block answers all four at once (precision and density per generated row,
 recall and coverage reduced over the rows per real column).
 
@@ -34,16 +35,11 @@ from typing import Optional
 import torch
 
 from . import MetricContext, finite_or_raise
-from .screening import Screen, settle, smallest
+from .neighbours import smallest, smallest_within
+from .screening import Screen, rows_per_block, settle
 
-BLOCK = 2048  # rows per distance block ...
-BLOCK_ELEMENTS = 1 << 26  # ... and at most this many entries (256 MiB in float32) in one
 PR = ("precision", "recall")
 DC = ("density", "coverage")
-
-
-def _rows(n_cols: int) -> int:
-    return max(1, min(BLOCK, BLOCK_ELEMENTS // max(n_cols, 1)))
 
 
 def _finite(x: torch.Tensor) -> torch.Tensor:
@@ -66,14 +62,11 @@ def self_radii_squared(x: torch.Tensor, ks, src: Optional[torch.Tensor] = None, 
     lo, hi = shard.span(n) if shard is not None else (0, n)
     screen = Screen(x, x)
     need = ks[-1] + (1 if src is None else 0)  # without src the smallest is the point itself, at 0
-    out = {k: torch.empty(hi - lo, dtype=torch.float64, device=x.device) for k in ks}
-    step = _rows(n)
-    for i in range(lo, hi, step):
-        j = min(i + step, hi)
-        excluded = None if src is None else src[i:j, None] == src[None, :]
-        values = smallest(screen, i, j, need, excluded)
-        for k in ks:
-            out[k][i - lo : j - lo] = values[:, k if src is None else k - 1]
+    if shard is None:
+        values = smallest_within(screen, need, src)
+    else:
+        values = smallest(screen, torch.arange(lo, hi, device=x.device), need, src)
+    out = {k: values[:, k if src is None else k - 1].contiguous() for k in ks}
     if shard is not None:
         out = {k: shard.gather(v, n) for k, v in out.items()}
     return {k: v.div_(screen.scale2) for k, v in out.items()}
@@ -109,7 +102,7 @@ def ball_metrics(x: torch.Tensor, y: torch.Tensor, prc_k: int = 3, dc_k: int = 5
     if dc:
         dc_ball2 = rx2[dc_k] * screen.scale2
         balls, covered = torch.zeros(hi - lo, dtype=torch.long, device=x.device), flags(nx)
-    step = _rows(nx)
+    step = rows_per_block(nx)
     for i in range(lo, hi, step):
         j = min(i + step, hi)
         d = screen.block(slice(i, j))

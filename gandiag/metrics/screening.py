@@ -42,11 +42,17 @@ import torch
 
 from ..features.precision import numerics
 
+BLOCK = 2048  # rows per distance block ...
+BLOCK_ELEMENTS = 1 << 26  # ... and at most this many entries (256 MiB in float32) in one
 EXACT_ELEMENTS = 1 << 19  # float64 coordinates gathered at once by an exact recomputation (4 MiB, cache-sized)
 # A pair recomputed exactly costs ~200 entries of a float32 product; past these shares of a block's entries
 # (threshold bands) or rows (unsettled k-th neighbours) the screen gives up on float32 for the rest of the pass.
 CROWDED_ENTRIES = 1 / 2048
 CROWDED_ROWS = 1 / 16
+
+
+def rows_per_block(n_cols: int) -> int:
+    return max(1, min(BLOCK, BLOCK_ELEMENTS // max(n_cols, 1)))
 
 
 def squared_distances(a: torch.Tensor, b: torch.Tensor, b_sq: torch.Tensor) -> torch.Tensor:
@@ -88,7 +94,6 @@ class Screen:
         self.b_top = float(self.b_norm.max())
         self._low = {}  # dtype -> (a rows, b rows, |b|²) in that dtype, centred and scaled
         self._low[dtype] = self._cast(a_c, b_c, dtype)
-        self._centred = None
         n_dims = a.shape[1]
         self._gamma = {d: self._gamma_of(d, n_dims) for d in (dtype, torch.float64)}
         self.floor = 16 * (n_dims + 1) * 2.0 ** -149
@@ -116,11 +121,11 @@ class Screen:
             self._low[dtype] = self._cast(a_c, a_c if self.same else self.b - self.centre, dtype)
         return self._low[dtype]
 
-    def block(self, rows, dtype=None) -> torch.Tensor:
-        """Squared distances of the ``rows`` of a (a slice or index tensor) to every row of b, in ``dtype``."""
+    def block(self, rows, dtype=None, cols=slice(None)) -> torch.Tensor:
+        """Squared distances of the ``rows`` of a (a slice or index tensor) to the ``cols`` of b, in ``dtype``."""
         a_low, b_low, b_sq = self._in(dtype or self.dtype)
         with numerics("strict", str(a_low.device)):
-            return squared_distances(a_low[rows], b_low, b_sq)
+            return squared_distances(a_low[rows], b_low[cols], b_sq[cols])
 
     def row_slack(self, rows, dtype=None) -> torch.Tensor:
         """Per row of a block: the bound on any of its entries' error (for thresholds that vary by row)."""
@@ -138,54 +143,6 @@ class Screen:
             diff = self.a[rows[s:s + step]] - self.b[cols[s:s + step]]
             out[s:s + step] = (diff * diff).sum(1)
         return out.mul_(self.scale2)
-
-
-def smallest(screen: Screen, lo: int, hi: int, need: int, excluded=None, widest: int = 64) -> torch.Tensor:
-    """The ``need`` smallest squared distances (exact, scaled, ascending) of rows lo:hi of a to the rows of b.
-
-    ``excluded`` (bool, (hi − lo) × len(b)) marks pairs left out (they count as +inf). The screened
-    block's ``need + 2`` smallest entries are recomputed exactly; a row is settled when its last
-    candidate, less the bound, is no smaller than the ``need``-th exact value (no entry left out
-    can be smaller; exact ties are equal values), or that value is 0. A few unsettled rows widen
-    their candidates fourfold up to ``widest``; the rest are screened with float64 products, up to
-    every column, and when they are many the screen turns to float64 (:meth:`Screen.crowded`).
-    """
-    out = torch.empty(hi - lo, need, dtype=torch.float64, device=screen.a.device)
-    rows = torch.arange(hi - lo, device=screen.a.device)
-    dtype = screen.dtype
-    while rows.numel():  # at most twice: the screen's dtype, then float64 up to every column
-        d = screen.block(slice(lo, hi) if rows.numel() == hi - lo else lo + rows, dtype)
-        if excluded is not None:
-            d.masked_fill_(excluded[rows], math.inf)
-        rows = _settle_smallest(screen, d, lo, rows, need, out, dtype, widest)
-        if rows.numel() > CROWDED_ROWS * (hi - lo):
-            screen.crowded()
-        dtype = torch.float64
-    return out
-
-
-def _settle_smallest(screen, d, lo, rows, need, out, dtype, widest) -> torch.Tensor:
-    """Fill ``out[rows]`` from ``d`` (one row per entry of ``rows``) where the bound allows; the rows left.
-
-    In float64 the candidates widen until every row settles; in float32 only while the unsettled
-    rows are few, since each widening recomputes their candidates exactly."""
-    n = d.shape[1]
-    slack = screen.row_slack(lo + rows, dtype)
-    pos = torch.arange(rows.numel(), device=d.device)
-    width = min(n, need + 2)
-    while pos.numel():
-        values, cols = (d if pos.numel() == d.shape[0] else d[pos]).topk(width, dim=1, largest=False)
-        pairs_rows = (lo + rows[pos])[:, None].expand(-1, width).reshape(-1)
-        exact = screen.exact(pairs_rows, cols.reshape(-1)).view(-1, width)
-        exact = exact.masked_fill_(values.isinf(), math.inf).sort(dim=1).values
-        kth = exact[:, need - 1]
-        done = (kth <= 0) | (values[:, -1].double() - slack[pos] >= kth) | (width == n)
-        out[rows[pos[done]]] = exact[done, :need]
-        pos = pos[~done]
-        if dtype != torch.float64 and (width >= widest or pos.numel() > CROWDED_ROWS * d.shape[0]):
-            break
-        width = min(n, width * 4)
-    return rows[pos]
 
 
 def settle(screen: Screen, d: torch.Tensor, lo: int, thr: torch.Tensor, along: str, strict: bool) -> tuple:
