@@ -45,7 +45,7 @@ def smallest_within(screen: Screen, need: int, src: Optional[torch.Tensor] = Non
     if left.numel() > CROWDED_ROWS * n:
         screen.crowded()
     if left.numel():
-        out[left] = smallest(screen, left, need, src, widest)
+        out[left] = smallest(screen, left, need, src, widest, turn=False)
     return out
 
 
@@ -62,9 +62,11 @@ def _keep(values, index, r0: int, d: torch.Tensor, c0: int, dim: int) -> None:
 
 
 def smallest(screen: Screen, rows: torch.Tensor, need: int, src: Optional[torch.Tensor] = None,
-             widest: int = 64) -> torch.Tensor:
+             widest: int = 64, turn: bool = True) -> torch.Tensor:
     """(len(rows), need): the ``need`` smallest squared distances of the given rows of a to every row of b,
-    exact, scaled, ascending, one block of whole rows at a time; ``src`` as in :func:`smallest_within`."""
+    exact, scaled, ascending, one block of whole rows at a time; ``src`` as in :func:`smallest_within`.
+    ``turn``: when a block leaves many rows to float64, the rest of the pass starts in float64 (not for the
+    last few rows of a pass, which :func:`smallest_within` hands over)."""
     out = torch.empty(rows.numel(), need, dtype=torch.float64, device=screen.a.device)
     step = rows_per_block(screen.b.shape[0])
     for s in range(0, rows.numel(), step):
@@ -82,7 +84,7 @@ def smallest(screen: Screen, rows: torch.Tensor, need: int, src: Optional[torch.
             settled[left] = False
             out[s + todo[settled]] = part[settled]
             todo = todo[~settled]
-            if todo.numel() > CROWDED_ROWS * step:
+            if turn and todo.numel() > CROWDED_ROWS * step:
                 screen.crowded()
             dtype = torch.float64
     return out
