@@ -68,8 +68,7 @@ class SinesSource:
     default_extractor = "sines"
     split = None
     fresh = ("is generated from its definition (TimeGAN's sines): the trainer draws its sequences and each evaluation "
-             "draws others, so there is no fixed training set to copy (pass --train-data with the array a generator "
-             "was trained on)")
+             "draws others, so there is no fixed training set to copy")
 
     def matches(self, spec: str) -> bool:
         return spec == self.name
