@@ -38,6 +38,8 @@ def test_feature_stats_accumulated_on_the_gpu_equal_the_cpu_ones():
     np.testing.assert_allclose(gpu.sum, cpu.sum, rtol=1e-10)
     np.testing.assert_allclose(gpu.outer, cpu.outer, rtol=1e-10, atol=1e-9)
     assert gpu.n == cpu.n == 3000
+    twice = FeatureStats.of(torch.cat([x, x]))
+    np.testing.assert_allclose(gpu.merge(cpu).cov, twice.cov, rtol=1e-9, atol=1e-12)
 
 
 def test_knn_metrics_screened_on_the_gpu_equal_the_cpu_ones():
@@ -57,8 +59,6 @@ def test_knn_metrics_screened_on_the_gpu_equal_the_cpu_ones():
     finally:
         torch.backends.cuda.matmul.fp32_precision = saved
     assert gpu == cpu
-    twice = FeatureStats.of(torch.cat([x, x]))
-    np.testing.assert_allclose(gpu.merge(cpu).cov, twice.cov, rtol=1e-9, atol=1e-12)
 
 
 def test_inception_metrics_on_the_gpu_equal_torch_fidelity_on_the_gpu(tmp_path, inception_weights):
