@@ -177,6 +177,10 @@ def test_non_finite_features_are_refused():
     x[3, 2] = math.nan
     with pytest.raises(ValueError, match="NaN or infinite"):
         ball_metrics(x, manifold(50, 16, 15))
+    y = manifold(50, 16, 15)
+    y[7, 0] = math.inf
+    with pytest.raises(ValueError, match="NaN or infinite"):  # density/coverage alone never take y's radii
+        ball_metrics(manifold(50, 16, 14), y, wanted=("density", "coverage"))
 
 
 @pytest.mark.parametrize("kind", ["far clusters", "heavy tails", "sparse", "one dimension", "wide"])

@@ -87,7 +87,10 @@ class Screen:
         b_c = a_c if self.same else b - self.centre
         a_norm, b_norm = a_c.norm(dim=1), (None if self.same else b_c.norm(dim=1))
         top = float(a_norm.max()) if self.same else max(float(a_norm.max()), float(b_norm.max()))
-        self.scale = 2.0 ** -math.frexp(top)[1] if 0 < top < math.inf else 1.0  # largest norm now in [0.5, 1)
+        if not math.isfinite(top):  # a NaN or an infinity anywhere reaches the centre, so every norm
+            raise ValueError("features hold NaN or infinite values (or values too large to square); "
+                             "nearest-neighbour distances are undefined")
+        self.scale = 2.0 ** -math.frexp(top)[1] if top > 0 else 1.0  # largest norm now in [0.5, 1)
         self.scale2 = self.scale * self.scale
         self.a_norm = a_norm * self.scale
         self.b_norm = self.a_norm if self.same else b_norm * self.scale
