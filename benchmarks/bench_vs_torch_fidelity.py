@@ -10,7 +10,10 @@ Three measurements, each printed with both times and the ratio
    sets and the Fréchet distance (torch-fidelity: np.cov + eigvals; gandiag:
    streaming float64 stats + Cholesky/eigvalsh);
 3. the same stage with N < d (rank-deficient covariances; gandiag uses the
-   N×N SVD form).
+   N×N SVD form);
+4. the KID stage alone at 2048-d, 100 subsets of 1,000, the same seed (so the
+   same subsets): torch-fidelity computes each subset's kernels; gandiag the
+   kernel over the whole sets once where that costs less (metrics/kid.py).
 
 The values themselves are compared too: a speed-up that changes the number
 would be worthless.
@@ -103,11 +106,28 @@ def stats_stage(n: int, d: int, device: str) -> tuple:
     return (f"FID statistics stage, N={n}, d={d}", t_ref, t_ours, f"FID {v_ref:.8g} vs {v_ours:.8g}")
 
 
+def kid_stage(n: int, d: int, device: str) -> tuple:
+    from torch_fidelity.metric_kid import kid_features_to_metric
+
+    from gandiag.metrics.kid import kid
+
+    t1, t2 = torch.from_numpy(_features(n, d, 1)), torch.from_numpy(_features(n, d, 2))
+    m = min(1000, n)
+    t_ref, ref = timed(lambda: kid_features_to_metric(t1, t2, kid_subsets=100, kid_subset_size=m, rng_seed=2020,
+                                                      verbose=False, kid_kernel="poly", kid_kernel_poly_degree=3,
+                                                      kid_kernel_poly_gamma=None, kid_kernel_poly_coef0=1))
+    t_ours, ours = timed(lambda: kid(t1, t2, 100, m, 2020, device))
+    v_ref, v_ours = ref["kernel_inception_distance_mean"], ours["value"]
+    assert abs(v_ref - v_ours) <= 1e-4 * abs(v_ref), (v_ref, v_ours)  # its sums are float32 (6e-5 seen)
+    return (f"KID stage, N={n}, d={d}, 100 subsets of {m}", t_ref, t_ours, f"KID {v_ref:.7g} vs {v_ours:.7g}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=int, default=100)
     ap.add_argument("--n-stats", type=int, default=10000)
     ap.add_argument("--n-lowrank", type=int, default=1000)
+    ap.add_argument("--n-kid", default="2000,10000", help="comma-separated set sizes for the KID stage rows")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--weights", help="Inception weights file (default: random weights, offline)")
     ap.add_argument("--skip-end-to-end", action="store_true")
@@ -126,6 +146,7 @@ def main():
             rows += end_to_end(args.images, args.device, weights, tmp)
         rows.append(stats_stage(args.n_stats, 2048, args.device))
         rows.append(stats_stage(args.n_lowrank, 2048, args.device))
+        rows += [kid_stage(int(n), 2048, args.device) for n in args.n_kid.split(",") if n]
     dev = args.device if args.device == "cpu" else torch.cuda.get_device_name(0)
     print(f"device: {dev}; torch {torch.__version__}; threads {torch.get_num_threads()}")
     print("| measurement | torch-fidelity (s) | gandiag (s) | speed-up | check |")
