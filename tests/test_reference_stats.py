@@ -237,21 +237,30 @@ def test_samples_npz_is_still_samples(points, tmp_path):
 
 
 def test_generator_against_statistics_runs_what_needs_no_real_features(tmp_path):
-    """A checkpoint's own checks (latent sensitivity, gradient health) still run; the skipped signals are named."""
+    """A checkpoint's own checks (latent sensitivity, gradient health) still run; the skipped signals are named.
+    The latent check finding no collapse is not a verdict of 'none' (the signals that see missing modes were
+    skipped): it is not_applicable, and a gate allowing only 'none' fails closed."""
     from gandiag.data.mixtures import MIXTURES
     from gandiag.features.stats import FeatureStats
 
     pts = torch.from_numpy(MIXTURES["ring8"].sample(5000, 3)[0].astype(np.float32))
     write_statistics(tmp_path / "ring8_stats.npz", FeatureStats.of(pts))
     ckpt = Path(__file__).parent / "fixtures" / "models" / "ring8_gan_pack4" / "checkpoint.pt"
-    doc, res = run_json(tmp_path, ckpt, tmp_path / "ring8_stats.npz", "-n", "1000")
+    gates = tmp_path / "g.toml"
+    gates.write_text('[gates]\nmode_collapse = { allow = ["none"] }\n')
+    out = tmp_path / "r.json"
+    res = cli(ckpt, "--real", tmp_path / "ring8_stats.npz", "-n", "1000", "--json", out, "--gate", gates)
+    assert res.returncode == 1, res.stderr
+    doc = json.loads(out.read_text())
     assert doc["metrics"]["fid"]["value"] < 0.1  # PacGAN covers the ring
     mc = doc["diagnostics"]["mode_collapse"]
     assert "latent" in mc["signals"] and set(mc["skipped"]) == {"ndb", "duplicates"}
-    assert mc["verdict"] in ("none", "partial", "severe")
+    assert not any(r["level"] in ("partial", "severe") for r in mc["reasons"])  # the latent check found none ...
+    assert mc["verdict"] == "not_applicable"  # ... which does not make the verdict 'none'
     assert doc["diagnostics"]["gradient_health"]["verdict"] != "error"
     line = next(x for x in res.stdout.splitlines() if x.strip().startswith("mode_collapse"))
-    assert "skipped: ndb, duplicates" in line
+    assert "ndb, duplicates skipped" in line
+    assert any("mode_collapse" in x and "FAIL" in x for x in res.stdout.splitlines())
 
 
 def test_saved_results_regated_fail_closed_on_kid(points, tmp_path):

@@ -47,12 +47,12 @@ class ModeCollapse:
     def run(self, ctx) -> dict:
         out = summarise(*run_parts((s.SIGNAL, lambda s=s: s.compute(ctx)) for s in self.signals if s.applies(ctx)))
         skipped = self.skipped(ctx)
-        if skipped:  # said, not silently left out; with no signal run at all, nothing was judged
+        if skipped:  # said, not silently left out; and "none" would claim what the skipped signals were to judge
             names = ", ".join(skipped)
             out["reasons"].append(reason("skipped", INFO, f"{names} skipped: they need the real samples' features, and "
                                          f"--real {ctx.real_statistics.name} holds FID statistics (mean, covariance) only"))
             out["skipped"] = skipped
-            if not out["signals"] and not out.get("errors"):
+            if out["verdict"] == "none":  # the signals that ran found no collapse; the ones that judge it did not run
                 out["verdict"] = NOT_APPLICABLE
         return out
 
