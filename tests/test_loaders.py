@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import gandiag_in_process
 from tiny_models import NaNGenerator, PointsGenerator, TinyImageGenerator, TinyNHWCGenerator, WrongShapeGenerator
 
 import gandiag
@@ -68,6 +69,30 @@ def test_torch_export_program_knows_its_latent_size(tmp_path):
     assert r.generator["format"] == "torch.export"
     assert r.contract["latent_dim"] == 16
     assert r.contract["layout"] == "NHWC" and r.contract["output_range"] == "0,1"
+
+
+@pytest.mark.parametrize("traced_batch", [1, 7])
+def test_torch_export_program_of_a_fixed_batch_runs_in_chunks(tmp_path, traced_batch):
+    """torch.export's default (no dynamic_shapes) fixes the batch: gandiag runs such a program in chunks of it,
+    the last padded, and gets the metrics of the same network exported with a dynamic batch; export refuses it
+    in one line (any graph made from it would keep that batch size)."""
+    g = TinyNHWCGenerator().eval()
+    fixed, dynamic = tmp_path / f"b{traced_batch}.pt2", tmp_path / "dyn.pt2"
+    torch.export.save(torch.export.export(g, (torch.randn(traced_batch, 16),)), str(fixed))
+    torch.export.save(torch.export.export(g, (torch.randn(4, 16),), dynamic_shapes=({0: torch.export.Dim.DYNAMIC},)),
+                      str(dynamic))
+    gen = load_generator(fixed)
+    assert gen.meta["fixed_batch"] == traced_batch and "fixed_batch" not in load_generator(dynamic).meta
+    z = torch.randn(10, 16)  # not a multiple of 7: a padded last chunk
+    with torch.no_grad():
+        assert torch.allclose(gen.forward(z), g(z), rtol=0, atol=1e-6)  # other batch sizes: other BLAS blocking
+    kw = dict(num_samples=100, device="cpu", diagnostics=False, metrics=["fid", "precision"])
+    one, other = gandiag.evaluate(str(fixed), "digits", **kw), gandiag.evaluate(str(dynamic), "digits", **kw)
+    assert one.value("fid") == pytest.approx(other.value("fid"), rel=1e-5)
+    assert one.value("precision") == pytest.approx(other.value("precision"), abs=0.011)  # a ball or so, at most
+    res = gandiag_in_process("export", fixed, "--to", "onnx", "-o", tmp_path / "g.onnx")
+    assert res.returncode == 2 and f"batch size of {traced_batch} only" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and not (tmp_path / "g.onnx").exists()
 
 
 def test_pickled_module_refused_without_trust(tmp_path):

@@ -89,8 +89,13 @@ def export_network(net: torch.nn.Module, arch: str, contract: GeneratorContract,
         z = torch.randn(3, contract.latent_dim, generator=torch.Generator().manual_seed(0))
         labels = torch.arange(3) % contract.num_classes if contract.num_classes else None
         args = tuple(a for a in generator_inputs(z, labels, contract) if a is not None)
-    with torch.no_grad():
-        expected = net(*args)
+    try:
+        with torch.no_grad():
+            expected = net(*args)
+    except Exception as exc:  # the file's network, not gandiag: bad input
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:240]
+        raise GandiagError(f"--to {to}: the generator ({arch}) fails on an example batch of {args[0].shape[0]}: "
+                           f"{type(exc).__name__}: {first}") from None
     expected = expected[0] if isinstance(expected, (tuple, list)) else expected
     writer = {"onnx": _onnx, "savedmodel": _savedmodel, "export": _torch_export, "torchscript": _torchscript}[to]
     try:
@@ -114,6 +119,11 @@ def _source(path: Path, opts, to: str, direction: str = "a2b"):
     if not isinstance(gen.module, torch.nn.Module):
         raise GandiagError(f"{path} is a {gen.format} graph, not a PyTorch generator: gandiag exports PyTorch "
                            "generators (gandiag checkpoints, .pt2, TorchScript, trusted pickles and state dicts)")
+    if (gen.meta or {}).get("fixed_batch"):  # its graph holds that batch size: any export of it would too
+        raise GandiagError(f"{path} was traced at a batch size of {gen.meta['fixed_batch']} only (torch.export "
+                           "without dynamic_shapes): gandiag evaluates it as it is, in chunks of that size; to "
+                           "export it, export the original nn.Module, or re-export with a dynamic batch axis "
+                           "(dynamic_shapes={0: torch.export.Dim.DYNAMIC} for each input)")
     if "truncation_psi" in (gen.meta or {}):  # its call carries truncation and noise arguments a graph would drop
         raise GandiagError(f"{path}: StyleGAN and BigGAN generators are not exported (their truncation and noise "
                            "inputs are not part of a plain generator's call); evaluate the pickle itself")

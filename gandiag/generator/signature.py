@@ -176,21 +176,28 @@ def _check_output(where: str, out: TensorInfo, default_layout: Optional[str],
     return default_layout  # ambiguous: the framework's convention (None: detect from a probe batch)
 
 
-def call_batched(run: Callable[[np.ndarray, Optional[np.ndarray]], np.ndarray], z: np.ndarray,
-                 labels: Optional[np.ndarray], fixed_batch: Optional[int]) -> np.ndarray:
-    """``run`` on the whole batch, or in chunks of ``fixed_batch`` rows (last chunk padded) when the graph needs that."""
+def call_batched(run: Callable, z, labels, fixed_batch: Optional[int]):
+    """``run`` on the whole batch, or in chunks of ``fixed_batch`` rows (last chunk padded with copies of its
+    last row) when the graph needs that. Arrays or tensors alike (a ``.pt2`` traced at one batch size)."""
     if not fixed_batch or z.shape[0] == fixed_batch:
         return run(z, labels)
+    cat = _concatenate(z)
     outs = []
     for s in range(0, z.shape[0], fixed_batch):
         zc = z[s : s + fixed_batch]
         lc = labels[s : s + fixed_batch] if labels is not None else None
         n = zc.shape[0]
         if n < fixed_batch:
-            zc = np.concatenate([zc, np.repeat(zc[-1:], fixed_batch - n, 0)])
-            lc = np.concatenate([lc, np.repeat(lc[-1:], fixed_batch - n, 0)]) if lc is not None else None
+            zc = cat([zc] + [zc[-1:]] * (fixed_batch - n))
+            lc = cat([lc] + [lc[-1:]] * (fixed_batch - n)) if lc is not None else None
         outs.append(run(zc, lc)[:n])
-    return np.concatenate(outs)
+    return cat(outs)
+
+
+def _concatenate(x) -> Callable:
+    import torch
+
+    return torch.cat if isinstance(x, torch.Tensor) else np.concatenate
 
 
 def numpy_forward(path, sig: Signature, run: Callable, device, labels_2d: bool, explain: Callable[[BaseException], str],

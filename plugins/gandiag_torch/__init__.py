@@ -40,6 +40,7 @@ from gandiag import (CheckpointError, GandiagError, GeneratorContract, Generator
 from gandiag.generator.checkpoint import build_network, is_gandiag_checkpoint, validate_checkpoint
 from gandiag.generator.contract import STORED_IN_ARCHIVE, read_stored
 from gandiag.generator.introspect import module_contract
+from gandiag.generator.signature import call_batched
 from gandiag.generator.user_code import build_class, check_paths, import_module_of, importable, pickle_finding_main_in
 from gandiag.safety.files import require_input
 from gandiag.generator.foreign import refuse as refuse_foreign
@@ -70,10 +71,12 @@ def _first_line(exc: BaseException) -> str:
     return shown(text[0] if text else type(exc).__name__, 240)
 
 
-def _call(module, path, quiet: bool = False):
+def _call(module, path, quiet: bool = False, fixed_batch: Optional[int] = None):
     """``forward(z, labels)``: a failure of the file's network is bad input (exit 2), named with the file.
 
     ``quiet``: warnings that the file's TorchScript code raises (``aten::warn``) are not shown.
+    ``fixed_batch``: the program was traced at this batch size only (``torch.export`` without dynamic shapes,
+    its default): it runs in chunks of that size, the last one padded.
     """
     def run(z, labels):
         if not quiet:
@@ -84,7 +87,7 @@ def _call(module, path, quiet: bool = False):
 
     def forward(z, labels=None):
         try:
-            return run(z, labels)
+            return call_batched(run, z, labels, fixed_batch)
         except GandiagError:
             raise
         except Exception as exc:
@@ -205,8 +208,10 @@ class TorchLoader:
         inputs = _traced_inputs(program)
         if contract is None:
             contract = _contract_from_traced(inputs)
-        return LoadedGenerator(_call(module, path), contract, "torch.export", str(path), module=module,
-                               takes_labels=len(inputs) >= 2)
+        fixed = inputs[0][0][0] if inputs and inputs[0][0] else None  # an int where the batch was not dynamic
+        return LoadedGenerator(_call(module, path, fixed_batch=fixed), contract, "torch.export", str(path),
+                               module=module, takes_labels=len(inputs) >= 2,
+                               meta={"fixed_batch": fixed} if fixed else {})
 
     def _load_untrusted_pickle(self, path, options, exc) -> LoadedGenerator:
         found = pickled_global(exc) or _head_global(path)
