@@ -12,6 +12,7 @@ help text exist in one place. From a notebook::
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from dataclasses import dataclass, field
 from typing import Optional, Sequence, Union
@@ -184,17 +185,21 @@ class EvalOptions:
     def with_overrides(self, **overrides) -> "EvalOptions":
         """A copy with keyword overrides; ``None`` keeps a field's value. Unknown names are a TypeError.
 
-        Library spellings are accepted for the list options: ``feature_extractor="digits"`` or
-        ``"inception-v3,digits"``, ``feature_weights="w.pth"``.
+        Library spellings are accepted for the list options: ``metrics="fid,kid"``,
+        ``feature_extractor="digits"`` or ``"inception-v3,digits"``, ``diagnostics="mode_collapse"``,
+        ``feature_weights="w.pth"``, ``generator_path="../stylegan2-ada"`` (a string is never split into letters).
         """
         unknown = set(overrides) - {f.name for f in dataclasses.fields(self)}
         if unknown:
             raise TypeError(f"unknown evaluation option(s): {', '.join(sorted(unknown))}")
         out = dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
-        if isinstance(out.feature_extractor, str):
-            out.feature_extractor = [n.strip() for n in out.feature_extractor.split(",") if n.strip()]
-        if isinstance(out.feature_weights, (str, bytes)) or hasattr(out.feature_weights, "__fspath__"):
-            out.feature_weights = (str(out.feature_weights),)
+        for name in ("metrics", "feature_extractor", "diagnostics"):  # comma-separated names, as the CLI takes them
+            if isinstance(getattr(out, name), str):
+                setattr(out, name, _csv(None, None, getattr(out, name)))
+        for name in ("feature_weights", "generator_path"):  # one path for a list of paths
+            value = getattr(out, name)
+            if isinstance(value, (str, bytes)) or hasattr(value, "__fspath__"):
+                setattr(out, name, (os.fsdecode(value),))
         for name in ("output_range", "input_range"):  # the spellings people type: "[-1,1]", "0..1", "uint8"
             if isinstance(getattr(out, name), str):
                 setattr(out, name, _range(None, None, getattr(out, name)))

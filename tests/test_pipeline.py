@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -123,6 +124,12 @@ def test_every_option_is_declared_once_and_reaches_the_cli():
     with pytest.raises(TypeError, match="unknown evaluation option"):
         EvalOptions().with_overrides(sede=3)
     assert EvalOptions().with_overrides(feature_extractor="a, b").feature_extractor == ["a", "b"]
+    # a string is never split into letters (metrics="fid" once asked for metrics 'f', 'i' and 'd')
+    spelled = EvalOptions().with_overrides(metrics="fid", diagnostics="mode_collapse,memorization",
+                                           generator_path=Path("../sg2"), feature_weights="w.pth")
+    assert spelled.metrics == ["fid"] and spelled.diagnostics == ["mode_collapse", "memorization"]
+    assert spelled.generator_path == ("../sg2",) and spelled.feature_weights == ("w.pth",)
+    assert EvalOptions().with_overrides(metrics="fid, kid").metrics == ["fid", "kid"]
 
 
 def test_kid_says_when_its_spread_means_nothing(digits_npz):
