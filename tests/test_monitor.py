@@ -116,6 +116,22 @@ def test_healthy_tutorial_loop_gets_a_log_verdicts_and_a_report_and_no_alarm(tmp
         assert (out / name).stat().st_size > 0, name
 
 
+def test_checks_that_fail_are_said_so_at_the_close_and_feature_weights_reach_them(tmp_path):
+    """A check whose extractor cannot be built is an error alarm; the closing line says the checks failed (not
+    "pass real=", which was passed); feature_weights= reaches the extractor as --feature-weights does."""
+    import io
+
+    missing = tmp_path / "no-such-inception.pth"
+    stream = io.StringIO()
+    tut.train(tmp_path / "run", steps=40, check_every=20, warmup=0, feature_extractor="inception-v3",
+              feature_weights=missing, check_samples=64, log_every=20, stream=stream)
+    said = stream.getvalue()
+    assert said.count("check error") >= 2 and str(missing) in said, said
+    closing = said.strip().splitlines()[-1]
+    assert closing.startswith("gandiag: monitored 40 steps: no evaluation: 2 checks failed"), closing  # steps 20, 40
+    assert "pass real=" not in closing
+
+
 def test_a_snapshot_evaluates_without_trust_and_finds_the_monitors_log(tmp_path):
     out = tmp_path / "run"
     tut.train(out, steps=60, check_every=60, **SETTINGS)

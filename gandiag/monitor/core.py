@@ -28,6 +28,7 @@ and with ``stop_on`` ("warning" or "severe") :class:`StopTraining` out of
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Callable, Iterable, Optional
@@ -55,7 +56,8 @@ class Monitor:
     def __init__(self, G, D=None, out="runs/monitor", real=None, *, held_out=None, optimizers: Iterable = (),
                  loss: str = "ns", d_outputs: Optional[str] = None, log_every: int = 50, check_every: int = 500,
                  check_samples: int = 1000, warmup: int = 1000, stop_on: Optional[str] = None,
-                 on_alarm: Optional[Callable] = None, feature_extractor: Optional[str] = None, latent_shape=None,
+                 on_alarm: Optional[Callable] = None, feature_extractor: Optional[str] = None,
+                 feature_weights: Optional[str] = None, latent_shape=None,
                  num_classes: Optional[int] = None, output_range: Optional[str] = None,
                  label_format: Optional[str] = None, seed: int = 0, device: Optional[str] = None,
                  tensorboard: bool = False, overwrite: bool = False, stream=None):
@@ -72,7 +74,8 @@ class Monitor:
         self.optimizers = by_role(optimizers, nets)
         self.opts = EvalOptions(latent_shape=tuple(latent_shape) if latent_shape else None, num_classes=num_classes,
                                 output_range=output_range, label_format=label_format, seed=seed, device=device,
-                                feature_extractor=[feature_extractor] if feature_extractor else None, progress=False)
+                                feature_extractor=[feature_extractor] if feature_extractor else None,
+                                feature_weights=(os.fspath(feature_weights),) if feature_weights else (), progress=False)
         self.generator, self.contract = snapshots.live_generator(G, str(self.out / "generator"), self.opts)
         self._keep_real(real, held_out)
         self.capture = GradientCapture(G, D, self.optimizers.values()) if D is not None else None
@@ -82,6 +85,7 @@ class Monitor:
         self.announce = alarm_rules.Announcer(on_alarm, stream)
         self.tensorboard = _scalar_writer(self.out) if tensorboard else None
         self.steps, self.last_check, self.latest, self.closed, self.diverged = 0, 0, None, False, False
+        self.failed_checks = 0
         self.started = time.monotonic()
         self.stop_requested: Optional[alarm_rules.Alarm] = None
         self._arm(1)
@@ -159,6 +163,7 @@ class Monitor:
             snap, results, found = self._checked(step)
             verdicts = None
         except Exception as exc:  # the user's training matters more than one check
+            self.failed_checks += 1
             found = [alarm_rules.Alarm(step, "check", "error", "error", f"{type(exc).__name__}: {exc}"[:400])]
             self._raise(found, {"check"})
             snap, results, verdicts = "", None, {"check": "error"}
@@ -228,9 +233,17 @@ class Monitor:
         import sys
 
         verdicts = {k: d.get("verdict") for k, d in ((self.latest.diagnostics if self.latest else {}) or {}).items()}
-        said = ", ".join(f"{k} {v}" for k, v in verdicts.items()) or "no evaluation (pass real= for verdicts)"
+        said = ", ".join(f"{k} {v}" for k, v in verdicts.items()) or self._why_no_verdicts()
         where = f"; report {self.out / 'report.html'}" if self.latest is not None else ""
         print(f"gandiag: monitored {self.steps} steps: {said}{where}", file=self.announce.stream or sys.stderr)
+
+    def _why_no_verdicts(self) -> str:
+        if self.real is None:
+            return "no evaluation (pass real= for verdicts)"
+        if self.failed_checks:
+            n = self.failed_checks
+            return f"no evaluation: {n} check{'s' if n > 1 else ''} failed (the error alarms say why)"
+        return "no evaluation: no check ran"
 
     def __enter__(self) -> "Monitor":
         return self
