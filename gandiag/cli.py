@@ -22,7 +22,31 @@ EPILOG = "Exit codes: 0 ok, 1 quality gate failed, 2 bad usage or input, 3 inter
 
 
 class GandiagGroup(click.Group):
-    """Turns library errors into one clear line and the documented exit code."""
+    """Turns library errors, and click's own usage errors, into one clear line and the documented exit code."""
+
+    def main(self, *args, **kwargs):
+        """click's main, except that a usage error (an unknown flag, a bad value, a missing argument) is one
+        line, ``gandiag: error: ...`` with where to read more, rather than click's usage block."""
+        standalone = kwargs.pop("standalone_mode", True)
+        if not standalone:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # `gandiag` alone: its help, as click shows it (exit 2)
+                click.echo(exc.format_message(), err=True)
+                sys.exit(EXIT_BAD_INPUT)
+            where = exc.ctx.command_path if exc.ctx is not None else "gandiag"
+            message = " ".join(exc.format_message().split())
+            click.echo(f"gandiag: error: {message} ('{where} --help' lists the options)", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+        except click.ClickException as exc:
+            click.echo(f"gandiag: error: {' '.join(exc.format_message().split())}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("gandiag: aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)  # click hands back Exit's code; commands return None
 
     def invoke(self, ctx):
         try:

@@ -242,12 +242,9 @@ def run_cli(args, cwd, ok=(0, 2), outputs: Iterable = (), cap: int = 0):
     assert res.exit_code != 3, f"{where}: internal error (exit 3): {err.strip()[-2000:]}"
     assert res.exit_code in ok, f"{where}: exit {res.exit_code} (expected {ok}): {res.output[-2000:]}"
     if res.exit_code == 2:
-        lines = [ln for ln in err.splitlines() if ln.strip()]
-        if lines and lines[0].startswith("Usage:"):  # click's own usage error (also exit 2)
-            assert any(ln.startswith("Error:") for ln in lines), f"{where}: odd usage error:\n{err[-2000:]}"
-        else:
-            assert len(lines) == 1 and lines[0].startswith("gandiag: error:"), \
-                f"{where}: exit 2 must be one line 'gandiag: error: ...' on stderr, got:\n{err[-2000:]}"
+        lines = [ln for ln in err.splitlines() if ln.strip()]  # click's usage errors too (gandiag.cli.GandiagGroup)
+        assert len(lines) == 1 and lines[0].startswith("gandiag: error:"), \
+            f"{where}: exit 2 must be one line 'gandiag: error: ...' on stderr, got:\n{err[-2000:]}"
     if res.exit_code not in (0, 1):
         for o in outputs:
             assert not Path(cwd, o).exists(), f"{where}: exit {res.exit_code} but {o} was written"

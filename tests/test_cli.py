@@ -99,6 +99,13 @@ def test_same_seed_same_numbers(tmp_path, ring_npz):
     (["evaluate", "RING", "--real", "ring8", "--num-samples", "3"], "too few"),
     (["evaluate", "RING", "--real", "ring8", "--feature-extractor", "inception-v3"], "takes images"),
     (["evaluate", "RING", "--real", "digits"], "holds images but the generator produces points"),
+    # click's own usage errors: one line too, saying where the options are listed
+    (["evaluate", "RING", "--compute-precision", "bf61"], "'bf61' is not one of 'strict', 'tf32', 'bf16'"),
+    (["evaluate", "RING", "--recursiv"], "No such option '--recursiv'"),
+    (["evaluate", "RING", "--junit", "x.xml"], "--junit needs --gate ('gandiag evaluate --help' lists the options)"),
+    (["evaluate"], "Missing argument 'TARGET'"),
+    (["train", "gan", "--loss", "hinj"], "'gandiag train --help' lists the options"),
+    (["nosuchcommand"], "No such command 'nosuchcommand'"),
 ])
 def test_bad_input_one_line_exit_2_no_result_file(tmp_path, ring_npz, args, match):
     out = tmp_path / "never.json"
