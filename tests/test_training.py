@@ -93,6 +93,9 @@ def test_digits_periodic_eval_reports_fid_and_classes(tmp_path):
     train("dcgan", "digits", tmp_path, steps=2, eval_every=2, eval_samples=200, progress=False, **TINY_IMAGES)
     ev = read_log(tmp_path / "log.jsonl")[-1]["eval"]
     assert ev["fid"] > 0 and ev["fid_extractor"] == "digits" and len(ev["class_counts"]) == 10
+    # classes counted as mode_collapse counts them (two steps of training cover few): one definition, one number
+    assert ev["classes_total"] == 10 and ev["classes_covered"] == 10 - len(ev["missing_classes"])
+    assert ev["classes_covered"] < 10 and sum(ev["class_counts"]) <= 200  # confident predictions only
 
 
 def test_points_default_to_an_ema_generator_images_do_not(tmp_path):

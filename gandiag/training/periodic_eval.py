@@ -5,7 +5,10 @@
 - Images: FID between the training data and generated images on the data
   source's own feature extractor (``digits`` → the bundled digits CNN), the
   real features extracted once per run and kept in memory; with a classifier
-  extractor, also how many classes the generated images cover.
+  extractor, also how many classes the generated images cover, counted as the
+  ``mode_collapse`` verdict counts them (:func:`gandiag.diagnostics.classifier_modes.analyse`:
+  confident predictions, each class's share against the real data's), so the
+  trainer's line and ``gandiag evaluate`` say the same of one checkpoint.
 - Sequences: the Fréchet distance between real and generated sequences on a
   feature extractor that takes sequences (``--eval-extractor``, else the data
   source's own, else ``sequence-stats``, else the first registered); with no
@@ -20,12 +23,12 @@ from __future__ import annotations
 
 from typing import Optional
 
-import numpy as np
 import torch
 
 from ..data.images import to_uint8_nchw
 from ..errors import GandiagError
 from ..data.mixtures import mixture_mode_stats
+from ..diagnostics.classifier_modes import analyse as analyse_classes
 from ..features.featureset import FeatureSet
 from ..generator.contract import GeneratorContract
 from ..metrics.fid import frechet_distance
@@ -33,7 +36,6 @@ from ..metrics.fid import frechet_distance
 EVAL_SEED_STRIDE = 1_000_003  # a prime: the evaluation at step t draws from seed*stride + t, never a training draw
 EVAL_BATCH = 500  # generated samples per forward pass during the periodic evaluation
 SEQUENCE_REAL_MAX = 10_000  # real sequences whose features the periodic evaluation keeps
-CLASS_COVERED_SHARE = 0.1  # a class is covered when it gets ≥ 10% of its uniform share of samples
 
 
 def sample_generator(G, n: int, latent_dim: int, num_classes: int, seed: int, device="cpu", batch: int = EVAL_BATCH):
@@ -144,11 +146,10 @@ class PeriodicEval:
         else:
             out = {"fid": fid["value"], "fid_extractor": self.extractor.name, "fid_n_fake": fake.n,
                    "fid_n_real": self.real.n}
-        if "logits" in fake.roles:
-            k = fake.dim("logits")
-            counts = np.bincount(fake.features("logits").argmax(1).numpy(), minlength=k)
-            out["class_counts"] = counts.tolist()
-            out["classes_covered"] = int((counts >= CLASS_COVERED_SHARE * fake.n / k).sum())
+        if "logits" in fake.roles and "logits" in self.real.roles:  # classes as the mode_collapse verdict counts them
+            classes = analyse_classes(fake.features("logits").numpy(), self.real.features("logits").numpy())
+            out.update(class_counts=classes["counts"], classes_covered=classes["classes_covered"],
+                       classes_total=classes["classes_total"], missing_classes=classes["missing_classes"])
         return out
 
 
@@ -168,5 +169,5 @@ def describe(result: dict) -> str:
     s = (f"FD [{result['fd_extractor']}] {result['fd']:.4g}" if "fd" in result
          else f"FID({result['fid_extractor']}) {result['fid']:.2f}")
     if "classes_covered" in result:
-        s += f", classes covered {result['classes_covered']}/{len(result['class_counts'])}"
+        s += f", classes covered {result['classes_covered']}/{result.get('classes_total', len(result['class_counts']))}"
     return s
