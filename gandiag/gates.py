@@ -208,7 +208,12 @@ def load_gates(path) -> Gates:
 
 
 def _finite(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # an integer beyond any float (400 digits): no number a gate can compare
+        return False
 
 
 def _metric_value(results: Results, name: str):
@@ -227,11 +232,14 @@ def _metric_value(results: Results, name: str):
 
 
 def _half_width(m: dict) -> Optional[float]:
+    """The 95% half-width of a metric: from ``ci95``, else 1.96·std; None without either.
+
+    Finite ends can still give an infinite width (``[-1e308, 1e308]``); the caller fails closed on that."""
     ci = m.get("ci95")
     if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(_finite(c) for c in ci):
-        return abs(ci[1] - ci[0]) / 2
+        return abs(float(ci[1]) - float(ci[0])) / 2
     if _finite(m.get("std")):
-        return 1.96 * m["std"]
+        return 1.96 * float(m["std"])
     return None
 
 
@@ -253,8 +261,14 @@ def _check_regression(gate: Gate, v: float, m: dict, baseline: Results) -> tuple
     tol = gate.limit if gate.kind.endswith("_abs") else gate.limit * abs(b)
     worsening = (v - b) if worse_up else (b - v)
     hw_cur, hw_base = _half_width(m), _half_width(bm)
-    noise = math.sqrt((hw_cur or 0.0) ** 2 + (hw_base or 0.0) ** 2)
+    noise = math.hypot(hw_cur or 0.0, hw_base or 0.0)  # √(h_now² + h_base²), without overflowing the squares
     allowed = tol + noise
+    overflowed = [f"{what} {_fmt(x)}" for what, x in (("change", worsening), ("tolerance", tol),
+                                                       ("noise (95% intervals)", noise), ("allowed change", allowed))
+                  if not math.isfinite(x)]
+    if overflowed:  # an infinite noise or tolerance would let any change pass: nothing can be judged
+        return False, (f"{_fmt(v)} vs baseline {_fmt(b)}: not finite (the numbers overflow): {', '.join(overflowed)}; "
+                       "cannot check a regression (fails closed)")
     verb = "rose" if worse_up else "fell"
     tol_text = f"{gate.limit:.3g} of baseline" if not gate.kind.endswith("_abs") else f"{gate.limit:.3g}"
     change = f"{verb} by {_fmt(max(worsening, 0.0))}" if worsening > 0 else "did not get worse"

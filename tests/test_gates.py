@@ -234,3 +234,33 @@ def test_the_documented_gates_file_loads_and_checks(tmp_path):
     assert len(g.gates) == 8
     out = check_gates(base, g)
     assert out.passed, out.summary()
+
+
+@pytest.mark.parametrize("base_metric, cur_metric, limit", [
+    ({"ci95": [-1e308, 1e308]}, {}, "0.05"),          # finite ends, infinite width
+    ({"std": 1e308}, {}, "0.05"),                      # 1.96 * std overflows
+    ({"ci95": [0.0, 1.6e308]}, {}, "5e306"),          # tolerance and noise finite, their sum is not
+    ({}, {}, "1e308"),                                 # tolerance = 1e308 * |baseline| overflows
+])
+def test_regression_with_overflowing_noise_or_tolerance_fails_closed(tmp_path, base_metric, cur_metric, limit):
+    """An infinite noise or tolerance would let any change through: the gate fails, saying why."""
+    base = make_results(fid=20.0)
+    base.metrics["fid"].update(base_metric)
+    base.save(tmp_path / "main.json")
+    cur = make_results(fid=1000.0)
+    cur.metrics["fid"].update(cur_metric)
+    g = load_gates(write(tmp_path, f'[gates]\nbaseline = "main.json"\nfid = {{ max_increase = {limit} }}\n'))
+    out = check_gates(cur, g)
+    assert not out.passed
+    assert "not finite" in out.failures[0].message and "fails closed" in out.failures[0].message
+
+
+def test_gate_command_fails_on_an_infinite_noise(tmp_path):
+    from conftest import gandiag_in_process
+
+    base = make_results(fid=20.0, fid_ci=(-1e308, 1e308))
+    base.save(tmp_path / "main.json")
+    make_results(fid=1000.0).save(tmp_path / "cur.json")
+    write(tmp_path, '[gates]\nbaseline = "main.json"\nfid = { max_increase = 0.05 }\n')
+    res = gandiag_in_process("gate", "cur.json", "--gate", "gates.toml", cwd=tmp_path)
+    assert res.returncode == 1 and "not finite" in res.stdout, res.stdout
