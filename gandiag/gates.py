@@ -32,6 +32,7 @@ from .diagnostics import FAILING_VERDICTS
 from .errors import GandiagError
 from .results import Results, format_number, parse_metric_key
 from .safety.text import clean, xml_safe
+from .safety.untrusted import shown
 
 THRESHOLDS = ("min", "max")
 REGRESSIONS = ("max_increase", "max_decrease", "max_increase_abs", "max_decrease_abs")
@@ -105,8 +106,8 @@ def _known_names() -> tuple[set, set]:
 
 
 def _number(where: str, v) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise GateFileError(f"{where} must be a finite number, got {v!r}")
+    if not _finite(v):  # an integer of 400 digits is TOML, but no float: refused like inf
+        raise GateFileError(f"{where} must be a finite number, got {shown(repr(v), 60)}")
     return float(v)
 
 

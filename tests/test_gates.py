@@ -264,3 +264,16 @@ def test_gate_command_fails_on_an_infinite_noise(tmp_path):
     write(tmp_path, '[gates]\nbaseline = "main.json"\nfid = { max_increase = 0.05 }\n')
     res = gandiag_in_process("gate", "cur.json", "--gate", "gates.toml", cwd=tmp_path)
     assert res.returncode == 1 and "not finite" in res.stdout, res.stdout
+
+
+@pytest.mark.parametrize("spec", ["fid = { max = " + "9" * 400 + " }", "fid = { min = -" + "9" * 400 + " }",
+                                  "mode_collapse.modes_captured = { min = " + "9" * 400 + " }"])
+def test_an_integer_beyond_any_float_is_a_bad_gates_file(tmp_path, spec):
+    """TOML holds integers of any length; a threshold no float can hold is exit 2, not an OverflowError (exit 3)."""
+    from conftest import gandiag_in_process
+
+    make_results().save(tmp_path / "ok.json")
+    write(tmp_path, "[gates]\n" + spec + "\n")
+    res = gandiag_in_process("gate", "ok.json", "--gate", "gates.toml", cwd=tmp_path)
+    assert res.returncode == 2 and "must be a finite number" in res.stderr, res.stderr
+    assert len(res.stderr) < 300 and res.stderr.count("\n") == 1
