@@ -173,6 +173,27 @@ def atomic_write(path, mode: str = "wb", what: str = "output"):
         raise
 
 
+def _identity(path) -> Optional[tuple]:
+    """(device, inode) of the file ``path`` names (through symlinks), or None when there is none."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def refuse_inputs(path, what: str, inputs) -> None:
+    """An output must not replace a file the run reads (``inputs``: (path, what) pairs), whatever the spelling:
+    the same inode through symlinks, hard links or ``./``. A missing output replaces nothing."""
+    ident = _identity(path)
+    if ident is None:
+        return
+    for src, src_what in inputs:
+        if src is not None and str(src) and _identity(src) == ident:
+            raise OutputError(f"{what} {path} is {src_what} {src}, which this run reads; write it elsewhere "
+                              "(nothing was replaced)")
+
+
 class OutputSet:
     """All outputs of one run: checked up front, written together, all or none.
 
@@ -183,15 +204,17 @@ class OutputSet:
     backups and new ones removed, so the run leaves all of its outputs or none.
     """
 
-    def __init__(self):
+    def __init__(self, inputs=()):
         self._targets: dict[Path, str] = {}  # resolved target -> what
         self._staged: dict[Path, str] = {}  # resolved target -> temporary file
+        self.inputs = list(inputs)  # (path, what) of the files the run reads: never an output
 
     def add(self, path, what: str) -> Path:
         target = resolve_output(path, what)
         key = Path(os.path.abspath(target))
         if key in self._targets:
             raise OutputError(f"{what} and {self._targets[key]} are the same file ({path}); give them different paths")
+        refuse_inputs(target, what, self.inputs)
         self._targets[key] = what
         return target
 

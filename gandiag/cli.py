@@ -112,7 +112,7 @@ def evaluate(target, isc, fid, kid, prc, report_path, gate_path, junit_path, qui
     """Evaluate a generator checkpoint (or a folder/.npz of samples) against real data."""
     from .distributed import rank
     from .options import from_click
-    from .outputs import finish, plan_outputs
+    from .outputs import finish, plan_outputs, run_inputs
 
     json_path = kw.pop("json_path")
     opts = from_click(kw)
@@ -123,13 +123,15 @@ def evaluate(target, isc, fid, kid, prc, report_path, gate_path, junit_path, qui
     opts.metrics = names or None
     if junit_path and not gate_path:
         raise click.UsageError("--junit needs --gate")
-    # Everything that can be refused is refused before minutes of sampling: output paths, then the gates file.
-    outputs = plan_outputs(json=json_path, report=report_path, junit=junit_path, target=target)
+    # Everything that can be refused is refused before minutes of sampling: the gates file, then output paths
+    # (none of which may replace a file the run reads: the target, --real, the gates and their baseline...).
     gates = None
     if gate_path:
         from .gates import load_gates
 
         gates = load_gates(gate_path)
+    reads = run_inputs(target, opts, [(gate_path, "--gate"), (getattr(gates, "baseline_path", None), "the baseline")])
+    outputs = plan_outputs(json=json_path, report=report_path, junit=junit_path, target=target, reads=reads)
     results = run_evaluation(target, opts)
     done = finish(results, outputs=outputs, gate=gates)  # under torchrun: every rank gates, rank 0 writes
     if not quiet and rank() == 0:

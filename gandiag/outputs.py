@@ -48,12 +48,13 @@ class Finished:
         return None if self.outcome is None else self.outcome.passed
 
 
-def plan_outputs(json=None, report=None, junit=None, target: Optional[str] = None) -> PlannedOutputs:
-    """Check the output paths of a run before it starts; ``report=""`` names reports/<target>.html."""
+def plan_outputs(json=None, report=None, junit=None, target: Optional[str] = None, reads=()) -> PlannedOutputs:
+    """Check the output paths of a run before it starts; ``report=""`` names reports/<target>.html.
+    ``reads``: (path, what) of the files the run reads (:func:`run_inputs`), which no output may replace."""
     from .report import report_path_for
     from .report.artifacts import artifacts_path
 
-    plan = PlannedOutputs()
+    plan = PlannedOutputs(files=OutputSet(reads))
     if json:
         plan.json = plan.files.add(json, "--json")
         plan.artifacts = plan.files.add(artifacts_path(json), "artifacts file")
@@ -62,6 +63,21 @@ def plan_outputs(json=None, report=None, junit=None, target: Optional[str] = Non
     if junit:
         plan.junit = plan.files.add(junit, "--junit")
     return plan
+
+
+def run_inputs(target=None, options=None, extra=()) -> list:
+    """(path, what) of every file an evaluation reads: the target, and each option that names a file or
+    folder (a bundled name such as ``digits`` names none, unless a file of that name is there to be read)."""
+    found = [(target, "the target")] if target else []
+    if options is not None:
+        for name, flag in (("real", "--real"), ("train_data", "--train-data"), ("inputs", "--inputs"),
+                           ("inverse", "--inverse")):
+            if getattr(options, name, None):
+                found.append((getattr(options, name), flag))
+        for w in getattr(options, "feature_weights", ()) or ():
+            found += [(w, "--feature-weights"), (str(w).partition("=")[2], "--feature-weights")]
+    found += list(extra)
+    return [(p, what) for p, what in found if p]
 
 
 def finish(results, json=None, report=None, gate=None, junit=None, *, outputs: Optional[PlannedOutputs] = None,

@@ -123,6 +123,48 @@ def test_unwritable_output_is_refused_before_the_evaluation(tmp_path, monkeypatc
     assert_one_line(code, err, "same file")
 
 
+def test_no_output_replaces_a_file_the_run_reads(tmp_path, monkeypatch):
+    """--json/--report/--junit/-o over the checkpoint, --real, the gates, their baseline or a results file read
+    (by another spelling, a symlink or a hard link too) are refused before any work; nothing is replaced."""
+    import gandiag.pipeline
+
+    def never(*a, **k):
+        raise AssertionError("the evaluation ran before the output paths were checked")
+
+    ckpt, real, gates = tmp_path / "c.pt", tmp_path / "real.npz", tmp_path / "g.toml"
+    ckpt.write_bytes(RING_CKPT.read_bytes())
+    np.savez(real, points=np.random.default_rng(0).normal(size=(64, 2)).astype(np.float32))
+    import gandiag
+    from gandiag.outputs import finish
+
+    base = tmp_path / "base.json"
+    finish(gandiag.evaluate(str(ckpt), num_samples=200, diagnostics=False, metrics=["fid"]), json=base)
+    gates.write_text(f'baseline = "{base.name}"\n[gates]\nfid = {{ max = 1000.0 }}\n')
+    os.symlink(ckpt, tmp_path / "link.pt")
+    os.link(real, tmp_path / "hard.npz")
+    before = {p: p.read_bytes() for p in (ckpt, real, gates, base)}
+    monkeypatch.setattr(gandiag.pipeline, "evaluate", never)
+    monkeypatch.chdir(tmp_path)
+    for args, said in [(["--json", "c.pt"], "--json c.pt is the target"),
+                       (["--json", "link.pt"], "is the target"),
+                       (["--real", "real.npz", "--report", "hard.npz"], "is --real"),
+                       (["--json", "./real.npz", "--real", "real.npz"], "is --real"),
+                       (["--gate", "g.toml", "--junit", "g.toml"], "is --gate"),
+                       (["--gate", "g.toml", "--json", "base.json"], "is the baseline")]:
+        code, _, err = cli("evaluate", "c.pt", *args)
+        assert_one_line(code, err, said)
+    saved = tmp_path / "r.json"
+    saved.write_bytes(base.read_bytes())
+    for args, said in [(["gate", "r.json", "--gate", "g.toml", "--junit", "r.json"], "is the results"),
+                       (["gate", "r.json", "--gate", "g.toml", "--junit", "g.toml"], "is --gate"),
+                       (["report", "r.json", "-o", "r.json"], "is a results file"),
+                       (["diagnose", "c.pt", "--json", "c.pt"], "is the target"),
+                       (["export", "c.pt", "--to", "export", "-o", "link.pt", "--force"], "is the checkpoint")]:
+        code, _, err = cli(*args)
+        assert_one_line(code, err, said)
+    assert {p: p.read_bytes() for p in before} == before and saved.read_bytes() == base.read_bytes()
+
+
 def test_a_failed_output_leaves_none_of_the_others(tmp_path, ring_npz, monkeypatch):
     (tmp_path / "g.toml").write_text("[gates]\nfid = { max = 1000.0 }\n")
     (tmp_path / "r.json").write_text("previous")

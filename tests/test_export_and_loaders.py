@@ -5,6 +5,8 @@ graphs are read from their signatures; bad files get one clear line."""
 from __future__ import annotations
 
 import json
+import os
+import stat
 import sys
 from pathlib import Path
 
@@ -95,6 +97,31 @@ def test_export_refuses_to_overwrite_and_cli_exports(trained, tmp_path):
     assert res.stdout.strip() == str(out)
     again = run_cli("export", trained["ring8"], "--to", "export", "-o", out)
     assert again.returncode == 2 and again.stderr.strip().count("\n") == 0 and "--force" in again.stderr
+
+
+def test_savedmodel_force_replaces_only_a_savedmodel_readable_by_others(trained, tmp_path, monkeypatch):
+    """--force over a folder that is not a SavedModel (the working folder, -o .) is refused, its files kept; an
+    earlier SavedModel is replaced whole; the folder gets the umask's permissions, not mkdtemp's 0700."""
+    pytest.importorskip("tensorflow")
+    work = tmp_path / "work"
+    (work / "sub").mkdir(parents=True)
+    (work / "notes.txt").write_text("keep")
+    monkeypatch.chdir(work)
+    res = run_cli("export", trained["ring8"], "--to", "savedmodel", "-o", ".", "--force")
+    assert res.returncode == 2 and "not a SavedModel" in res.stderr
+    assert sorted(p.name for p in work.iterdir()) == ["notes.txt", "sub"]
+    old_umask = os.umask(0o022)
+    try:
+        for _ in range(2):  # the second run replaces the first's SavedModel
+            res = run_cli("export", trained["ring8"], "--to", "savedmodel", "-o", "sm", "--force")
+            assert res.returncode == 0, res.stderr
+            (work / "sm" / "marker").write_text("from the earlier export")
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE(os.stat(work / "sm").st_mode) == 0o755
+    res = run_cli("export", trained["ring8"], "--to", "savedmodel", "-o", "sm", "--force")
+    assert res.returncode == 0 and not (work / "sm" / "marker").exists() and (work / "sm" / "saved_model.pb").is_file()
+    assert sorted(p.name for p in work.iterdir()) == ["notes.txt", "sm", "sub"]  # nothing left aside
 
 
 # -- foreign graphs: everything read from the signature ------------------------------------------

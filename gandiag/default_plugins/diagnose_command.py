@@ -91,10 +91,11 @@ def register_commands(cli):
         from ..distributed import rank
         from ..errors import GandiagError, GeneratorOutputError
         from ..options import from_click
-        from ..outputs import finish, plan_outputs
+        from ..outputs import finish, plan_outputs, run_inputs
 
-        outputs = plan_outputs(json=kw.pop("json_path"))  # refused before any work
+        json_path = kw.pop("json_path")
         opts = replace(from_click(kw), diagnostics=True)
+        outputs = plan_outputs(json=json_path, reads=run_inputs(target, opts))  # refused before any work
         try:
             try:
                 results = run_evaluation(target, replace(opts, metrics=metrics or ["fid"]))

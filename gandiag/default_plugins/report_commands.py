@@ -30,12 +30,12 @@ def register_commands(cli):
     @click.option("--title", help="Page title.")
     def report_cmd(results_json, output, title):
         """Write a self-contained HTML report of RESULTS_JSON; several files compare runs side by side."""
-        from ..atomic import resolve_output
+        from ..atomic import refuse_inputs, resolve_output
         from ..report import render_report
         from ..safety.text import clean
 
-        if output:
-            resolve_output(output, "--output")  # refused before any work
+        if output:  # refused before any work, and never over one of the results read
+            refuse_inputs(resolve_output(output, "--output"), "--output", [(r, "a results file") for r in results_json])
         path = render_report(_load(results_json), output, title=title)
         click.echo(f"report: {clean(path)}")
 
@@ -48,13 +48,14 @@ def register_commands(cli):
         """Check saved results against quality gates: exit 0 when all hold, 1 when one fails, 2 on bad input."""
         from gandiag import Results
 
-        from ..atomic import resolve_output
+        from ..atomic import refuse_inputs, resolve_output
         from ..errors import EXIT_GATE_FAILED
         from ..gates import check_gates, load_gates
 
-        if junit_path:
-            resolve_output(junit_path, "--junit")  # refused before any work
         gates = load_gates(gate_path)
+        if junit_path:  # refused before any work, and never over the results, the gates or their baseline
+            refuse_inputs(resolve_output(junit_path, "--junit"), "--junit",
+                          [(results_json, "the results"), (gate_path, "--gate"), (gates.baseline_path, "the baseline")])
         outcome = check_gates(Results.load(results_json), gates, junit_path=junit_path)
         if not quiet:
             click.echo(outcome.summary())

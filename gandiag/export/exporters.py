@@ -72,7 +72,7 @@ def export_checkpoint(ckpt_path, to: str, out_path, *, use_ema: bool = True, ove
     out = Path(out_path)
     if os.path.lexists(out) and not overwrite:
         raise GandiagError(f"{out} already exists; choose another -o or pass --force")
-    _check_output(out, to)
+    _check_output(out, to, Path(ckpt_path))
     opts = (options or EvalOptions()).with_overrides(use_ema=use_ema, device="cpu")
     net, arch, contract = _source(Path(ckpt_path), opts, to, direction)
     return export_network(net, arch, contract, to, out)
@@ -161,17 +161,27 @@ def _source(path: Path, opts, to: str, direction: str = "a2b"):
 PROBE_INPUTS = 64  # random inputs of a translator's input shape: its output range is read from them
 
 
-def _check_output(out: Path, to: str) -> None:
-    """Refused before any work: a special file, or a folder where a file goes (and the reverse)."""
-    from ..atomic import resolve_output
+def _check_output(out: Path, to: str, source: Path) -> None:
+    """Refused before any work: a special file, a folder where a file goes (and the reverse), the checkpoint
+    being exported, and for a SavedModel any existing folder that is not a SavedModel (``-o .`` with
+    ``--force`` once emptied the working folder) or that holds the checkpoint."""
+    from ..atomic import refuse_inputs, resolve_output
 
     if to != "savedmodel":
-        resolve_output(out, "-o/--output")
+        refuse_inputs(resolve_output(out, "-o/--output"), "-o/--output", [(source, "the checkpoint")])
         return
     if os.path.islink(out) or (os.path.lexists(out) and not out.is_dir()):
         raise GandiagError(f"-o {out}: a SavedModel is a folder; {out} exists and is not one (nothing is replaced)")
     if not out.exists():
         resolve_output(out, "-o/--output")  # the folder it will be created in
+        return
+    folder, cwd = out.resolve(), Path.cwd().resolve()
+    if not (folder / "saved_model.pb").is_file():
+        raise GandiagError(f"-o {out}: {folder} is a folder but not a SavedModel (no saved_model.pb); --force "
+                           "replaces only an earlier SavedModel, never other folders (nothing is replaced)")
+    if folder == cwd or folder in cwd.parents or folder in source.resolve().parents:
+        raise GandiagError(f"-o {out}: {folder} holds the working folder or the checkpoint; write the SavedModel "
+                           "elsewhere (nothing is replaced)")
 
 
 def _names(contract: GeneratorContract):
@@ -288,9 +298,31 @@ def _savedmodel(net, arch, contract, args, expected, out: Path) -> None:
         tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve})
         (tmp / "assets.extra").mkdir(exist_ok=True)
         (tmp / STORED_IN_SAVEDMODEL).write_text(stored_text(contract, layout=layout))
-        if out.is_dir() and not out.is_symlink():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 would hide the export from other users
+        _replace_folder(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _replace_folder(new: Path, out: Path) -> None:
+    """Put the folder ``new`` at ``out``: an earlier ``out`` is moved aside first and restored if the move
+    fails, so a failed export leaves the earlier SavedModel as it was, never nothing."""
+    if not (out.is_dir() and not out.is_symlink()):
+        os.replace(new, out)
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.absolute().parent))
+    os.rmdir(aside)
+    os.replace(out, aside)
+    try:
+        os.replace(new, out)
+    except BaseException:
+        os.replace(aside, out)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
