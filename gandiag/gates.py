@@ -50,6 +50,7 @@ class Gate:
     kind: str  # one of NUMERIC_KEYS, or "allow" / "deny"
     limit: object  # a number, or a list of verdicts
     scope: str = "metric"  # "metric" or "diagnostic"
+    levels: Optional[tuple] = None  # allow/deny: the verdict words the diagnostic declares (None: it declares none)
 
     @property
     def name(self) -> str:
@@ -105,6 +106,24 @@ def _known_names() -> tuple[set, set]:
     return set(registry("metric").names()) | set(MEASURE_NAMES), set(registry("diagnostic").names())
 
 
+def _declared_levels(name: str) -> Optional[tuple]:
+    """The verdict words diagnostic ``name`` declares (its ``levels``, best first), or None when it declares none."""
+    try:
+        from .plugins import registry
+
+        reg = registry("diagnostic")
+        levels = getattr(reg[name], "levels", None) if name in reg else None
+    except GandiagError:
+        return None
+    return _valid_levels(levels)
+
+
+def _valid_levels(levels) -> Optional[tuple]:
+    if isinstance(levels, (list, tuple)) and levels and all(isinstance(x, str) and x for x in levels):
+        return tuple(levels)
+    return None
+
+
 def _number(where: str, v) -> float:
     if not _finite(v):  # an integer of 400 digits is TOML, but no float: refused like inf
         raise GateFileError(f"{where} must be a finite number, got {shown(repr(v), 60)}")
@@ -152,7 +171,14 @@ def parse_gates(doc: dict, where: str = "gates file", metric_names: Optional[set
                     if key == "allow" and set(v) & set(FAILING_VERDICTS):
                         raise GateFileError(f"{w}.allow: {', '.join(sorted(set(v) & set(FAILING_VERDICTS)))} means the "
                                             "diagnostic could not judge the model; a gate never passes it")
-                    gates.append(Gate(name, key, list(v), "diagnostic"))
+                    base = parse_metric_key(name)[0]
+                    levels = _declared_levels(base)
+                    unknown = [s for s in v if s not in (levels or ()) + FAILING_VERDICTS]
+                    if levels and unknown:  # a typo ("sever") would deny nothing, or allow nothing, silently
+                        raise GateFileError(f"{w}.{key}: {', '.join(shown(repr(s), 40) for s in unknown[:5])} is not a "
+                                            f"verdict of {base}; its verdicts are {', '.join(levels)} "
+                                            f"(and {', '.join(FAILING_VERDICTS)}, which always fail)")
+                    gates.append(Gate(name, key, list(v), "diagnostic", levels))
                 elif isinstance(v, dict):
                     gates += _numeric_specs(f"{w}.{key}", f"{name}.{key}", v, allow_regression=False)
                 else:
@@ -294,6 +320,10 @@ def _check_diagnostic(gate: Gate, results: Results) -> tuple[bool, str, Optional
             why = "; ".join(str(r.get("message", r)) for r in (d.get("reasons") or []) if isinstance(r, dict))[:300]
             return False, f"verdict {verdict!r}: the diagnostic could not judge the model (fails closed)" + \
                 (f" — {why}" if why else ""), None
+        levels = gate.levels or _valid_levels(d.get("levels"))  # declared by the diagnostic, else by its output
+        if levels and verdict not in levels:  # "SEVERE", "severe ", a word of another gandiag: not judged here
+            return False, (f"verdict {shown(repr(verdict), 60)} is not one of {diag_name}'s verdicts "
+                           f"({', '.join(levels)}); cannot judge it (fails closed)"), None
         ok = (verdict in gate.limit) if gate.kind == "allow" else (verdict not in gate.limit)
         reasons = "; ".join(r if isinstance(r, str) else str(r.get("message", r)) for r in (d.get("reasons") or [])[:2])
         word = "allowed" if ok else "not allowed"

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from gandiag.data.mixtures import MIXTURES
 from gandiag.errors import GandiagError
-from gandiag.gates import check_gates, load_gates
+from gandiag.gates import check_gates, load_gates, parse_gates
 from gandiag.results import Results
 
 
@@ -277,3 +277,50 @@ def test_an_integer_beyond_any_float_is_a_bad_gates_file(tmp_path, spec):
     res = gandiag_in_process("gate", "ok.json", "--gate", "gates.toml", cwd=tmp_path)
     assert res.returncode == 2 and "must be a finite number" in res.stderr, res.stderr
     assert len(res.stderr) < 300 and res.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("verdict", ["SEVERE", "severe ", "catastrophic", "healthy"])
+def test_a_verdict_outside_the_declared_levels_fails_any_verdict_gate(tmp_path, verdict):
+    """deny = [...] names what must not occur; a word the diagnostic never gives is not 'not denied': it fails."""
+    deny = load_gates(write(tmp_path, '[gates]\nmode_collapse = { deny = ["severe", "partial"] }\n'))
+    allow = load_gates(write(tmp_path, '[gates]\nmode_collapse = { allow = ["none", "partial"] }\n', "a.toml"))
+    for g in (deny, allow):
+        out = check_gates(make_results(verdict=verdict), g)
+        assert not out.passed and "not one of mode_collapse's verdicts" in out.failures[0].message
+    assert check_gates(make_results(verdict="none"), deny).passed
+    assert not check_gates(make_results(verdict="severe"), deny).passed
+
+
+@pytest.mark.parametrize("spec", ['deny = ["sever"]', 'allow = ["none", "None"]', 'deny = ["healthy"]'])
+def test_a_verdict_list_entry_the_diagnostic_never_gives_is_a_bad_gates_file(tmp_path, spec):
+    with pytest.raises(GandiagError, match="is not a verdict of mode_collapse; its verdicts are none, partial, severe"):
+        load_gates(write(tmp_path, f"[gates]\nmode_collapse = {{ {spec} }}\n"))
+    # error / not_applicable are verdicts of every diagnostic: denying them is redundant but not a typo
+    assert load_gates(write(tmp_path, '[gates]\nmode_collapse = { deny = ["error", "severe"] }\n', "ok.toml"))
+
+
+def test_verdict_typo_in_gate_command_is_exit_2(tmp_path):
+    from conftest import gandiag_in_process
+
+    make_results().save(tmp_path / "ok.json")
+    write(tmp_path, '[gates]\nmode_collapse = { deny = ["sever"] }\n')
+    res = gandiag_in_process("gate", "ok.json", "--gate", "gates.toml", cwd=tmp_path)
+    assert res.returncode == 2 and "'sever' is not a verdict of mode_collapse" in res.stderr, res.stderr
+
+
+def test_a_diagnostic_that_declares_no_levels_keeps_free_verdict_lists():
+    """A plugin diagnostic without ``levels``: any words in allow/deny, judged as written; its output's own
+    ``levels`` (results read without the plugin) still make an unknown verdict fail a deny gate."""
+    from gandiag.gates import Gates
+
+    gates = Gates(parse_gates({"gates": {"plug_check": {"deny": ["broken"]}}}, metric_names={"fid"},
+                              diagnostic_names={"plug_check"}))
+    assert gates.gates[0].levels is None
+    r = make_results()
+    r.diagnostics["plug_check"] = {"verdict": "fine", "reasons": []}
+    assert check_gates(r, gates).passed
+    r.diagnostics["plug_check"] = {"verdict": "broken", "reasons": []}
+    assert not check_gates(r, gates).passed
+    r.diagnostics["plug_check"] = {"verdict": "fine", "reasons": [], "levels": ["ok", "broken"]}
+    out = check_gates(r, gates)
+    assert not out.passed and "not one of plug_check's verdicts (ok, broken)" in out.failures[0].message
