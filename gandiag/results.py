@@ -69,7 +69,7 @@ class Results:
         if not isinstance(d, dict) or d.get("schema") != SCHEMA:
             raise DataError(f"{where}: not a gandiag results file (no \"schema\": \"{SCHEMA}\" object)")
         v = d.get("schema_version")
-        if not isinstance(v, int) or isinstance(v, bool) or v > SCHEMA_VERSION:
+        if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= SCHEMA_VERSION:
             raise DataError(f"{where}: results schema version {clean(repr(v))} is not one this gandiag reads "
                             f"(1..{SCHEMA_VERSION})")
         _check_fields(d, where)

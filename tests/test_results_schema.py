@@ -1,0 +1,50 @@
+"""Results JSON read back (docs/results-schema.md): what the schema says is checked on load, so a report or a
+gate never reads a value of the wrong type or a key given twice; a file that breaks it is exit 2, one line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gandiag.errors import DataError
+from gandiag.results import Results
+
+
+def genuine() -> dict:
+    """A small results document as gandiag writes it, with a gate entry and one diagnostic."""
+    return {
+        "schema": "gandiag.results", "schema_version": 1,
+        "metrics": {"fid": {"value": 20.0, "label": "FID", "higher_is_better": False},
+                    "recall": {"value": 0.6, "label": "Recall", "higher_is_better": True}},
+        "generator": {"path": "g.pt", "format": "gandiag"}, "contract": None,
+        "real": {"source": "ring8", "content_sha256": "ab12"},
+        "diagnostics": {"mode_collapse": {"verdict": "none", "reasons": []}},
+        "warnings": [],
+        "gates": [{"name": "fid max", "passed": True, "message": "20 ≤ max 40", "value": 20.0}],
+        "provenance": {"extractor": {"name": "points", "weights_sha256": None},
+                       "extractors": [{"name": "points", "weights_sha256": None}], "num_samples": 2500},
+    }
+
+
+def load_text(tmp_path, text: str) -> Results:
+    p = tmp_path / "r.json"
+    p.write_text(text)
+    return Results.load(p)
+
+
+def load(tmp_path, d: dict) -> Results:
+    return load_text(tmp_path, json.dumps(d))
+
+
+def test_the_genuine_document_loads(tmp_path):
+    r = load(tmp_path, genuine())
+    assert r.metrics["fid"]["value"] == 20.0 and r.gates[0]["passed"] is True
+
+
+@pytest.mark.parametrize("version", [0, -5, 2, 1.0, "1", True, None])
+def test_a_schema_version_this_gandiag_does_not_read_is_refused(tmp_path, version):
+    d = genuine()
+    d["schema_version"] = version
+    with pytest.raises(DataError, match="results schema version .* is not one this gandiag reads"):
+        load(tmp_path, d)
