@@ -248,14 +248,19 @@ def _metric_value(results: Results, name: str):
     m = results.metrics.get(name)
     if not isinstance(m, dict):
         return None, "missing from the results (not computed, or its computation failed)"
-    if m.get("error"):
-        return None, f"its computation failed: {m['error']}"
-    if m.get("not_applicable"):
-        return None, f"is not applicable to these inputs: {m['not_applicable']}"
+    # Present at all, whatever it holds ("", false, {}): the metric says it is not a value to trust.
+    if "error" in m:
+        return None, f"its computation failed: {_reason(m['error'])}"
+    if "not_applicable" in m:
+        return None, f"is not applicable to these inputs: {_reason(m['not_applicable'])}"
     v = m.get("value")
     if not _finite(v):
         return None, f"value is {'null' if v is None else v} (NaN, Inf or not computed)"
     return float(v), m
+
+
+def _reason(why) -> str:
+    return shown(why, 300) if isinstance(why, str) and why.strip() else f"(no reason given: {shown(repr(why), 40)})"
 
 
 def _half_width(m: dict) -> Optional[float]:

@@ -176,8 +176,10 @@ def _check_fields(d: dict, where: str) -> None:
             raise DataError(f"{where}: metrics.{clean(name)} must be an object with a numeric \"value\"")
         if not _number_or_null(m.get("std")) or not isinstance(m.get("label", ""), str):
             raise DataError(f"{where}: metrics.{clean(name)} has a non-numeric std or a non-text label")
-        if not isinstance(m.get("not_applicable", ""), (str, type(None))):
-            raise DataError(f"{where}: metrics.{clean(name)}.not_applicable must be text (the reason)")
+        for key in ("error", "not_applicable"):  # present means "no value to trust": the reason, never "" or false
+            if key in m and not (isinstance(m[key], str) and m[key].strip()):
+                raise DataError(f"{where}: metrics.{clean(name)}.{key} must be non-empty text (the reason), "
+                                f"got {clean(repr(m[key]))[:40]}")
         ci = m.get("ci95")
         if ci is not None and not (isinstance(ci, list) and len(ci) == 2 and all(_number_or_null(c) for c in ci)):
             raise DataError(f"{where}: metrics.{clean(name)}.ci95 must be [low, high]")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import gandiag_in_process
 
 from gandiag.errors import DataError
 from gandiag.results import Results
@@ -48,3 +49,38 @@ def test_a_schema_version_this_gandiag_does_not_read_is_refused(tmp_path, versio
     d["schema_version"] = version
     with pytest.raises(DataError, match="results schema version .* is not one this gandiag reads"):
         load(tmp_path, d)
+
+
+@pytest.mark.parametrize("key, bad", [("error", ""), ("error", False), ("error", {}), ("error", None),
+                                      ("error", 0), ("error", "   "), ("not_applicable", ""),
+                                      ("not_applicable", None), ("not_applicable", [])])
+def test_error_and_not_applicable_must_be_a_reason(tmp_path, key, bad):
+    """Either key says 'no value to trust'; one that holds no reason is a malformed file, not a pass."""
+    d = genuine()
+    d["metrics"]["fid"][key] = bad
+    with pytest.raises(DataError, match=f"metrics.fid.{key} must be non-empty text"):
+        load(tmp_path, d)
+    d["metrics"]["fid"][key] = "FloatingPointError: nan"
+    assert load(tmp_path, d).metrics["fid"][key] == "FloatingPointError: nan"
+
+
+@pytest.mark.parametrize("key, bad", [("error", ""), ("error", False), ("error", {}), ("not_applicable", "")])
+def test_gate_command_refuses_an_empty_reason_next_to_a_value(tmp_path, key, bad):
+    d = genuine()
+    d["metrics"]["fid"][key] = bad
+    (tmp_path / "r.json").write_text(json.dumps(d))
+    (tmp_path / "g.toml").write_text("[gates]\nfid = { max = 40.0 }\n")
+    res = gandiag_in_process("gate", "r.json", "--gate", "g.toml", cwd=tmp_path)
+    assert res.returncode == 2 and f"metrics.fid.{key} must be non-empty text" in res.stderr, res.stderr
+
+
+@pytest.mark.parametrize("key, why", [("error", ""), ("error", False), ("error", {}), ("not_applicable", ""),
+                                      ("error", "x"), ("not_applicable", "no real features")])
+def test_a_metric_carrying_error_or_not_applicable_fails_its_gate(key, why):
+    """Built in-process (no file to refuse), a metric with either key fails its gate whatever the value says."""
+    from gandiag.gates import Gates, check_gates, parse_gates
+
+    r = Results.from_json(genuine())
+    r.metrics["fid"][key] = why
+    out = check_gates(r, Gates(parse_gates({"gates": {"fid": {"max": 40.0}}})))
+    assert not out.passed and "fails closed" in out.failures[0].message
