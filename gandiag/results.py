@@ -81,8 +81,8 @@ class Results:
         from .safety.files import read_text_limited
         from .safety.jsonfile import parse_json
 
-        return cls.from_json(parse_json(read_text_limited(path, "a results file", error=DataError), str(path)),
-                             str(path))
+        text = read_text_limited(path, "a results file", error=DataError)
+        return cls.from_json(parse_json(text, str(path), unique_keys=True), str(path))
 
     def summary(self) -> str:
         """A few lines for a terminal or a CI log; any value read from a file is shown, never trusted to format."""

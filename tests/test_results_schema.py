@@ -8,7 +8,7 @@ import json
 import pytest
 from conftest import gandiag_in_process
 
-from gandiag.errors import DataError
+from gandiag.errors import DataError, GandiagError
 from gandiag.results import Results
 
 
@@ -84,3 +84,28 @@ def test_a_metric_carrying_error_or_not_applicable_fails_its_gate(key, why):
     r.metrics["fid"][key] = why
     out = check_gates(r, Gates(parse_gates({"gates": {"fid": {"max": 40.0}}})))
     assert not out.passed and "fails closed" in out.failures[0].message
+
+
+@pytest.mark.parametrize("text", [
+    '"fid": {"value": null, "value": 0.001, "label": "FID"}',
+    '"fid": {"value": 50.0, "label": "FID"}, "fid": {"value": 0.001, "label": "FID"}',
+])
+def test_a_key_given_twice_is_refused(tmp_path, text):
+    """json keeps the last of two equal keys, another reader the first: a file that means two things is refused."""
+    doc = ('{"schema": "gandiag.results", "schema_version": 1, "metrics": {' + text + '}, "generator": {}, '
+           '"contract": null, "real": null, "diagnostics": {}, "warnings": [], "provenance": {}}')
+    with pytest.raises(DataError, match="appears twice in one object"):
+        load_text(tmp_path, doc)
+    (tmp_path / "g.toml").write_text("[gates]\nfid = { max = 40.0 }\n")
+    res = gandiag_in_process("gate", "r.json", "--gate", "g.toml", cwd=tmp_path)
+    assert res.returncode == 2 and "appears twice in one object" in res.stderr, res.stderr
+
+
+def test_a_baseline_with_a_key_given_twice_is_refused(tmp_path):
+    from gandiag.gates import load_gates
+
+    text = json.dumps(genuine()).replace('"fid": {"value": 20.0,', '"fid": {"value": 20.0, "value": null,')
+    (tmp_path / "main.json").write_text(text)
+    (tmp_path / "g.toml").write_text('baseline = "main.json"\n[gates]\nfid = { max_increase = 0.05 }\n')
+    with pytest.raises(GandiagError, match="baseline: .*'value' appears twice"):
+        load_gates(tmp_path / "g.toml")

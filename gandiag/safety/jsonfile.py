@@ -12,6 +12,7 @@ import json
 
 from ..errors import DataError
 from .budgets import NESTING
+from .untrusted import shown
 
 
 def nesting_depth(text: str, opens: str = "[{", closes: str = "]}") -> int:
@@ -42,10 +43,29 @@ def check_nesting(text: str, where: str, error=DataError) -> None:
         raise error(f"{where}: nested more than {NESTING} levels deep; not a file gandiag wrote")
 
 
-def parse_json(text: str, where: str, error=DataError):
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list) -> dict:
+    out = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def parse_json(text: str, where: str, error=DataError, unique_keys: bool = False):
+    """The JSON document in ``text``; anything unreadable is ``error``. ``unique_keys``: an object that gives
+    a key twice is refused too (``json`` keeps the last, so ``"value": null, "value": 0.001`` reads 0.001 while
+    another reader may take null: a file that means two things is not one a gate can trust)."""
     check_nesting(text, where, error)
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_unique_keys if unique_keys else None)
+    except _DuplicateKey as exc:
+        raise error(f"{where}: the key {shown(repr(exc.args[0]), 80)} appears twice in one object; refused "
+                    "(readers disagree on which one counts)") from None
     except (json.JSONDecodeError, RecursionError) as exc:
         raise error(f"{where}: not valid JSON ({exc})") from None
     except ValueError as exc:  # e.g. an integer too long to convert
