@@ -183,6 +183,11 @@ def _check_fields(d: dict, where: str) -> None:
         ci = m.get("ci95")
         if ci is not None and not (isinstance(ci, list) and len(ci) == 2 and all(_number_or_null(c) for c in ci)):
             raise DataError(f"{where}: metrics.{clean(name)}.ci95 must be [low, high]")
+    for i, g in enumerate(d.get("gates") or []):  # shown by the summary and the report as pass / FAIL
+        if not (isinstance(g, dict) and isinstance(g.get("name"), str) and isinstance(g.get("passed"), bool)
+                and isinstance(g.get("message"), str) and _number_or_null(g.get("value"))):
+            raise DataError(f"{where}: gates[{i}] must be an object with a text name, passed true or false, a text "
+                            f"message and a numeric (or null) value, got {clean(repr(g))[:60]}")
     for name, diag in (d.get("diagnostics") or {}).items():
         if not isinstance(diag, dict) or not isinstance(diag.get("verdict", ""), (str, type(None))):
             raise DataError(f"{where}: diagnostics.{clean(name)} must be an object whose verdict is text")

@@ -109,3 +109,39 @@ def test_a_baseline_with_a_key_given_twice_is_refused(tmp_path):
     (tmp_path / "g.toml").write_text('baseline = "main.json"\n[gates]\nfid = { max_increase = 0.05 }\n')
     with pytest.raises(GandiagError, match="baseline: .*'value' appears twice"):
         load_gates(tmp_path / "g.toml")
+
+
+@pytest.mark.parametrize("gates", [
+    [1, "a", None],
+    [{"name": "fid max", "passed": "false", "message": "60 > max 40", "value": 60.0}],
+    [{"name": "fid max", "passed": 0, "message": "60 > max 40", "value": 60.0}],
+    [{"name": "fid max", "message": "60 > max 40", "value": 60.0}],
+    [{"name": 7, "passed": True, "message": "", "value": None}],
+    [{"name": "fid max", "passed": True, "message": None, "value": None}],
+    [{"name": "fid max", "passed": True, "message": "", "value": "20"}],
+    [{"name": "fid max", "passed": True, "message": "", "value": 10 ** 400}],
+])
+def test_gate_entries_are_checked(tmp_path, gates):
+    """A report shows passed: "false" (a non-empty string) as a pass: every entry's types are checked on load."""
+    d = genuine()
+    d["gates"] = gates
+    with pytest.raises(DataError, match=r"gates\[0\] must be an object with a text name, passed true or false"):
+        load(tmp_path, d)
+
+
+def test_well_formed_gate_entries_load(tmp_path):
+    d = genuine()
+    d["gates"] = [{"name": "fid max", "passed": False, "message": "60 > max 40", "value": 60},
+                  {"name": "mode_collapse allow", "passed": True, "message": "verdict 'none' allowed", "value": None}]
+    assert load(tmp_path, d).gates == d["gates"]
+    d["gates"] = []
+    assert load(tmp_path, d).gates == []
+
+
+def test_report_command_refuses_a_string_passed(tmp_path):
+    d = genuine()
+    d["gates"][0]["passed"] = "false"
+    (tmp_path / "r.json").write_text(json.dumps(d))
+    res = gandiag_in_process("report", "r.json", "-o", "r.html", cwd=tmp_path)
+    assert res.returncode == 2 and "gates[0]" in res.stderr, res.stderr
+    assert not (tmp_path / "r.html").exists()
