@@ -133,3 +133,14 @@ def test_a_hostile_trend_file_is_drawn_without_running_anything(tmp_path):
     (run / "watch" / "trend.jsonl").write_text(json.dumps({**line, "labels": {"fid": 5}}) + "\n")
     res = gandiag_in_process("watch", run, *QUICK)
     assert res.returncode == 2 and "not a trend line" in res.stderr
+
+
+def test_a_symlink_loop_or_a_dangling_symlink_is_skipped_with_a_warning(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "loop.pt").symlink_to("loop.pt")
+    (run / "gone.pt").symlink_to("nothing-here.pt")
+    res = gandiag_in_process("watch", run, *QUICK)  # was exit 3: RuntimeError: Symlink loop
+    assert res.returncode == 0, res.stderr
+    assert "loop.pt: cannot be read" in res.stderr and "gone.pt: a symlink to nothing; skipped" in res.stderr
+    assert "0 snapshot(s) evaluated" in res.stdout

@@ -24,6 +24,7 @@ alarm, which ``fail_on`` counts as failing (fail closed).
 from __future__ import annotations
 
 import re
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,24 +58,64 @@ def fingerprint(path: Path) -> Optional[str]:
     return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
 
 
-def candidates(run: Path, out: Path) -> list:
-    """Snapshot files in ``run`` and ``run/snapshots``, oldest first, skipping staging files and ``out``."""
+def candidates(run: Path, out: Path, warn: Optional[Callable] = None) -> list:
+    """Snapshot files in ``run`` and ``run/snapshots``, oldest first, skipping staging files and ``out``.
+
+    An entry that cannot be looked at (a symlink loop, a dangling symlink, one removed since the listing)
+    is skipped; ``warn(path, why)`` (when given) is told why."""
     found = []
+    out_id = _identity(out)
     for folder in (run, run / "snapshots"):
         if not folder.is_dir():
             continue
-        for p in folder.iterdir():
+        try:
+            entries = list(folder.iterdir())
+        except OSError as exc:
+            if warn:
+                warn(folder, f"cannot be listed ({exc.strerror or exc}); skipped")
+            continue
+        for p in entries:
             if (p.name.startswith(".") or p.name.endswith(".tmp") or p.name in NOT_SNAPSHOTS
                     or p.name.endswith(".artifacts.npz")):  # gandiag's own results' arrays
                 continue
-            if p.resolve() == out.resolve():
+            try:
+                st = p.stat()
+            except FileNotFoundError:  # rotated away by the trainer since the listing, or a dangling symlink
+                if warn and p.is_symlink():
+                    warn(p, "a symlink to nothing; skipped")
                 continue
-            if (p.is_file() and p.suffix.lower() in SNAPSHOT_SUFFIXES) or (p.is_dir() and (p / "saved_model.pb").is_file()):
-                try:
-                    found.append((p.stat().st_mtime_ns, p.name, p))
-                except OSError:  # rotated away by the trainer since the listing
-                    continue
+            except OSError as exc:  # a symlink loop (ELOOP), a name the file system refuses
+                if warn:
+                    warn(p, f"cannot be read ({exc.strerror or exc}); skipped")
+                continue
+            if out_id is not None and (st.st_dev, st.st_ino) == out_id:
+                continue  # the watch's own output folder
+            if (stat.S_ISREG(st.st_mode) and p.suffix.lower() in SNAPSHOT_SUFFIXES) or (
+                    stat.S_ISDIR(st.st_mode) and (p / "saved_model.pb").is_file()):
+                found.append((st.st_mtime_ns, p.name, p))
     return [p for _, _, p in sorted(found)]
+
+
+def _identity(path: Path) -> Optional[tuple]:
+    """(device, inode) of what ``path`` names, or None."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def shown(path) -> str:
+    """A file name as it can be printed or written into a report: bytes that are not UTF-8 (a name
+    ``os.fsdecode`` carried as surrogates) as ``\\xff`` escapes, control characters escaped."""
+    from ..safety.text import clean
+
+    text = str(path)
+    try:
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that no file name decoded to
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return clean(text)
 
 
 def step_of(path: Path) -> Optional[int]:
@@ -102,6 +143,7 @@ class Watcher:
             resolve_output(out / name, "--out")
         self.outcome = WatchOutcome(seen=self._done_before())
         self._pending: dict = {}  # path -> (fingerprint, first seen at)
+        self._warned: set = set()  # (path, why) already told
         self.options = _monitored_real(run, options)
 
     def _done_before(self) -> dict:
@@ -109,10 +151,16 @@ class Watcher:
         lines = trend.read_trend(path) if path.exists() else []
         return {ln["snapshot"]: ln.get("fingerprint") for ln in lines}
 
+    def _warn(self, path: Path, why: str) -> None:
+        """One line per skipped entry and reason, not one per look at the folder."""
+        if (str(path), why) not in self._warned:
+            self._warned.add((str(path), why))
+            self.echo(f"gandiag watch: warning: {shown(path)}: {why}")
+
     def poll(self, now: Optional[float] = None) -> bool:
         """Evaluate every settled new snapshot; False once a snapshot failed ``fail_on`` or the gate."""
         now = time.monotonic() if now is None else now
-        for path in candidates(self.run_dir, self.out):
+        for path in candidates(self.run_dir, self.out, self._warn):
             fp = fingerprint(path)
             if fp is None or self.outcome.seen.get(str(path)) == fp:
                 continue
