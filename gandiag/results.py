@@ -183,6 +183,13 @@ def _check_fields(d: dict, where: str) -> None:
         ci = m.get("ci95")
         if ci is not None and not (isinstance(ci, list) and len(ci) == 2 and all(_number_or_null(c) for c in ci)):
             raise DataError(f"{where}: metrics.{clean(name)}.ci95 must be [low, high]")
+    prov = d.get("provenance") or {}  # the summary, the report and the baseline comparison read these as objects
+    if not isinstance(prov.get("extractor"), (dict, type(None))):
+        raise DataError(f"{where}: provenance.extractor must be an object (name, weights_sha256, preprocessing), "
+                        f"got a {type(prov['extractor']).__name__}")
+    extractors = prov.get("extractors")
+    if extractors is not None and not (isinstance(extractors, list) and all(isinstance(e, dict) for e in extractors)):
+        raise DataError(f"{where}: provenance.extractors must be a list of objects like provenance.extractor")
     for i, g in enumerate(d.get("gates") or []):  # shown by the summary and the report as pass / FAIL
         if not (isinstance(g, dict) and isinstance(g.get("name"), str) and isinstance(g.get("passed"), bool)
                 and isinstance(g.get("message"), str) and _number_or_null(g.get("value"))):

@@ -145,3 +145,24 @@ def test_report_command_refuses_a_string_passed(tmp_path):
     res = gandiag_in_process("report", "r.json", "-o", "r.html", cwd=tmp_path)
     assert res.returncode == 2 and "gates[0]" in res.stderr, res.stderr
     assert not (tmp_path / "r.html").exists()
+
+
+@pytest.mark.parametrize("field, bad", [("extractor", "x"), ("extractor", ["points"]), ("extractor", 3),
+                                        ("extractors", "x"), ("extractors", ["points"]), ("extractors", {"a": 1})])
+def test_provenance_extractor_types_are_checked(tmp_path, field, bad):
+    """The report's Summary section read provenance.extractor as an object: a string there broke the section."""
+    d = genuine()
+    d["provenance"][field] = bad
+    with pytest.raises(DataError, match=f"provenance.{field} must be"):
+        load(tmp_path, d)
+    (tmp_path / "r.json").write_text(json.dumps(d))
+    res = gandiag_in_process("report", "r.json", "-o", "r.html", cwd=tmp_path)
+    assert res.returncode == 2 and f"provenance.{field} must be" in res.stderr, res.stderr
+
+
+def test_provenance_without_extractors_still_loads(tmp_path):
+    d = genuine()
+    d["provenance"] = {"num_samples": 10}
+    assert load(tmp_path, d).provenance == {"num_samples": 10}
+    d["provenance"] = {"extractor": None, "extractors": None}
+    assert load(tmp_path, d).summary()
