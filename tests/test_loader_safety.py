@@ -665,3 +665,39 @@ def test_malformed_gandiag_checkpoints_are_exit_2(ring_ckpt, tmp_path, case):
         refused(path, match)
     with pytest.raises(CheckpointError):  # what `gandiag export` and `gandiag train --resume` read
         build_network(read_checkpoint(path)["generator"], path)
+
+
+def _deflated_bomb(path: Path, extra_bytes: int) -> Path:
+    """The ring checkpoint with a zero tensor of ``extra_bytes`` added, its members re-deflated: a small file
+    whose members declare far more than its size (torch.save itself writes members uncompressed)."""
+    ck = torch.load(RING, weights_only=True)
+    ck["rng"] = {"bomb": torch.zeros(extra_bytes, dtype=torch.uint8)}
+    buf = io.BytesIO()
+    torch.save(ck, buf)
+    with zipfile.ZipFile(buf) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in src.infolist():
+            out.writestr(info.filename, src.read(info.filename))
+    return path
+
+
+def test_a_deflated_checkpoint_that_unpacks_far_beyond_its_size_is_refused_before_torch_load(tmp_path, monkeypatch):
+    """A 0.4 MB file declaring 256 MiB of members: refused by the loader, by read_checkpoint and as digits
+    weights before torch.load allocates anything (torch.load is not called on it); the archive budget applies too."""
+    bomb = _deflated_bomb(tmp_path / "bomb.pt", 1 << 28)
+    assert bomb.stat().st_size < 1 << 20
+
+    def never(*a, **k):
+        raise AssertionError("torch.load was called on the bomb")
+
+    monkeypatch.setattr(torch, "load", never)
+    for load in (lambda: load_generator(bomb), lambda: read_checkpoint(bomb)):
+        with pytest.raises(CheckpointError, match="unpack to 268,"):
+            load()
+    monkeypatch.undo()
+    res = gandiag_in_process("evaluate", FIXTURES / "digits_dcgan" / "checkpoint.pt", "--feature-weights", bomb)
+    assert res.returncode == 2 and "unpack to" in res.stderr
+    monkeypatch.setenv("GANDIAG_MAX_ARCHIVE_BYTES", "50000")  # the budget, on a 128 kB checkpoint torch.save wrote
+    with pytest.raises(Exception, match="GANDIAG_MAX_ARCHIVE_BYTES"):
+        load_generator(RING)
+    monkeypatch.delenv("GANDIAG_MAX_ARCHIVE_BYTES")
+    assert load_generator(RING).format == "gandiag"  # a genuine checkpoint is not a bomb

@@ -14,6 +14,7 @@ The weights are made by ``scripts/train_digits_classifier.py``.
 from __future__ import annotations
 
 import functools
+import zipfile
 from pathlib import Path
 from typing import Optional
 
@@ -24,6 +25,7 @@ from torch import nn
 
 from ..errors import FeatureExtractorError
 from ..safety.files import require_input
+from ..safety.torch_archive import check_weights_archive
 from .extractor import ExtractorSpec, sha256_file
 
 DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "digits_classifier.pt"
@@ -103,10 +105,14 @@ class DigitsExtractor:
 
     def __init__(self, weights_path=None, device: str = "cpu"):
         path = Path(weights_path) if weights_path is not None else DEFAULT_WEIGHTS
+        if not path.exists() and weights_path is not None:  # the user's path: a typo, not a missing package file
+            raise FeatureExtractorError(f"--feature-weights {path}: no such file (the digits classifier's weights)")
         if not path.exists():
             raise FeatureExtractorError(f"digits classifier weights not found at {path}; "
                                         "run scripts/train_digits_classifier.py to make them")
         require_input(path, "a weights file", error=FeatureExtractorError)
+        if zipfile.is_zipfile(path):  # members sized before torch.load allocates them
+            check_weights_archive(path, "digits classifier weights")
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
             net = DigitsNet()

@@ -11,15 +11,21 @@ line naming the file and where to put it.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
+import tempfile
+import zipfile
 from pathlib import Path
 from typing import Optional
 
 import torch
 
-from ..errors import FeatureExtractorError
-from ..safety.files import require_input
-from .extractor import ExtractorSpec, sha256_file, to_rgb
+from ..errors import FeatureExtractorError, GandiagError
+from ..safety.budgets import ARCHIVE_BYTES
+from ..safety.files import read_bytes_limited, require_input
+from ..safety.torch_archive import check_weights_archive
+from .extractor import ExtractorSpec, to_rgb
 
 WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
 WEIGHTS_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/" + WEIGHTS_FILE
@@ -65,18 +71,31 @@ class InceptionExtractor:
         from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
         path = resolve_weights(weights_path)
-        try:  # refuse files that would run code; torch-fidelity itself loads with weights_only=False
-            torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise FeatureExtractorError(f"cannot read Inception weights {path}: {str(exc).splitlines()[0][:200]}") from None
-        try:
-            self.net = FeatureExtractorInceptionV3(self.name, ["2048", "logits_unbiased"], feature_extractor_weights_path=str(path))
-        except RuntimeError as exc:
-            raise FeatureExtractorError(f"{path} does not hold Inception-v3 weights: {str(exc).splitlines()[0][:200]}") from None
+        data = read_bytes_limited(path, "Inception weights", ARCHIVE_BYTES, error=FeatureExtractorError)
+        # torch-fidelity loads the file it is given with weights_only=False: it gets a private copy of the bytes
+        # checked here, so nothing swapped in at `path` after the check is ever unpickled
+        with tempfile.TemporaryDirectory(prefix="gandiag-inception-") as private:
+            copy = Path(private) / WEIGHTS_FILE
+            copy.write_bytes(data)
+            try:  # refuse files that would run code, and archives that unpack far beyond their size
+                if zipfile.is_zipfile(copy):
+                    check_weights_archive(copy, "Inception weights")
+                torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+            except GandiagError as exc:
+                raise FeatureExtractorError(str(exc).replace(str(copy), str(path))) from None
+            except Exception as exc:
+                raise FeatureExtractorError(f"cannot read Inception weights {path}: "
+                                            f"{str(exc).splitlines()[0][:200]}") from None
+            try:
+                self.net = FeatureExtractorInceptionV3(self.name, ["2048", "logits_unbiased"],
+                                                       feature_extractor_weights_path=str(copy))
+            except RuntimeError as exc:
+                raise FeatureExtractorError(f"{path} does not hold Inception-v3 weights: "
+                                            f"{str(exc).splitlines()[0][:200]}") from None
         self.device = device
         self.net.to(device).eval()
         self.weights_path = str(path)
-        self.weights_sha256 = sha256_file(path)
+        self.weights_sha256 = hashlib.sha256(data).hexdigest()  # of the bytes the network was built from
         self.compiled_call = None
 
     def compile(self, warn) -> None:

@@ -21,6 +21,7 @@ import importlib
 import os
 import pickle
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Iterable, Optional
 
@@ -28,7 +29,7 @@ import torch
 
 from ..errors import FeatureExtractorError, GandiagError
 from ..safety.files import open_regular, require_input
-from ..safety.torch_archive import first_line, pickle_global, pickled_global
+from ..safety.torch_archive import check_weights_archive, first_line, pickle_global, pickled_global
 from ..safety.untrusted import shown
 
 INSTALL = "pip install 'gandiag[modern]'"
@@ -104,6 +105,8 @@ def _read_torch_zip(path: Path) -> dict:
 
 
 def _torch_load(path: Path) -> dict:
+    if zipfile.is_zipfile(path):  # members sized before torch.load allocates them
+        check_weights_archive(path, "weights")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

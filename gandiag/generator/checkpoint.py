@@ -25,6 +25,7 @@ Keys (``docs/checkpoint-format.md`` is the reference):
 from __future__ import annotations
 
 import io
+import zipfile
 from pathlib import Path
 from typing import Optional
 
@@ -32,6 +33,7 @@ import torch
 
 from ..atomic import write_bytes
 from ..errors import CheckpointError
+from ..safety.torch_archive import check_weights_archive
 from ..safety.untrusted import shown
 from .contract import GeneratorContract
 
@@ -153,6 +155,8 @@ def read_checkpoint(path) -> dict:
     from .foreign import refuse
 
     refuse(path)  # a Keras, JAX or diffusers file: say so, not "file in archive is not in a subdirectory"
+    if zipfile.is_zipfile(path):
+        check_weights_archive(path, "gandiag checkpoint")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:  # not torch's "you have two options..." text: what it means here

@@ -85,6 +85,23 @@ def weights_only_backstop():
                 os.environ[k] = v
 
 
+MAX_EXPANSION = 4  # uncompressed bytes per byte of file: torch.save stores members uncompressed (ratio ~1)
+
+
+def check_weights_archive(path, kind: str = "PyTorch") -> None:
+    """Before ``torch.load`` of a zip-format file: its members, as PyTorch's own zip reader sizes them,
+    within the archive budgets, and no more than ``MAX_EXPANSION`` times the file. ``torch.load`` allocates
+    every member's declared size; a deflated 1 MB member declaring 1 GiB (a zip bomb) is refused here."""
+    with open(path, "rb") as f:
+        ar = Archive(path, f, kind)
+        size = os.fstat(f.fileno()).st_size
+    total = sum(ar.sizes.values())
+    if total > MAX_EXPANSION * size + (1 << 20):
+        raise CheckpointError(f"{shown(str(path), 300)}: its archive members unpack to {total:,} bytes from a "
+                              f"{size:,}-byte file; torch.save stores tensors uncompressed, so this is no "
+                              "checkpoint it wrote (a zip bomb?); refusing to load it")
+
+
 class Archive:
     """A PyTorch zip archive read with ``torch._C.PyTorchFileReader``; every size checked before reading."""
 

@@ -46,8 +46,8 @@ from gandiag.safety.files import require_input
 from gandiag.generator.foreign import refuse as refuse_foreign
 from gandiag.safety.keras_files import KERAS_SUFFIXES
 from gandiag.safety.safetensors_file import looks_like_safetensors, read_safetensors
-from gandiag.safety.torch_archive import (check_pt2, check_torchscript, pickle_global, pickled_global,
-                                          weights_only_backstop)
+from gandiag.safety.torch_archive import (check_pt2, check_torchscript, check_weights_archive, pickle_global,
+                                          pickled_global, weights_only_backstop)
 from gandiag.safety.torch_graph import check_exported_program, check_script_module, check_script_tensors
 from gandiag.safety.untrusted import shown, untrusted
 
@@ -122,6 +122,8 @@ class TorchLoader:
             return self._load_export(path, options, names)
         if any(n.endswith("constants.pkl") or "/code/" in n for n in names):
             return self._load_torchscript(path, options)
+        if names:  # a zip archive: its members' sizes are checked before torch.load allocates them
+            check_weights_archive(path)
         try:
             with warnings.catch_warnings():  # "Detected pickle protocol 4...": the refusal says what matters
                 warnings.simplefilter("ignore")
