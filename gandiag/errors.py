@@ -20,6 +20,11 @@ class GeneratorOutputError(GandiagError):
     """The generator produced something gandiag cannot evaluate (NaN, wrong shape...)."""
 
 
+class NonFiniteOutput(GeneratorOutputError):
+    """The generator's samples (or their features) hold NaN or Inf: a diverged model, which ``gandiag diagnose``
+    reports as such; other output errors (a wrong shape, a flag that does not fit) are bad usage."""
+
+
 class AmbiguousOutput(GeneratorOutputError):
     """A probe batch cannot decide a contract field (the output range, say): probe more, then ask for a flag."""
 

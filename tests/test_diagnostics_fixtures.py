@@ -93,3 +93,29 @@ def test_diagnose_command_prints_verdicts_exit_0(tmp_path):
     assert "[mixture] severe" in res.stdout
     saved = json.loads(out.read_text())
     assert saved["diagnostics"]["mode_collapse"]["verdict"] == "severe"
+
+
+def test_diagnose_reports_a_diverged_generator_but_refuses_bad_usage(tmp_path):
+    """NaN samples are a diagnosis (exit 0, mode_collapse severe, gradient health measured); a flag that does not
+    fit the generator (--kind images for a 2-D generator, a wrong --latent-shape) is bad usage: exit 2, no JSON."""
+    import sys
+
+    import torch
+    from conftest import gandiag_in_process
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from tiny_models import NaNGenerator
+
+    nan = tmp_path / "nan.pt"
+    torch.jit.save(torch.jit.script(NaNGenerator()), str(nan))
+    res = gandiag_in_process("diagnose", nan, "--real", "digits", "--latent-dim", "16", "-n", "64", "--json",
+                             tmp_path / "nan.json")
+    assert res.returncode == 0, res.stderr
+    mc = json.loads((tmp_path / "nan.json").read_text())["diagnostics"]["mode_collapse"]
+    assert mc["verdict"] == "severe" and "no usable sample" in mc["reasons"][0]["message"]
+    ring = MODELS / "ring8_gan_pack4" / "checkpoint.pt"
+    for flags in (["--kind", "images"], ["--latent-shape", "2,4"]):
+        out = tmp_path / "bad.json"
+        res = gandiag_in_process("diagnose", ring, "-n", "64", "--json", out, *flags)
+        assert res.returncode == 2 and res.stderr.startswith("gandiag: error:"), (flags, res.stdout, res.stderr)
+        assert not out.exists() and "severe" not in res.stdout

@@ -15,7 +15,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from ..errors import AmbiguousOutput, DataError, GeneratorOutputError
+from ..errors import AmbiguousOutput, DataError, GeneratorOutputError, NonFiniteOutput
 from ..safety import budgets
 
 CHANNELS = (1, 3)  # grey or RGB
@@ -110,7 +110,7 @@ def detect_range(probe: torch.Tensor) -> str:
         return "uint8"
     x = probe.detach().float()
     if not torch.isfinite(x).all():
-        raise GeneratorOutputError("generator output contains NaN or Inf")
+        raise NonFiniteOutput("generator output contains NaN or Inf")
     lo, hi = x.min().item(), x.max().item()
     if lo >= -1 - RANGE_TOLERANCE and hi <= 1 + RANGE_TOLERANCE and lo < NEGATIVE_EVIDENCE:
         return "-1,1"

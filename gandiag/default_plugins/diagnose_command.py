@@ -89,7 +89,7 @@ def register_commands(cli):
         from dataclasses import replace
 
         from ..distributed import rank
-        from ..errors import GandiagError, GeneratorOutputError
+        from ..errors import GandiagError, NonFiniteOutput
         from ..options import from_click
         from ..outputs import finish, plan_outputs, run_inputs
 
@@ -103,7 +103,7 @@ def register_commands(cli):
                 if metrics or "needs real data" not in str(exc):
                     raise
                 results = run_evaluation(target, replace(opts, metrics=None))
-        except GeneratorOutputError as exc:
+        except NonFiniteOutput as exc:  # a diverged generator is a diagnosis; a wrong flag or shape is bad usage
             results = diagnose_unsampleable(target, opts, exc)
         finish(results, outputs=outputs)  # under torchrun: rank 0 writes and prints
         if rank() == 0:

@@ -17,7 +17,7 @@ from typing import Iterable, Optional
 import numpy as np
 import torch
 
-from ..errors import GandiagError, GeneratorOutputError
+from ..errors import GandiagError, NonFiniteOutput
 from ..safety import budgets
 from . import cache
 from .featureset import FeatureSet
@@ -54,7 +54,7 @@ def extract(batches: Iterable, n: int, extractors, desc: str, progress: bool, ke
                 feats = e(batch)
                 for x in feats.values():
                     if not torch.isfinite(x).all():
-                        raise GeneratorOutputError(f"{e.name} features of {desc} contain NaN/Inf")
+                        raise NonFiniteOutput(f"{e.name} features of {desc} contain NaN/Inf")
                 sets[e.name].add(feats)
             t_feat += time.perf_counter() - t0
             bar.update(batch.shape[0])

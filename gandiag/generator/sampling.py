@@ -15,7 +15,7 @@ from typing import Iterator, Optional
 
 import torch
 
-from ..errors import AmbiguousOutput, GeneratorOutputError
+from ..errors import AmbiguousOutput, GeneratorOutputError, NonFiniteOutput
 from .contract import GeneratorContract, detect
 from .loading import LoadedGenerator
 
@@ -109,7 +109,7 @@ def probe(gen: LoadedGenerator, contract: GeneratorContract, seed: int, device: 
     first = min(PROBE, inputs.n) if inputs is not None and contract.is_translator else PROBE
     try:
         out = _probe_batch(gen, contract, first, seed, device, inputs=inputs)
-    except AmbiguousOutput:
+    except (AmbiguousOutput, NonFiniteOutput):  # it ran: NaN is the model's, not a latent shape to try again
         raise
     except GeneratorOutputError as exc:
         if contract.is_translator:
@@ -159,7 +159,7 @@ def _probe_batch(gen, contract, n: int, seed: int, device: str, start: int = 0, 
 def _check_finite(out: torch.Tensor) -> None:
     if out.is_floating_point() and not torch.isfinite(out).all():
         bad = int((~torch.isfinite(out)).sum())
-        raise GeneratorOutputError(f"generator output contains NaN or Inf ({bad} values in one batch)")
+        raise NonFiniteOutput(f"generator output contains NaN or Inf ({bad} values in one batch)")
 
 
 def sample_batches(

@@ -153,9 +153,9 @@ def canonical_call(gen: LoadedGenerator, contract: GeneratorContract, device: st
         for i in range(0, x.shape[0], batch_size):
             raw = run_generator(gen, to_generator_input(x[i:i + batch_size], contract), None, device, contract)
             if raw.is_floating_point() and not torch.isfinite(raw).all():
-                from ..errors import GeneratorOutputError
+                from ..errors import NonFiniteOutput
 
-                raise GeneratorOutputError(f"{gen.path}: translator output contains NaN or Inf")
+                raise NonFiniteOutput(f"{gen.path}: translator output contains NaN or Inf")
             outs.append(kind.canonical(raw, contract).cpu())
         return torch.cat(outs) if outs else x[:0]
 
