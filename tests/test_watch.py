@@ -144,3 +144,32 @@ def test_a_symlink_loop_or_a_dangling_symlink_is_skipped_with_a_warning(tmp_path
     assert res.returncode == 0, res.stderr
     assert "loop.pt: cannot be read" in res.stderr and "gone.pt: a symlink to nothing; skipped" in res.stderr
     assert "0 snapshot(s) evaluated" in res.stdout
+
+
+def test_a_file_name_that_is_not_utf8_is_shown_escaped_and_recorded_once_evaluated(tmp_path):
+    import os
+
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(FIXTURES / "ring8_gan_pack4" / "checkpoint.pt", os.fsdecode(bytes(run) + b"/ck\xff.pt"))
+    res = gandiag_in_process("watch", run, "-n", "100", "--settle", "0", "--once")  # was exit 3 (UnicodeEncodeError)
+    assert res.returncode == 0, res.stderr
+    assert "ck\\xff.pt (step " in res.stderr and "1 snapshot(s) evaluated" in res.stdout
+    assert "ck\\xff.pt" in (run / "watch" / "trend.html").read_text()
+    assert "ck\\xff.pt" in (run / "watch" / "report.html").read_text()
+    assert _trend(run / "watch")[0]["snapshot"] == os.fsdecode(bytes(run) + b"/ck\xff.pt")
+    again = gandiag_in_process("watch", run, "-n", "100", "--settle", "0", "--once")
+    assert again.returncode == 0 and "0 snapshot(s) evaluated" in again.stdout
+
+
+def test_a_snapshot_is_recorded_as_done_only_once_its_outputs_are_written(tmp_path):
+    run = tmp_path / "run"
+    (run / "watch" / "results.artifacts.npz").mkdir(parents=True)  # an output that cannot be written
+    shutil.copy(FIXTURES / "ring8_gan_pack4" / "checkpoint.pt", run / "checkpoint.pt")
+    res = gandiag_in_process("watch", run, "-n", "100", "--settle", "0", "--once")
+    assert res.returncode == 2 and "results.artifacts.npz" in res.stderr
+    assert not (run / "watch" / "trend.jsonl").exists() or _trend(run / "watch") == []
+    (run / "watch" / "results.artifacts.npz").rmdir()
+    res = gandiag_in_process("watch", run, "-n", "100", "--settle", "0", "--once")  # tried again, not skipped
+    assert res.returncode == 0 and "1 snapshot(s) evaluated" in res.stdout, res.stderr
+    assert len(_trend(run / "watch")) == 1

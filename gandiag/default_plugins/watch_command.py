@@ -37,6 +37,7 @@ def register_commands(cli):
         """
         from ..errors import EXIT_GATE_FAILED, GandiagError
         from ..gates import load_gates
+        from ..monitor.trend import shown
         from ..monitor.watch import Watcher
         from ..options import check, from_click
 
@@ -48,7 +49,7 @@ def register_commands(cli):
         watcher = Watcher(run, Path(out_dir) if out_dir else run / "watch", check(from_click(kw)), settle=settle,
                           fail_on=fail_on, gate=gates, echo=lambda s: click.echo(s, err=True))
         outcome = watcher.run(interval=interval, once=once, idle_exit=idle_exit)
-        click.echo(f"gandiag watch: {outcome.evaluated} snapshot(s) evaluated; trend {watcher.out / 'trend.html'}")
+        click.echo(f"gandiag watch: {outcome.evaluated} snapshot(s) evaluated; trend {shown(watcher.out / 'trend.html')}")
         if outcome.failed:
             click.echo(f"gandiag watch: failing: {outcome.failed}", err=True)
             raise click.exceptions.Exit(EXIT_GATE_FAILED)

@@ -16,10 +16,11 @@ import html
 import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Optional
 
-from ..atomic import write_text
+from ..atomic import write_bytes
 from ..errors import DataError
 from ..training.trainlog import is_step
 
@@ -109,7 +110,7 @@ def render(lines: list, title: str) -> str:
         cells = "".join(f'<td class="{tone(ln["verdicts"].get(d))}">{html.escape(str(ln["verdicts"].get(d, "")))}</td>'
                         for d in diags)
         alarms = "; ".join(html.escape(a.get("message", "")) for a in ln.get("alarms", []) if isinstance(a, dict))
-        rows.append(f"<tr><td>{x}</td><td>{html.escape(ln['snapshot'])}</td>{cells}<td>{alarms}</td></tr>")
+        rows.append(f"<tr><td>{x}</td><td>{html.escape(shown(ln['snapshot']))}</td>{cells}<td>{alarms}</td></tr>")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>"
             "body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
             "padding:2px 6px;font-size:13px}.good{background:#d7f0d7}.warn{background:#fbeccb}.bad{background:#f6c9c9}"
@@ -126,7 +127,40 @@ def _title(text: str) -> str:
     return clean(text)[:60]
 
 
+def page_bytes(lines: list, title: str) -> bytes:
+    """The trend report's bytes (:func:`utf8`: a trend file or a file name may hold what UTF-8 cannot)."""
+    return utf8(render(lines, title))
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _unsurrogate(m: re.Match) -> str:
+    c = ord(m.group(0))
+    return f"\\x{c - 0xdc00:02x}" if 0xdc80 <= c <= 0xdcff else f"\\u{c:04x}"
+
+
+def unsurrogated(text: str) -> str:
+    """``text`` with each byte of a file name that is not UTF-8 (which ``os.fsdecode`` carries as a
+    surrogate) as its ``\\xff`` escape, any other lone surrogate (a trend file may hold anything) as
+    ``\\udXXX``: text UTF-8 can hold."""
+    return _SURROGATE.sub(_unsurrogate, text)
+
+
+def utf8(text: str) -> bytes:
+    """``text`` as UTF-8 bytes, never an encoding error (:func:`unsurrogated`)."""
+    return unsurrogated(text).encode("utf-8")
+
+
+def shown(name) -> str:
+    """A file name as it can be printed or written into a report: :func:`unsurrogated`, control characters
+    escaped."""
+    from ..safety.text import clean
+
+    return clean(unsurrogated(str(name)))
+
+
 def redraw(folder: Path, title: str) -> Path:
     path = Path(folder) / TREND_NAME
     lines = read_trend(path) if path.exists() else []
-    return write_text(Path(folder) / TREND_REPORT, render(lines, title), "trend report")
+    return write_bytes(Path(folder) / TREND_REPORT, page_bytes(lines, title), "trend report")

@@ -12,10 +12,11 @@ the same size, modification time and inode for ``settle`` seconds before it
 is read, so a trainer that writes in place with ``torch.save`` is read once
 it has finished. A changed file (a new fingerprint) is a new snapshot.
 
-Each snapshot is evaluated with the command's options, its line appended to
-``OUT/trend.jsonl`` with its fingerprint (so a restarted watch skips what it
-has done), ``OUT/trend.html`` redrawn, ``OUT/results.json`` and
-``OUT/report.html`` replaced by the latest. ``fail_on`` ("warning" or
+Each snapshot is evaluated with the command's options, ``OUT/results.json``
+and ``OUT/report.html`` replaced by its results, ``OUT/trend.html`` redrawn,
+then its line appended to ``OUT/trend.jsonl`` with its fingerprint (so a
+restarted watch skips what it has done; one whose evaluation or outputs
+failed has no line and is tried again). ``fail_on`` ("warning" or
 "severe") and ``gate`` end the watch at the first snapshot whose alarms or
 gates fail (exit 1); a snapshot that cannot be evaluated is an ``error``
 alarm, which ``fail_on`` counts as failing (fail closed).
@@ -30,10 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+from ..atomic import write_bytes
 from ..errors import GandiagError
 from ..training.trainlog import is_step
 from . import alarms as alarm_rules
 from . import trend
+from .trend import shown
 
 SNAPSHOT_SUFFIXES = (".pt", ".pth", ".ckpt", ".pt2", ".onnx", ".pkl", ".npz", ".npy")
 NOT_SNAPSHOTS = ("real.npz", "held_out.npz")  # the monitor's copies of the real data
@@ -105,19 +108,6 @@ def _identity(path: Path) -> Optional[tuple]:
     return (st.st_dev, st.st_ino)
 
 
-def shown(path) -> str:
-    """A file name as it can be printed or written into a report: bytes that are not UTF-8 (a name
-    ``os.fsdecode`` carried as surrogates) as ``\\xff`` escapes, control characters escaped."""
-    from ..safety.text import clean
-
-    text = str(path)
-    try:
-        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:  # a lone surrogate that no file name decoded to
-        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return clean(text)
-
-
 def step_of(path: Path) -> Optional[int]:
     """The training step a snapshot's name says (``step-400``, ``iter_5``...), else None."""
     m = STEP_PATTERN.search(path.stem)
@@ -177,12 +167,14 @@ class Watcher:
         return True
 
     def _evaluate(self, path: Path, fp: str) -> bool:
+        """Evaluate one snapshot, write its outputs, then record it as done (a snapshot whose evaluation or
+        outputs failed is not recorded, so a restarted watch tries it again)."""
         began = time.monotonic()
         step = step_of(path)
         try:
             results = _evaluate(path, self.options)
         except GandiagError as exc:
-            alarm = alarm_rules.Alarm(step, "snapshot", "error", "error", f"{path.name}: {exc}")
+            alarm = alarm_rules.Alarm(step, "snapshot", "error", "error", shown(f"{path.name}: {exc}"))
             self.echo(alarm.line())
             self._record(trend.entry(step, str(path), None, [alarm], time.monotonic() - began,
                                      {"snapshot": "error"}), fp)
@@ -193,16 +185,34 @@ class Watcher:
         found = alarm_rules.from_results(results.diagnostics, step)
         for a in found:
             self.echo(a.line())
+        failed_gates = self._write_outputs(results)
         line = trend.entry(step, str(path), results, found, time.monotonic() - began)
         self._record(line, fp)
-        from ..outputs import finish
-
-        # the gates checked where evaluate --gate checks them, so results.json and the report show their outcome
-        done = finish(results, json=self.out / "results.json", report=self.out / "report.html", gate=self.gate)
-        failed_gates = [c for c in done.outcome.cases if not c.passed] if done.outcome is not None else []
         verdicts = ", ".join(f"{k} {v}" for k, v in line["verdicts"].items())
-        self.echo(f"gandiag watch: {path.name}" + (f" (step {step})" if step is not None else "") + f": {verdicts}")
+        self.echo(f"gandiag watch: {shown(path.name)}" + (f" (step {step})" if step is not None else "")
+                  + f": {verdicts}")
         return self._verdict(found, failed_gates)
+
+    def _write_outputs(self, results) -> list:
+        """Check the gates (where evaluate --gate checks them, so results.json and the report show their
+        outcome), write results.json (and its arrays) and report.html; return the failed gates. A snapshot's
+        name that is not UTF-8 is shown in the report with its escapes (:func:`trend.utf8`)."""
+        from ..outputs import finish
+        from ..report import render_html
+        from ..report.artifacts import artifacts_bytes, artifacts_path
+
+        done = finish(results, gate=self.gate)  # no outputs named: the gates only
+        failed_gates = [c for c in done.outcome.cases if not c.passed] if done.outcome is not None else []
+        json_path = self.out / "results.json"
+        files = {}
+        arrays = artifacts_bytes(results, json_path)  # first: the JSON names the artifacts file
+        if arrays is not None:
+            files[artifacts_path(json_path).name] = arrays
+        files["results.json"] = trend.utf8(results.to_text())
+        files["report.html"] = trend.utf8(render_html([results]))
+        for name, data in files.items():
+            write_bytes(self.out / name, data, name)
+        return failed_gates
 
     def _verdict(self, found: list, failed_gates: list) -> bool:
         failing = [a for a in found if alarm_rules.reaches(a, self.fail_on)
@@ -214,8 +224,14 @@ class Watcher:
         return self.outcome.failed is None
 
     def _record(self, line: dict, fp: str) -> None:
-        trend.append(self.out / trend.TREND_NAME, {**line, "fingerprint": fp})
-        trend.redraw(self.out, f"gandiag watch: {self.run_dir}")
+        """The trend report redrawn with ``line``, then ``line`` appended: the snapshot is done only once
+        its outputs are all written."""
+        path = self.out / trend.TREND_NAME
+        line = {**line, "fingerprint": fp}
+        lines = trend.read_trend(path) if path.exists() else []
+        write_bytes(self.out / trend.TREND_REPORT, trend.page_bytes(lines + [line], f"gandiag watch: {self.run_dir}"),
+                    "trend report")
+        trend.append(path, line)
         self.outcome.seen[line["snapshot"]] = fp
         self.outcome.evaluated += 1
 
