@@ -119,3 +119,27 @@ def test_diagnose_reports_a_diverged_generator_but_refuses_bad_usage(tmp_path):
         res = gandiag_in_process("diagnose", ring, "-n", "64", "--json", out, *flags)
         assert res.returncode == 2 and res.stderr.startswith("gandiag: error:"), (flags, res.stdout, res.stderr)
         assert not out.exists() and "severe" not in res.stdout
+
+
+def test_without_real_data_the_latent_check_alone_is_no_verdict_of_none(tmp_path):
+    """No real data: only the latent check runs; its finding nothing is not_applicable (a gate allowing only 'none'
+    fails), while a collapse it does find would still be reported."""
+    import sys
+
+    import torch
+    from conftest import gandiag_in_process
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from tiny_models import TinyImageGenerator
+
+    tiny = tmp_path / "tiny.pt"
+    torch.jit.save(torch.jit.script(TinyImageGenerator()), str(tiny))
+    gates = tmp_path / "g.toml"
+    gates.write_text('[gates]\nmode_collapse = { allow = ["none"] }\n')
+    out = tmp_path / "r.json"
+    res = gandiag_in_process("evaluate", tiny, "--latent-dim", "16", "--feature-extractor", "digits", "-n", "200",
+                             "--json", out, "--gate", gates)
+    assert res.returncode == 1, res.stderr
+    mc = json.loads(out.read_text())["diagnostics"]["mode_collapse"]
+    assert set(mc["signals"]) == {"latent"} and mc["verdict"] == "not_applicable"
+    assert "only the latent check ran" in mc["reasons"][-1]["message"]

@@ -30,6 +30,11 @@ SIGNALS = (mixture_modes, classifier_modes, ndb, duplicates, sequence_modes.DUPL
            latent_sensitivity)
 
 
+# Signals that can add evidence of a collapse but cannot, alone, show its absence (the latent check sees a
+# generator that ignores its input, not one that draws three digits of ten): "none" from them alone is no verdict.
+SUPPORTING = (latent_sensitivity.SIGNAL,)
+
+
 class ModeCollapse:
     name = "mode_collapse"
     levels = MODE_LEVELS  # its verdict words, best first, worst last (readers tone verdicts by them)
@@ -54,6 +59,11 @@ class ModeCollapse:
             out["skipped"] = skipped
             if out["verdict"] == "none":  # the signals that ran found no collapse; the ones that judge it did not run
                 out["verdict"] = NOT_APPLICABLE
+        elif out["verdict"] == "none" and out["signals"] and set(out["signals"]) <= set(SUPPORTING):
+            out["reasons"].append(reason("supporting_only", INFO, f"only the {', '.join(out['signals'])} check ran (nothing to "
+                                         "compare the samples with: no real data, or none that names its modes); "
+                                         "finding no collapse there does not show that the modes are all drawn"))
+            out["verdict"] = NOT_APPLICABLE
         return out
 
     def skipped(self, ctx) -> dict:
