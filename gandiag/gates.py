@@ -401,6 +401,8 @@ def check_gates(results: Results, gates: Gates, junit_path=None) -> GateOutcome:
 
     A comparable baseline is required for regression gates (:func:`check_comparable`).
     """
+    if junit_path is not None and not str(junit_path):  # Path("") is ".": nothing would be written, silently
+        raise GateFileError("--junit: empty path; name the JUnit XML file to write")
     if gates.baseline is not None and any(g.kind in REGRESSIONS for g in gates.gates):
         check_comparable(results, gates.baseline, gates.baseline_path)
     outcome = GateOutcome()

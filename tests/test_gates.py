@@ -324,3 +324,15 @@ def test_a_diagnostic_that_declares_no_levels_keeps_free_verdict_lists():
     r.diagnostics["plug_check"] = {"verdict": "fine", "reasons": [], "levels": ["ok", "broken"]}
     out = check_gates(r, gates)
     assert not out.passed and "not one of plug_check's verdicts (ok, broken)" in out.failures[0].message
+
+
+def test_gate_command_refuses_an_empty_junit_path(tmp_path):
+    """--junit "" wrote nothing and said nothing (exit 0); a CI step that expects the XML must hear it."""
+    from conftest import gandiag_in_process
+
+    make_results().save(tmp_path / "ok.json")
+    write(tmp_path, "[gates]\nfid = { max = 40.0 }\n")
+    res = gandiag_in_process("gate", "ok.json", "--gate", "gates.toml", "--junit", "", cwd=tmp_path)
+    assert res.returncode == 2 and "--junit: empty path" in res.stderr, res.stderr
+    with pytest.raises(GandiagError, match="empty path"):
+        check_gates(make_results(), load_gates(tmp_path / "gates.toml"), junit_path="")
