@@ -211,6 +211,8 @@ def load_gates(path) -> Gates:
     if unknown:
         raise GateFileError(f"{path}: unknown top-level key(s) {', '.join(sorted(unknown))}; expected [gates] and baseline")
     gates = parse_gates(doc, str(path))
+    if "baseline" in doc and "baseline" in doc["gates"]:  # which one was meant? neither is a guess worth making
+        raise GateFileError(f"{path}: baseline is given twice, at the top and inside [gates]; keep one")
     baseline_spec = doc.get("baseline", doc["gates"].get("baseline"))
     needs_baseline = any(g.kind in REGRESSIONS for g in gates)
     out = Gates(gates, path)

@@ -336,3 +336,14 @@ def test_gate_command_refuses_an_empty_junit_path(tmp_path):
     assert res.returncode == 2 and "--junit: empty path" in res.stderr, res.stderr
     with pytest.raises(GandiagError, match="empty path"):
         check_gates(make_results(), load_gates(tmp_path / "gates.toml"), junit_path="")
+
+
+def test_a_baseline_given_twice_is_refused(tmp_path):
+    """Top-level and [gates].baseline both given: the top-level one won silently; neither is a safe guess."""
+    make_results(fid=20.0).save(tmp_path / "a.json")
+    make_results(fid=99.0).save(tmp_path / "b.json")
+    with pytest.raises(GandiagError, match="baseline is given twice"):
+        load_gates(write(tmp_path, 'baseline = "a.json"\n[gates]\nbaseline = "b.json"\nfid = { max_increase = 0.05 }\n'))
+    # either one alone is fine
+    assert load_gates(write(tmp_path, '[gates]\nbaseline = "b.json"\nfid = { max_increase = 0.05 }\n', "1.toml")).baseline
+    assert load_gates(write(tmp_path, 'baseline = "a.json"\n[gates]\nfid = { max_increase = 0.05 }\n', "2.toml")).baseline
