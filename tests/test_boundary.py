@@ -531,3 +531,23 @@ def test_an_output_folder_that_cannot_be_made_is_exit_2(tmp_path, args, where):
 
     res = gandiag_in_process(*args, "--out", out, cwd=tmp_path)
     assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
+
+
+def test_lone_surrogates_are_shown_as_escapes_not_a_crash(tmp_path, monkeypatch):
+    """A non-UTF-8 file name (decoded with surrogateescape) and a '\\ud800' in a results file reach the summary,
+    the report and JUnit as escapes: exit 0/1 as the results say, never exit 3 after the work is done."""
+    monkeypatch.chdir(tmp_path)
+    name = os.fsdecode(b"ck\xff.pt")
+    Path(name).write_bytes(RING_CKPT.read_bytes())
+    code, out, err = cli("evaluate", name, "-n", "100", "--json", "r.json", "--report", "r.html", "--no-diagnostics")
+    assert code == 0, err
+    assert "\\udcff" in Path("r.html").read_text(encoding="utf-8")
+    doc = json.loads(Path("r.json").read_text())
+    doc["metrics"]["fid"]["error"] = "\ud800 boom"
+    Path("se.json").write_text(json.dumps(doc))
+    Path("g.toml").write_text("[gates]\nfid = { max = 40.0 }\n")
+    code, out, err = cli("gate", "se.json", "--gate", "g.toml", "--junit", "j.xml")
+    assert code == 1 and "\\ud800 boom" in out, (out, err)
+    ET.parse("j.xml")
+    code, out, err = cli("report", "se.json", "-o", "se.html")
+    assert code == 0 and "\\ud800" in Path("se.html").read_text(encoding="utf-8")

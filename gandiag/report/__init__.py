@@ -203,8 +203,10 @@ def render_html(results_list: Sequence, title: Optional[str] = None) -> str:
         real = (v.results.real or {}).get("source")
         subtitle = f"vs {real}" if real else ""
     created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    return environment().get_template("report.html").render(
+    page = environment().get_template("report.html").render(
         title=title, subtitle=subtitle, blocks=blocks, version=__version__, created=created)
+    # lone surrogates (a non-UTF-8 file name, a "\ud800" in a results file) shown as escapes: UTF-8 cannot hold them
+    return page.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def default_report_path(results) -> Path:

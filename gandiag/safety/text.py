@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import re
 
-# C0 controls except TAB, DEL, C1 controls, and the Unicode line/paragraph separators and bidi overrides
-_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-_CONTROL_KEEP_NL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# C0 controls except TAB, DEL, C1 controls, the Unicode line/paragraph separators and bidi overrides, and lone
+# surrogates (a non-UTF-8 file name decoded with surrogateescape, a "\ud800" in a JSON file): no stream encodes them
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_CONTROL_KEEP_NL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 _XML_BAD = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
