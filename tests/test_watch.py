@@ -23,6 +23,13 @@ def monitored_run(tmp_path_factory):
     return out
 
 
+@pytest.fixture
+def gates(tmp_path):
+    path = tmp_path / "gates.toml"
+    path.write_text('[gates]\nfid = { max = 40.0 }\nrecall = { min = 0.5 }\nmode_collapse = { allow = ["none"] }\n')
+    return path
+
+
 def _trend(folder):
     return [json.loads(ln) for ln in (folder / "trend.jsonl").read_text().splitlines()]
 
@@ -173,3 +180,20 @@ def test_a_snapshot_is_recorded_as_done_only_once_its_outputs_are_written(tmp_pa
     res = gandiag_in_process("watch", run, "-n", "100", "--settle", "0", "--once")  # tried again, not skipped
     assert res.returncode == 0 and "1 snapshot(s) evaluated" in res.stdout, res.stderr
     assert len(_trend(run / "watch")) == 1
+
+
+def test_a_gate_fails_closed_on_a_snapshot_that_cannot_be_evaluated_or_on_none_at_all(tmp_path, gates):
+    run = tmp_path / "run"
+    run.mkdir()
+    res = gandiag_in_process("watch", run, *QUICK, "--gate", gates)  # nothing there: nothing passed the gates
+    assert res.returncode == 1 and "no snapshot in " in res.stderr and "fails closed" in res.stderr
+    assert "0 snapshot(s) evaluated" in res.stdout
+    res = gandiag_in_process("watch", run, "--idle-exit", "0.05", "--interval", "0.01", "--settle", "0", "--gate", gates)
+    assert res.returncode == 1 and "no snapshot in " in res.stderr
+    assert gandiag_in_process("watch", run, *QUICK).returncode == 0  # without gates: done, nothing to judge
+    (run / "checkpoint.pt").write_bytes(b"")
+    (run / "iter_5.pt").write_bytes(b"\x80\x02not a checkpoint at all")
+    res = gandiag_in_process("watch", run, *QUICK, "--gate", gates)
+    assert res.returncode == 1 and "ERROR snapshot error" in res.stderr
+    assert "the gates could not be checked: fails closed" in res.stderr
+    assert "0 snapshot(s) evaluated, 1 could not be evaluated" in res.stdout

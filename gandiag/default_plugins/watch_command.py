@@ -26,7 +26,8 @@ def register_commands(cli):
     @click.option("--fail-on", type=click.Choice(["warning", "severe"]), default=None,
                   help="Exit 1 at the first snapshot with an alarm this bad (or a snapshot that cannot be evaluated).")
     @click.option("--gate", type=click.Path(dir_okay=False), default=None,
-                  help="Exit 1 at the first snapshot that fails these gates (docs/gates.md).")
+                  help="Exit 1 at the first snapshot that fails these gates or cannot be evaluated, or when the "
+                       "watch ends with no snapshot evaluated (docs/gates.md).")
     @click_options(("common", "generator"))
     def watch(rundir, out_dir, interval, settle, once, idle_exit, fail_on, gate, **kw):
         """Evaluate each new checkpoint snapshot in RUNDIR as it appears; keep a trend file and report.
@@ -49,7 +50,9 @@ def register_commands(cli):
         watcher = Watcher(run, Path(out_dir) if out_dir else run / "watch", check(from_click(kw)), settle=settle,
                           fail_on=fail_on, gate=gates, echo=lambda s: click.echo(s, err=True))
         outcome = watcher.run(interval=interval, once=once, idle_exit=idle_exit)
-        click.echo(f"gandiag watch: {outcome.evaluated} snapshot(s) evaluated; trend {shown(watcher.out / 'trend.html')}")
+        errors = f", {outcome.errors} could not be evaluated" if outcome.errors else ""
+        click.echo(f"gandiag watch: {outcome.evaluated - outcome.errors} snapshot(s) evaluated{errors}; "
+                   f"trend {shown(watcher.out / 'trend.html')}")
         if outcome.failed:
             click.echo(f"gandiag watch: failing: {outcome.failed}", err=True)
             raise click.exceptions.Exit(EXIT_GATE_FAILED)

@@ -19,7 +19,8 @@ restarted watch skips what it has done; one whose evaluation or outputs
 failed has no line and is tried again). ``fail_on`` ("warning" or
 "severe") and ``gate`` end the watch at the first snapshot whose alarms or
 gates fail (exit 1); a snapshot that cannot be evaluated is an ``error``
-alarm, which ``fail_on`` counts as failing (fail closed).
+alarm, which ``fail_on`` and ``gate`` count as failing (fail closed), and a
+gated watch that ends with no snapshot evaluated fails too.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ STEP_PATTERN = re.compile(r"(?:step|iter|it|kimg|epoch|snapshot)[-_]?0*(\d+)", r
 
 @dataclass
 class WatchOutcome:
-    evaluated: int = 0
+    evaluated: int = 0  # snapshots looked at by this watch, ``errors`` of them could not be evaluated
+    errors: int = 0
     failed: Optional[str] = None  # why the watch ended on a failing snapshot
     seen: dict = field(default_factory=dict)  # path -> fingerprint evaluated
 
@@ -176,9 +178,10 @@ class Watcher:
         except GandiagError as exc:
             alarm = alarm_rules.Alarm(step, "snapshot", "error", "error", shown(f"{path.name}: {exc}"))
             self.echo(alarm.line())
+            self.outcome.errors += 1
             self._record(trend.entry(step, str(path), None, [alarm], time.monotonic() - began,
                                      {"snapshot": "error"}), fp)
-            return self._verdict([alarm], [])
+            return self._verdict([alarm], [], errored=True)
         if step is None:  # a gandiag checkpoint says its step (checkpoint.pt, overwritten every --ckpt-every)
             said = (results.generator or {}).get("step")
             step = said if is_step(said) else None
@@ -214,13 +217,17 @@ class Watcher:
             write_bytes(self.out / name, data, name)
         return failed_gates
 
-    def _verdict(self, found: list, failed_gates: list) -> bool:
+    def _verdict(self, found: list, failed_gates: list, errored: bool = False) -> bool:
+        """False (and why, in ``outcome.failed``) for a snapshot that fails ``fail_on`` or the gates; under
+        the gates a snapshot that could not be evaluated fails (fail closed: no gate was shown to hold)."""
         failing = [a for a in found if alarm_rules.reaches(a, self.fail_on)
                    or (self.fail_on is not None and a.level == "error")]
         if failing:
             self.outcome.failed = failing[0].line()
         elif failed_gates:
             self.outcome.failed = f"gate {failed_gates[0].name}: {failed_gates[0].message}"
+        elif errored and self.gate is not None:
+            self.outcome.failed = f"{found[0].line()} (the gates could not be checked: fails closed)"
         return self.outcome.failed is None
 
     def _record(self, line: dict, fp: str) -> None:
@@ -237,7 +244,8 @@ class Watcher:
 
     def run(self, interval: float = 30.0, once: bool = False, idle_exit: Optional[float] = None) -> WatchOutcome:
         """Poll every ``interval`` seconds until a failure, ``once`` (what is there now, settled), or ``idle_exit``
-        seconds without a new snapshot."""
+        seconds without a new snapshot. Under the gates, a watch that ends without a snapshot evaluated, now
+        or before (recorded in the trend), fails: nothing was shown to pass them."""
         last_new = time.monotonic()
         while True:
             before = self.outcome.evaluated
@@ -245,11 +253,15 @@ class Watcher:
                 return self.outcome
             if self.outcome.evaluated != before:
                 last_new = time.monotonic()
-            if once and not self._pending:
-                return self.outcome
-            if idle_exit is not None and time.monotonic() - last_new >= idle_exit:
-                return self.outcome
+            if (once and not self._pending) or (idle_exit is not None and time.monotonic() - last_new >= idle_exit):
+                return self._ended()
             time.sleep(min(interval, self.settle) if once or self._pending else interval)
+
+    def _ended(self) -> WatchOutcome:
+        if self.gate is not None and not self.outcome.seen:
+            self.outcome.failed = (f"no snapshot in {shown(self.run_dir)} was evaluated, so none was shown to pass "
+                                   "the gates (fails closed)")
+        return self.outcome
 
 
 def _monitored_real(run: Path, options):
