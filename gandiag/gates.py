@@ -92,7 +92,8 @@ class GateOutcome:
     def summary(self) -> str:
         n_ok = sum(c.passed for c in self.cases)
         head = f"gates: {'PASSED' if self.passed else 'FAILED'} ({n_ok}/{len(self.cases)} hold)"
-        return "\n".join([head] + [f"  {'ok  ' if c.passed else 'FAIL'} {clean(c.name)}: {clean(c.message)}"
+        # shown(): a gates file may name a key of any length (fid@<100,000 characters>); the terminal gets a line
+        return "\n".join([head] + [f"  {'ok  ' if c.passed else 'FAIL'} {shown(c.name, 160)}: {shown(c.message, 2000)}"
                                    for c in self.cases])
 
 
@@ -104,6 +105,11 @@ def _known_names() -> tuple[set, set]:
     from .translation.run import MEASURE_NAMES
 
     return set(registry("metric").names()) | set(MEASURE_NAMES), set(registry("diagnostic").names())
+
+
+def _key(key) -> str:
+    """A key from the gates file, for a message: quoted, escaped, cut short (a key may be 100,000 characters)."""
+    return shown(repr(key), 80)
 
 
 def _declared_levels(name: str) -> Optional[tuple]:
@@ -135,7 +141,7 @@ def _numeric_specs(where: str, target: str, spec: dict, allow_regression: bool) 
     out = []
     for key, v in spec.items():
         if key not in NUMERIC_KEYS:
-            raise GateFileError(f"{where}: unknown gate {key!r}; valid: {', '.join(NUMERIC_KEYS)}")
+            raise GateFileError(f"{where}: unknown gate {_key(key)}; valid: {', '.join(NUMERIC_KEYS)}")
         if key in REGRESSIONS and not allow_regression:
             raise GateFileError(f"{where}: {key} compares metrics with a baseline; it applies to metrics only")
         limit = _number(f"{where}.{key}", v)
@@ -158,9 +164,9 @@ def parse_gates(doc: dict, where: str = "gates file", metric_names: Optional[set
     for name, spec in table.items():
         if name == "baseline":
             continue
-        w = f"{where}: gates.{name}"
+        w = f"{where}: gates.{shown(name, 80)}"
         if not isinstance(spec, dict) or not spec:
-            raise GateFileError(f"{w} must be a table such as {{ max = 40.0 }}, got {spec!r}")
+            raise GateFileError(f"{w} must be a table such as {{ max = 40.0 }}, got {shown(repr(spec), 80)}")
         if parse_metric_key(name)[0] in metric_names:  # fid, fid@digits, fid:b2a (docs/results-schema.md)
             gates += _numeric_specs(w, name, spec, allow_regression=True)
         elif parse_metric_key(name)[0] in diagnostic_names:  # mode_collapse, input_ignored:b2a
@@ -180,13 +186,13 @@ def parse_gates(doc: dict, where: str = "gates file", metric_names: Optional[set
                                             f"(and {', '.join(FAILING_VERDICTS)}, which always fail)")
                     gates.append(Gate(name, key, list(v), "diagnostic", levels))
                 elif isinstance(v, dict):
-                    gates += _numeric_specs(f"{w}.{key}", f"{name}.{key}", v, allow_regression=False)
+                    gates += _numeric_specs(f"{w}.{shown(key, 80)}", f"{name}.{key}", v, allow_regression=False)
                 else:
-                    raise GateFileError(f"{w}: {key!r} is neither allow/deny (a list of verdicts) nor a number "
+                    raise GateFileError(f"{w}: {_key(key)} is neither allow/deny (a list of verdicts) nor a number "
                                         f"inside the diagnostic with {{ min = ..., max = ... }}")
         else:
             valid = sorted(metric_names) + sorted(diagnostic_names)
-            raise GateFileError(f"{w}: unknown metric or diagnostic {name!r}; valid: {', '.join(valid)}")
+            raise GateFileError(f"{where}: unknown metric or diagnostic {_key(name)}; valid: {', '.join(valid)}")
     if not gates:
         raise GateFileError(f"{where}: the [gates] table names no gate")
     return gates
@@ -205,11 +211,12 @@ def load_gates(path) -> Gates:
     except (tomllib.TOMLDecodeError, RecursionError, ValueError) as exc:
         raise GateFileError(f"{path}: not valid TOML ({clean(exc)})") from None
     if not isinstance(doc.get("gates"), dict):
-        found = f" (found: {', '.join(sorted(doc))})" if doc else ""
+        found = f" (found: {shown(', '.join(sorted(doc)), 120)})" if doc else ""
         raise GateFileError(f"{path}: no [gates] table{found}; see docs/gates.md")
     unknown = set(doc) - {"gates", "baseline"}
     if unknown:
-        raise GateFileError(f"{path}: unknown top-level key(s) {', '.join(sorted(unknown))}; expected [gates] and baseline")
+        raise GateFileError(f"{path}: unknown top-level key(s) {shown(', '.join(sorted(unknown)), 120)}; "
+                            "expected [gates] and baseline")
     gates = parse_gates(doc, str(path))
     if "baseline" in doc and "baseline" in doc["gates"]:  # which one was meant? neither is a guess worth making
         raise GateFileError(f"{path}: baseline is given twice, at the top and inside [gates]; keep one")

@@ -338,6 +338,29 @@ def test_gate_command_refuses_an_empty_junit_path(tmp_path):
         check_gates(make_results(), load_gates(tmp_path / "gates.toml"), junit_path="")
 
 
+@pytest.mark.parametrize("text", [
+    '[gates]\n"' + "x" * 100_000 + '" = { max = 1 }\n',                       # an unknown name
+    '[gates]\nfid = { "' + "m" * 100_000 + '" = 1 }\n',                          # an unknown gate key
+    '[gates]\nfid = "' + "4" * 100_000 + '"\n',                                  # a spec that is not a table
+    '[gates]\nfid = { max = "' + "4" * 100_000 + '" }\n',                        # a limit that is not a number
+    '[gates]\nmode_collapse = { "' + "k" * 100_000 + '" = 1 }\n',               # neither verdicts nor a number
+    '[gates]\nmode_collapse = { deny = ["' + "s" * 100_000 + '"] }\n',          # not a verdict
+    '"' + "t" * 100_000 + '" = 1\n[gates]\nfid = { max = 1 }\n',                 # an unknown top-level key
+    '"' + "t" * 100_000 + '" = 1\n',                                             # no [gates] table, found: ...
+])
+def test_names_from_the_gates_file_are_cut_short_in_errors(tmp_path, text):
+    """A 100,000-character key was echoed whole (a 200 KB error line): every message shows it cut short."""
+    with pytest.raises(GandiagError) as info:
+        load_gates(write(tmp_path, text))
+    assert len(str(info.value)) < 1000 and "\n" not in str(info.value)
+
+
+def test_the_summary_cuts_a_long_metric_key_short(tmp_path):
+    g = load_gates(write(tmp_path, '[gates]\n"fid@' + "x" * 100_000 + '" = { max = 1 }\n'))
+    out = check_gates(make_results(), g)
+    assert not out.passed and len(out.summary()) < 3000
+
+
 def test_a_baseline_given_twice_is_refused(tmp_path):
     """Top-level and [gates].baseline both given: the top-level one won silently; neither is a safe guess."""
     make_results(fid=20.0).save(tmp_path / "a.json")
