@@ -197,3 +197,35 @@ def test_a_gate_fails_closed_on_a_snapshot_that_cannot_be_evaluated_or_on_none_a
     assert res.returncode == 1 and "ERROR snapshot error" in res.stderr
     assert "the gates could not be checked: fails closed" in res.stderr
     assert "0 snapshot(s) evaluated, 1 could not be evaluated" in res.stdout
+
+
+def test_a_restarted_gated_watch_counts_the_outcomes_it_recorded(tmp_path, gates):
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(FIXTURES / "ring8_gan_collapsed" / "checkpoint.pt", run / "checkpoint.pt")
+    quick = ("-n", "100", "--settle", "0", "--once")
+    assert gandiag_in_process("watch", run, *quick, "--gate", gates).returncode == 1
+    res = gandiag_in_process("watch", run, *quick, "--gate", gates)  # a CI retry: it was green (exit 0)
+    assert res.returncode == 1 and "0 snapshot(s) evaluated" in res.stdout
+    assert "records checkpoint.pt (step 800): it failed the gates (gate " in res.stderr
+    res = gandiag_in_process("watch", run, *quick, "--fail-on", "severe")  # the same for an alarm
+    assert res.returncode == 1 and "a severe alarm (mode_collapse severe)" in res.stderr
+    assert gandiag_in_process("watch", run, *quick).returncode == 0  # neither asked for: the trend is kept
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "iter_5.pt").write_bytes(b"\x80\x02not a checkpoint at all")
+    assert gandiag_in_process("watch", broken, *quick).returncode == 0  # an error recorded without the gates
+    res = gandiag_in_process("watch", broken, *quick, "--gate", gates)
+    assert res.returncode == 1 and "records iter_5.pt (step 5): it could not be evaluated" in res.stderr
+
+    good = tmp_path / "good"
+    good.mkdir()
+    shutil.copy(FIXTURES / "ring8_gan_pack4" / "checkpoint.pt", good / "checkpoint.pt")
+    assert gandiag_in_process("watch", good, *quick, "--gate", gates).returncode == 0
+    res = gandiag_in_process("watch", good, *quick, "--gate", gates)  # recorded as passing these gates
+    assert res.returncode == 0 and "0 snapshot(s) evaluated" in res.stdout, res.stderr
+    other = tmp_path / "other.toml"
+    other.write_text("[gates]\nfid = { max = 30.0 }\n")
+    res = gandiag_in_process("watch", good, *quick, "--gate", other)  # judged by other gates: not shown to pass
+    assert res.returncode == 1 and "not shown to pass these" in res.stderr

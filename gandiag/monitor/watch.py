@@ -128,20 +128,42 @@ class Watcher:
             raise GandiagError(f"{run}: not a folder (gandiag watch takes a training run's folder)")
         if fail_on not in (None, *alarm_rules.STOP_LEVELS):
             raise GandiagError(f"--fail-on {fail_on}: {' or '.join(alarm_rules.STOP_LEVELS)}")
+        if gate is not None and not hasattr(gate, "gates"):  # a gates file's path
+            from ..gates import load_gates
+
+            gate = load_gates(gate)
         self.run_dir, self.out, self.options = run, out, options
         self.settle, self.fail_on, self.gate, self.echo = settle, fail_on, gate, echo
+        self.gates_digest = _gates_digest(gate) if gate is not None else None
         make_folder(out, "--out")
         for name in (trend.TREND_NAME, trend.TREND_REPORT, "results.json", "report.html"):
             resolve_output(out / name, "--out")
-        self.outcome = WatchOutcome(seen=self._done_before())
+        recorded = self._recorded()
+        self.outcome = WatchOutcome(seen={ln["snapshot"]: ln.get("fingerprint") for ln in recorded})
+        self._judge_recorded(recorded)
         self._pending: dict = {}  # path -> (fingerprint, first seen at)
         self._warned: set = set()  # (path, why) already told
         self.options = _monitored_real(run, options)
 
-    def _done_before(self) -> dict:
+    def _recorded(self) -> list:
         path = self.out / trend.TREND_NAME
-        lines = trend.read_trend(path) if path.exists() else []
-        return {ln["snapshot"]: ln.get("fingerprint") for ln in lines}
+        return trend.read_trend(path) if path.exists() else []
+
+    def _judge_recorded(self, lines: list) -> None:
+        """A restarted watch skips the snapshots its trend records, so their outcomes count: under
+        ``fail_on`` or the gates, one recorded as failing (or not evaluated, or, under the gates, not judged
+        by these gates) fails the watch before anything new is read (fail closed: a retry stays red)."""
+        if self.fail_on is None and self.gate is None:
+            return
+        where = shown(self.out / trend.TREND_NAME)
+        for ln in lines:
+            why = _recorded_failure(ln, self.fail_on, self.gate is not None, self.gates_digest)
+            if why:
+                self.outcome.failed = (f"{where} records {shown(Path(ln['snapshot']).name)}"
+                                       + (f" (step {ln['step']})" if ln["step"] is not None else "")
+                                       + f": {why}; remove {where} (or watch into another --out) to judge the run "
+                                       "afresh")
+                return
 
     def _warn(self, path: Path, why: str) -> None:
         """One line per skipped entry and reason, not one per look at the folder."""
@@ -151,6 +173,8 @@ class Watcher:
 
     def poll(self, now: Optional[float] = None) -> bool:
         """Evaluate every settled new snapshot; False once a snapshot failed ``fail_on`` or the gate."""
+        if self.outcome.failed is not None:
+            return False
         now = time.monotonic() if now is None else now
         for path in candidates(self.run_dir, self.out, self._warn):
             fp = fingerprint(path)
@@ -180,7 +204,7 @@ class Watcher:
             self.echo(alarm.line())
             self.outcome.errors += 1
             self._record(trend.entry(step, str(path), None, [alarm], time.monotonic() - began,
-                                     {"snapshot": "error"}), fp)
+                                     {"snapshot": "error"}), fp, gates_failed="could not be evaluated")
             return self._verdict([alarm], [], errored=True)
         if step is None:  # a gandiag checkpoint says its step (checkpoint.pt, overwritten every --ckpt-every)
             said = (results.generator or {}).get("step")
@@ -190,7 +214,8 @@ class Watcher:
             self.echo(a.line())
         failed_gates = self._write_outputs(results)
         line = trend.entry(step, str(path), results, found, time.monotonic() - began)
-        self._record(line, fp)
+        self._record(line, fp, gates_failed=(f"gate {failed_gates[0].name}: {failed_gates[0].message}"
+                                             if failed_gates else None))
         verdicts = ", ".join(f"{k} {v}" for k, v in line["verdicts"].items())
         self.echo(f"gandiag watch: {shown(path.name)}" + (f" (step {step})" if step is not None else "")
                   + f": {verdicts}")
@@ -230,11 +255,13 @@ class Watcher:
             self.outcome.failed = f"{found[0].line()} (the gates could not be checked: fails closed)"
         return self.outcome.failed is None
 
-    def _record(self, line: dict, fp: str) -> None:
+    def _record(self, line: dict, fp: str, gates_failed: Optional[str] = None) -> None:
         """The trend report redrawn with ``line``, then ``line`` appended: the snapshot is done only once
-        its outputs are all written."""
+        its outputs are all written. Under the gates the line says which gates judged it and how."""
         path = self.out / trend.TREND_NAME
         line = {**line, "fingerprint": fp}
+        if self.gate is not None:
+            line["gates"] = {"digest": self.gates_digest, "passed": gates_failed is None, "failed": gates_failed}
         lines = trend.read_trend(path) if path.exists() else []
         write_bytes(self.out / trend.TREND_REPORT, trend.page_bytes(lines + [line], f"gandiag watch: {self.run_dir}"),
                     "trend report")
@@ -262,6 +289,38 @@ class Watcher:
             self.outcome.failed = (f"no snapshot in {shown(self.run_dir)} was evaluated, so none was shown to pass "
                                    "the gates (fails closed)")
         return self.outcome
+
+
+def _gates_digest(gates) -> str:
+    """What a gates file asks (each gate and its limit, the baseline's results), so a restarted watch knows
+    whether the recorded outcomes were judged by the same gates."""
+    import hashlib
+    import json
+
+    doc = [[g.target, g.kind, g.limit, g.scope] for g in gates.gates]
+    baseline = gates.baseline.to_text() if gates.baseline is not None else None
+    return hashlib.sha256(json.dumps([doc, baseline], sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _recorded_failure(line: dict, fail_on: Optional[str], gated: bool, digest: Optional[str]) -> Optional[str]:
+    """Why a recorded trend line fails a watch with ``fail_on`` / the gates (``digest``), else None."""
+    errored = line.get("verdicts") == {"snapshot": "error"}
+    alarms = [a for a in line.get("alarms", []) if isinstance(a, dict)]
+    if fail_on is not None:
+        for a in alarms:
+            level = a.get("level")
+            if level == "error" or (level in alarm_rules.STOP_LEVELS
+                                    and alarm_rules.STOP_LEVELS.index(level) >= alarm_rules.STOP_LEVELS.index(fail_on)):
+                return f"a {shown(level)} alarm ({shown(a.get('source'))} {shown(a.get('verdict'))})"
+    if gated:
+        if errored:
+            return "it could not be evaluated (the gates fail closed)"
+        record = line.get("gates")
+        if not (isinstance(record, dict) and record.get("digest") == digest and isinstance(record.get("passed"), bool)):
+            return "it was judged by no gates or by other ones, so it was not shown to pass these"
+        if not record["passed"]:
+            return f"it failed the gates ({shown(record.get('failed'))})"
+    return None
 
 
 def _monitored_real(run: Path, options):
