@@ -209,6 +209,21 @@ def test_report_from_saved_json_uses_artifacts(digits_results, work):
     assert "is missing" in section(out.read_text(), "samples")
 
 
+def test_an_artifacts_file_is_read_within_the_array_budget(digits_results, work, monkeypatch):
+    """The sidecar's arrays go through the budgeted .npz reader: an array beyond GANDIAG_MAX_ARRAY_BYTES is not
+    allocated; the report says why its figures are missing and still renders (exit 0)."""
+    json_path = work / "budget" / "out.json"
+    json_path.parent.mkdir()
+    save_artifacts(digits_results, json_path)
+    digits_results.save(json_path)
+    monkeypatch.setenv("GANDIAG_MAX_ARRAY_BYTES", "1000")
+    out = work / "budget" / "report.html"
+    res = CliRunner().invoke(cli(), ["report", str(json_path), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    samples = section(out.read_text(), "samples")
+    assert "cannot be read" in samples and "GANDIAG_MAX_ARRAY_BYTES" in samples
+
+
 def test_comparison_report(digits_results):
     a = Results.from_json(json.loads(json.dumps(digits_results.to_json())))
     b = Results.from_json(json.loads(json.dumps(digits_results.to_json())))
@@ -462,6 +477,33 @@ def test_training_curves_from_log_jsonl(work):
     grads = section(html, "gradients")
     assert "Gradient L2 norm per layer, from log.jsonl, step 5." in grads  # per-layer norms fall back to the log
     assert "Top singular value per layer, from log.jsonl, step 5." in grads
+
+
+def test_a_results_file_cannot_choose_which_log_or_how_large_a_figure(work):
+    """Read from a file, generator.path is data: an absolute path or one with '..' names no log to embed (the same
+    results rendered by the evaluation itself still read their checkpoint's log); per-layer norms for thousands of
+    layers draw a bounded figure: the largest and smallest of each net, saying how many of how many."""
+    victim = work / "victim"
+    victim.mkdir()
+    (victim / "log.jsonl").write_text(json.dumps({"step": 1, "d_loss": 0.5, "g_loss": 1.25}) + "\n")
+    layers = {f"net.{i}.weight": float(1 + i) for i in range(3000)}
+    for gen_path in (str(victim / "checkpoint.pt"), "../victim/checkpoint.pt"):
+        r = Results({}, {"path": gen_path, "format": "gandiag"}, None, None, {},
+                    {"gradient_health": {"verdict": "healthy", "reasons": [],
+                                         "adversarial": {"grad_norm": {"G": layers, "D": layers}}}}, [])
+        saved = work / "elsewhere" / "r.json"
+        saved.parent.mkdir(exist_ok=True)
+        r.save(saved)
+        out = work / "elsewhere" / "r.html"
+        res = CliRunner().invoke(cli(), ["report", str(saved), "-o", str(out)])
+        assert res.exit_code == 0, res.output
+        html = out.read_text()
+        assert "records from" not in section(html, "training") and "No training log" in section(html, "training")
+        assert "(60 of 3000 layers)" not in html  # the title is drawn into the PNG; the data URI is bounded instead
+        assert len(html) < 2_000_000
+    assert "1 records from" in section(render_html([r.__class__({}, {"path": str(victim / "checkpoint.pt"),
+                                                                     "format": "gandiag"}, None, None, {}, {}, [])]),
+                                       "training")
 
 
 def test_inline_section_plugin_is_rendered(digits_results):

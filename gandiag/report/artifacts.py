@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -335,8 +336,14 @@ def load_artifacts(json_path, results_json: dict) -> tuple[dict, Optional[str]]:
         return {}, f"artifacts file {path.name} cannot be read ({exc})"
     if hashlib.sha256(data).hexdigest() != ref.get("sha256"):
         return {}, f"artifacts file {path.name} does not match these results (sha256 differs); not shown"
-    try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}, None
+    from ..safety.npz import read_npz_all
+
+    try:  # the verified bytes, through the budgeted reader (each array's header checked before it is allocated)
+        with tempfile.TemporaryDirectory(prefix="gandiag-artifacts-") as private:
+            copy = Path(private) / "artifacts.npz"
+            copy.write_bytes(data)
+            return read_npz_all(copy), None
+    except GandiagError as exc:
+        return {}, f"artifacts file {path.name} cannot be read ({str(exc).replace(str(copy), path.name)})"
     except Exception as exc:  # a damaged file is reported, never trusted
         return {}, f"artifacts file {path.name} cannot be read ({exc})"

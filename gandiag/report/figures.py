@@ -160,13 +160,34 @@ def bars(groups: dict, labels: Sequence[str], title: str, ylabel: str = "", high
     return fig_uri(fig)
 
 
+HBAR_PANELS, HBAR_LAYERS = 4, 60  # a figure's size is bounded whatever a results file lists (a drawing budget)
+
+
+def _extreme_layers(layers: dict, keep: int) -> tuple[dict, int]:
+    """At most ``keep`` layers, in their order: the largest and the smallest values (and any NaN/Inf), which are
+    what a reader looks for; (layers kept, how many there were)."""
+    if len(layers) <= keep:
+        return layers, len(layers)
+    vals = np.array([float(v) for v in layers.values()], dtype=float)
+    bad = np.flatnonzero(~np.isfinite(vals))[:keep]
+    order = np.argsort(np.where(np.isfinite(vals), vals, 0.0))
+    half = max(0, (keep - len(bad)) // 2)
+    chosen = set(bad) | set(order[:half]) | set(order[len(order) - (keep - len(bad) - half):])
+    names = list(layers)
+    return {names[i]: layers[names[i]] for i in sorted(chosen)}, len(layers)
+
+
 @literal_text
 def hbars(series: dict, title: str, xlabel: str, log: bool = True) -> str:
-    """Horizontal bars per layer (gradient or spectral norms), one panel per network."""
-    panels = [(k, v) for k, v in series.items() if v]
-    nmax = max(len(v) for _, v in panels)
+    """Horizontal bars per layer (gradient or spectral norms), one panel per network (at most ``HBAR_PANELS``
+    networks and ``HBAR_LAYERS`` layers each: the largest and smallest)."""
+    panels = []
+    for k, v in list((k, v) for k, v in series.items() if v)[:HBAR_PANELS]:
+        kept, total = _extreme_layers(v, HBAR_LAYERS)
+        panels.append((k, kept, "" if total == len(kept) else f" ({len(kept)} of {total} layers)"))
+    nmax = max(len(v) for _, v, _ in panels)
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 0.8 + 0.22 * nmax), squeeze=False)
-    for ax, (name, layers) in zip(axes[0], panels):
+    for ax, (name, layers, part) in zip(axes[0], panels):
         names = list(layers)
         vals = np.array([layers[n] for n in names], dtype=float)
         finite = np.isfinite(vals)
@@ -180,7 +201,7 @@ def hbars(series: dict, title: str, xlabel: str, log: bool = True) -> str:
         ax.invert_yaxis()
         if log and finite.any() and (shown[finite] > 0).all():
             ax.set_xscale("log")
-        ax.set_title(f"{title}: {name}")
+        ax.set_title(f"{title}: {name}{part}")
         ax.set_xlabel(xlabel)
     return fig_uri(fig)
 

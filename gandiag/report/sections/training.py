@@ -99,12 +99,18 @@ class GradientNorms(Section):
 
 
 def training_log_path(view) -> Optional[Path]:
-    """log.jsonl beside the evaluated gandiag checkpoint (relative paths also against the results JSON)."""
+    """log.jsonl beside the evaluated gandiag checkpoint (relative paths also against the results JSON).
+
+    Results read from a file (``gandiag report x.json``) are data: their ``generator.path`` never names an
+    absolute path or one climbing out with ``..``, so a results file cannot choose which log the report
+    embeds; a report made by the evaluation itself reads the log of the checkpoint it evaluated."""
     from ...training.trainlog import find_log
 
     g = view.results.generator or {}
     p = g.get("path")
-    if not p or g.get("format") == "samples":
+    if not p or not isinstance(p, str) or g.get("format") == "samples":
+        return None
+    if view.json_path is not None and (Path(p).is_absolute() or ".." in Path(p).parts):
         return None
     return find_log(p, view.json_path.parent if view.json_path is not None else None)
 
