@@ -74,6 +74,8 @@ def resolve_output(path, what: str = "output") -> Path:
     p = Path(path)
     if not str(path):
         raise OutputError(f"{what}: empty path")
+    if str(path).endswith(("/", os.sep)):  # Path() drops the slash: out.json/ would have written out.json
+        raise OutputError(f"{what} {path}: ends with '/', which names a folder; give a file name")
     try:
         st = os.lstat(p)
     except (FileNotFoundError, NotADirectoryError):

@@ -55,12 +55,12 @@ def plan_outputs(json=None, report=None, junit=None, target: Optional[str] = Non
     from .report.artifacts import artifacts_path
 
     plan = PlannedOutputs(files=OutputSet(reads))
-    if json:
+    if json is not None:  # "" is a path given empty (refused), not a path left out
         plan.json = plan.files.add(json, "--json")
         plan.artifacts = plan.files.add(artifacts_path(json), "artifacts file")
     if report is not None:
         plan.report = plan.files.add(report or report_path_for(target or "report"), "--report")
-    if junit:
+    if junit is not None:
         plan.junit = plan.files.add(junit, "--junit")
     return plan
 

@@ -181,3 +181,12 @@ def test_failed_gate_exits_1_and_shows_in_json_and_report(tmp_path, ring_npz):
     reports = list((tmp_path / "reports").glob("*.html"))  # --report alone: reports/<name>.html
     assert len(reports) == 1 and "Quality gates" in reports[0].read_text()
     assert "<testcase" in (tmp_path / "junit.xml").read_text()
+
+
+def test_an_empty_or_folder_like_output_path_is_refused_not_ignored(tmp_path, ring_npz):
+    """--json "" once ran and wrote nothing (exit 0); out.json/ wrote out.json: both are exit 2 before any work."""
+    for flag, value, said in (("--json", "", "--json: empty path"), ("--report", "r.html/", "ends with '/'"),
+                              ("--json", "out.json/", "ends with '/'")):
+        res = run("evaluate", ring_npz, flag, value, cwd=tmp_path)
+        _one_line_error(res, said)
+    assert list(tmp_path.iterdir()) == []
