@@ -58,6 +58,10 @@ NPZ_EDGES = {
                                                              "'shape': (1000000000000, 2), }")}),
     "huge count of empty samples": make_zip({"x.npy": npy_bytes("{'descr': '<f4', 'fortran_order': False, "
                                                                 "'shape': (2147483648, 0), }")}),
+    "empty array with a dimension past int64": make_zip({"points.npy": npy_bytes(
+        "{'descr': '<f4', 'fortran_order': False, 'shape': (0, 1180591620717411303424), }")}),
+    "empty array whose dimensions multiply past int64": make_zip({"images.npy": npy_bytes(
+        "{'descr': '|u1', 'fortran_order': False, 'shape': (0, 3, 4294967296, 4294967296), }")}),
     "string images": make_zip({"images.npy": _npy(np.array(list("abcd")).reshape(1, 1, 2, 2))}),
     "bytes images": make_zip({"images.npy": _npy(np.zeros((3, 1, 2, 2), "S2"))}),
     "structured images": make_zip({"images.npy": _npy(np.zeros((3, 1, 2, 2), [("a", "<f4")]))}),

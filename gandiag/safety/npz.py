@@ -12,6 +12,7 @@ not unpickled.
 
 from __future__ import annotations
 
+import math
 import zipfile
 import zlib
 from pathlib import Path
@@ -42,16 +43,35 @@ def _header(z: zipfile.ZipFile, info: zipfile.ZipInfo, where: str):
                         f"({type(exc).__name__}: {str(exc)[:200]})") from None
 
 
+INT64_MAX = (1 << 63) - 1  # numpy's sizes and strides are C longs: beyond this it raises OverflowError
+
+
+def _checked_nbytes(shape, dtype, what: str) -> int:
+    """The bytes of data a header's shape declares, once each dimension is a size numpy can allocate.
+
+    numpy accepts any tuple of Python ints as a header's shape and only fails
+    when it allocates: a dimension of 2**70 beside a 0 is a zero-byte array
+    whose allocation raises OverflowError. Every dimension must be a
+    non-negative int, and the array's extent (its non-zero dimensions times
+    the item size: what numpy checks, and the data it would hold but for a
+    zero) must fit within int64 and within the array budget.
+    """
+    if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+        raise DataError(f"{what}: a dimension is not a size (a non-negative integer); the file is corrupt")
+    extent = math.prod(d for d in shape if d) * dtype.itemsize
+    if extent > INT64_MAX:
+        raise DataError(f"{what}: its dimensions span 2**63 bytes or more, beyond what any array can hold; "
+                        "the file is corrupt")
+    budgets.ARRAY_BYTES.check(extent, what)
+    return math.prod(shape) * dtype.itemsize
+
+
 def _check_member(z, info, where: str) -> None:
     shape, dtype, header_len = _header(z, info, where)
     name = info.filename.removesuffix(".npy")
     if dtype.hasobject or dtype.kind not in "biufcU" or dtype.fields is not None:
         raise DataError(f"{where}: array {name!r} has dtype {dtype}; gandiag reads arrays of plain numbers only")
-    n = 1
-    for d in shape:
-        n *= int(d)
-    nbytes = n * dtype.itemsize
-    budgets.ARRAY_BYTES.check(nbytes, f"{where}: array {name!r} of shape {tuple(shape)} ({dtype})")
+    nbytes = _checked_nbytes(shape, dtype, f"{where}: array {name!r} of shape {str(tuple(shape))[:200]} ({dtype})")
     if len(shape) >= 3:
         hw = shape[1:3] if len(shape) == 3 or shape[1] not in (1, 3) else shape[2:4]
         budgets.IMAGE_PIXELS.check(int(hw[0]) * int(hw[1]), f"{where}: images of {hw[1]}x{hw[0]} in {name!r}")
@@ -95,7 +115,7 @@ def _load(z, info, where: str) -> np.ndarray:
     try:
         with z.open(info) as f:
             return np.lib.format.read_array(f, allow_pickle=False)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+    except (ValueError, OverflowError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise DataError(f"{where}: array {info.filename!r} cannot be read ({exc})") from None
 
 
@@ -128,11 +148,7 @@ def read_npy(path: Path) -> np.ndarray:
             raise DataError(f"{where}: no readable .npy header ({type(exc).__name__}: {str(exc)[:200]})") from None
         if dtype.hasobject or dtype.kind not in "biufcU" or dtype.fields is not None:
             raise DataError(f"{where}: dtype {dtype}; gandiag reads arrays of plain numbers only")
-        n = 1
-        for d in shape:
-            n *= int(d)
-        nbytes = n * dtype.itemsize
-        budgets.ARRAY_BYTES.check(nbytes, f"{where}: array of shape {tuple(shape)} ({dtype})")
+        nbytes = _checked_nbytes(shape, dtype, f"{where}: array of shape {str(tuple(shape))[:200]} ({dtype})")
         import os
 
         size = os.fstat(f.fileno()).st_size
@@ -142,5 +158,5 @@ def read_npy(path: Path) -> np.ndarray:
         f.seek(0)
         try:
             return fmt.read_array(f, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
+        except (ValueError, OverflowError, OSError, EOFError) as exc:
             raise DataError(f"{where}: cannot be read ({exc})") from None
