@@ -195,7 +195,12 @@ def test_cli_train_and_error_exit(tmp_path):
     assert r.exit_code == 0, r.output
     assert (out / "checkpoint.pt").exists() and (out / "log.jsonl").exists()
     r = runner.invoke(cli, ["train", "gan", "--data", "ring8", "--out", str(out), "--steps", "3", "--no-progress"])
-    assert r.exit_code == 2 and "--resume" in r.output
+    assert r.exit_code == 2 and "--resume" in r.output and "--overwrite" in r.output
+    # --resume keeps the recorded configuration: a flag that would change it is refused, not silently dropped
+    r = runner.invoke(cli, ["train", "gan", "--data", "ring8", "--out", str(out), "--steps", "5", "--resume",
+                            "--lr", "0.5", "--pack", "8", "--no-progress"])
+    assert r.exit_code == 2 and "--pack, --lr would change it" in r.output, r.output
+    assert read_checkpoint(out / "checkpoint.pt")["step"] == 3
     r = runner.invoke(cli, ["train", "gan", "--data", "ring8", "--out", str(out), "--steps", "5", "--resume", "--no-progress"])
     assert r.exit_code == 0, r.output
     assert read_checkpoint(out / "checkpoint.pt")["step"] == 5

@@ -56,6 +56,10 @@ def _gan_options(options: dict) -> dict:
     return {k: v for k, v in options.items() if k not in TRANSLATION_ONLY}
 
 
+# What --resume may be given beside the recorded configuration: where to run it, how long, how it reports.
+RESUME_FLAGS = ("variant", "data", "out", "steps", "resume", "progress", "threads", "device")
+
+
 @hookimpl(trylast=True)
 def register_commands(cli):
     from ..training.variants import ARCHS, CELLS, LOSSES, SCHEDULES, TRANSLATION_VARIANTS, VARIANTS
@@ -124,7 +128,15 @@ def register_commands(cli):
             options["lr_g"] = options["lr_g"] if options["lr_g"] is not None else lr
             options["lr_d"] = options["lr_d"] if options["lr_d"] is not None else lr
         options = _translation_options(options) if variant in TRANSLATION_VARIANTS else _gan_options(options)
-        if resume:  # the checkpoint's configuration wins
+        if resume:  # the checkpoint's configuration wins: a flag that would change it is refused, not dropped
+            given = [p.opts[0] for p in click.get_current_context().command.params
+                     if p.name not in RESUME_FLAGS and p.opts and p.opts[0].startswith("--")
+                     and click.get_current_context().get_parameter_source(p.name)
+                     in (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)]
+            if given:
+                raise click.UsageError(f"--resume continues with the configuration {out}/checkpoint.pt records; "
+                                       f"{', '.join(given)} would change it: drop {'them' if len(given) > 1 else 'it'}, "
+                                       "or start a new run (--overwrite, or another --out)")
             options = {}
         path = run(variant, data, out, steps=steps, seed=seed, resume=resume, overwrite=overwrite,
                    progress=sys.stderr.isatty() if progress is None else progress, eval_extractor=eval_extractor, **options)

@@ -312,7 +312,8 @@ def train(data: str, out, *, steps: Optional[int] = None, seed: int = 0, resume:
         o, _ = _resumed_options(prior, path, "cyclegan", data, steps, CycleOptions)
     else:
         if path.exists() and not overwrite:
-            raise GandiagError(f"{path} already exists: pass --resume to continue that run, or choose another --out")
+            raise GandiagError(f"{path} already exists: pass --resume to continue that run, --overwrite to start "
+                               "afresh over it, or choose another --out")
         o = CycleOptions(steps=steps, seed=seed, **options)
     o.check()
     threads = torch.get_num_threads()

@@ -89,8 +89,8 @@ def train(variant: str, data: str, out, *, steps: Optional[int] = None, seed: in
         o, eval_extractor = _resumed_options(prior, ckpt_path, variant, data, steps)
     else:
         if ckpt_path.exists() and not overwrite:
-            raise GandiagError(f"{ckpt_path} already exists: pass --resume to continue that run, "
-                               "or choose another --out")
+            raise GandiagError(f"{ckpt_path} already exists: pass --resume to continue that run, --overwrite to "
+                               "start afresh over it, or choose another --out")
         o = Options(steps=steps, seed=seed, **options)
     check_options(o)
     v = get_variant(variant)
