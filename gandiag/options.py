@@ -77,9 +77,10 @@ class EvalOptions:
     """Options of one evaluation; ``None`` means "decide from the file or the data" where the help says so."""
 
     real: Optional[str] = opt(None, "--real", metavar="SPEC", help=(
-        "Real data: digits, ring8, grid25, an image folder or a .npz, or published FID statistics (a .npz of "
-        "mu/sigma as pytorch-fid and TTUR write, torch-fidelity's cached .pt): FID only. "
-        "Defaults to a gandiag checkpoint's training data when it is a bundled source."))
+        "Real data: a bundled source (digits, ring8, grid25, sines, basicmotions, gunpoint; a translation pair's "
+        "side such as digits-inverted:b; `gandiag plugins` lists every one), an image folder, a .npz or .npy, or "
+        "published FID statistics (a .npz of mu/sigma as pytorch-fid and TTUR write, torch-fidelity's cached .pt): "
+        "FID only. Defaults to a gandiag checkpoint's training data when it is a bundled source."))
     num_samples: Optional[int] = opt(None, "-n", "--num-samples", type=int,
                                      help="Samples to generate [default: 10000 images, 2500 points].")
     batch_size: int = opt(DEFAULT_BATCH_SIZE, "--batch-size", type=int, show_default=True)
@@ -88,7 +89,8 @@ class EvalOptions:
     device: Optional[str] = opt(None, "--device", help="cpu, cuda or cuda:N [default: cuda when available].")
     feature_extractor: Optional[Sequence[str]] = opt(
         None, "--feature-extractor", "--features", metavar="NAME[,NAME...]", callback=_csv, help=(
-            "inception-v3, digits, points, or a plugin's [default: by real data]. Several, comma-separated: "
+            "inception-v3, digits, points, sequence-stats, sines, motion, dinov2-vitl14, clip-vitl14-336..., or a "
+            "plugin's (`gandiag plugins` lists them) [default: by real data]. Several, comma-separated: "
             "metrics on every feature space, the first one's keyed plainly (fid), the others' with @NAME (fid@digits)."))
     feature_weights: Sequence[str] = opt((), "--feature-weights", "--feature-extractor-weights-path",
                                          metavar="[NAME=]PATH", multiple=True, help=(
@@ -136,9 +138,9 @@ class EvalOptions:
         "A translator's input range: [-1,1], [0,1] or uint8 [default: the file's contract; CycleGAN's is "
         "[-1,1]]."), group="generator")
     train_data: Optional[str] = opt(None, "--train-data", metavar="PATH", help=(
-        "The generator's training set (an image folder or a .npz, read like --real): the memorization verdict "
+        "The generator's training set (an image folder, a .npz or .npy, read like --real): the memorization verdict "
         "compares its samples' distances to it with those of --real, which is then the held-out set (real data the "
-        "generator never saw). Bundled sources (digits) have a fixed split of their own [default: none: "
+        "generator never saw). Bundled finite sources (digits, basicmotions, gunpoint) have a fixed split of their own [default: none: "
         "memorization not applicable]."))
     inputs: Optional[str] = opt(None, "--inputs", metavar="SPEC", group="evaluate", help=(
         "Evaluate a translator (image-to-image): the samples it translates, an image folder, a .npz or a bundled "
@@ -150,7 +152,7 @@ class EvalOptions:
     paired: bool = opt(False, "--paired", is_flag=True, group="evaluate", help=(
         "Translators: --real's sample i is input i's true translation (same order): PSNR, SSIM and paired L1 "
         "[default: on for bundled pairs, whose truth is known]."))
-    use_ema: bool = opt(True, "--ema/--no-ema", help="gandiag checkpoints: evaluate the EMA generator when present.",
+    use_ema: bool = opt(True, "--ema/--no-ema", help="gandiag checkpoints: use the EMA generator when present (evaluate, diagnose, export).",
         group="generator")
     recursive: bool = opt(False, "--recursive/--no-recursive", "--samples-find-deep", help=(
         "Image folders: read images in subfolders too (torch-fidelity's --samples-find-deep) [default: the folder "

@@ -21,7 +21,8 @@ def register_commands(cli):
                   help="onnx (onnxruntime), savedmodel (TensorFlow, NHWC; gandiag checkpoints), export "
                        "(torch.export .pt2), torchscript (deprecated by PyTorch).")
     @click.option("-o", "--output", "output", required=True, type=click.Path(), help="File (or directory for savedmodel) to write.")
-    @click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
+    @click.option("--force", "--overwrite", "force", is_flag=True,
+                  help="Replace OUTPUT if it exists (--overwrite, as train and Monitor spell it, works too).")
     @click.option("--direction", type=click.Choice(["a2b", "b2a"]), default="a2b", show_default=True,
                   help="A translator's checkpoint: export G_AB (a2b) or its inverse G_BA (b2a).")
     @click_options(("generator",))

@@ -67,8 +67,8 @@ def register_commands(cli):
     @cli.command()
     @click.argument("variant", type=click.Choice([*VARIANTS, *TRANSLATION_VARIANTS]))
     @click.option("--data", required=True, metavar="SOURCE",
-                  help="digits, ring8, grid25, sines, an image folder or a .npz; cyclegan: a pair of domains "
-                       "(digits-inverted, digits-thick, ring8-rotated).")
+                  help="digits, ring8, grid25, sines, basicmotions, gunpoint, an image folder or a .npz; cyclegan: a "
+                       "pair of domains (digits-inverted, digits-thick, ring8-rotated).")
     @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder: checkpoint.pt and log.jsonl.")
     @click.option("--steps", type=int,
                   help="Generator updates [default: 14000 points (grid25 30000), 1500 images, 2000 sequences].")
