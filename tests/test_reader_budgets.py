@@ -66,3 +66,66 @@ def test_npy_and_npz_headers_with_impossible_shapes_are_refused(tmp_path, case):
                  ["evaluate", RING_CKPT, "--real", npz], ["evaluate", RING_CKPT, "--real", npy],
                  ["diagnose", npz, "--real", "ring8"]):
         assert_one_line(gandiag_in_process(*args, *QUICK), message)
+
+
+# ----------------------------------------------------------------------------- .safetensors: sizes torch cannot allocate
+
+
+def safetensors_bytes(shape, dtype="F32", offsets=(0, 0)) -> bytes:
+    import json
+
+    h = json.dumps({"l.weight": {"dtype": dtype, "shape": shape, "data_offsets": list(offsets)}}).encode()
+    return struct.pack("<Q", len(h)) + h
+
+
+BAD_SAFETENSORS_SHAPES = {
+    "zero beside 2**70": ([0, 2 ** 70], "beyond what any tensor can hold"),
+    "zero beside 2**64": ([0, 2 ** 64], "beyond what any tensor can hold"),
+    "zero beside 2**62 float32 (2**64 bytes)": ([0, 2 ** 62], "beyond what any tensor can hold"),
+    "zero between a product past int64": ([2 ** 40, 0, 2 ** 40], "beyond what any tensor can hold"),
+    "zero beside 2**60 (within int64, past the array budget)": ([0, 2 ** 60], "GANDIAG_MAX_ARRAY_BYTES"),
+    "negative dimension": ([0, -1], "is not a list of sizes"),
+    "boolean dimension": ([0, True], "is not a list of sizes"),
+    "float dimension": ([0, 2.0], "is not a list of sizes"),
+    "string dimension": ([0, "3"], "is not a list of sizes"),
+    "null dimension": ([0, None], "is not a list of sizes"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SAFETENSORS_SHAPES))
+def test_safetensors_headers_with_impossible_shapes_are_refused(tmp_path, case):
+    from gandiag.errors import GandiagError
+    from gandiag.safety.safetensors_file import read_safetensors
+
+    shape, message = BAD_SAFETENSORS_SHAPES[case]
+    p = tmp_path / "w.safetensors"
+    p.write_bytes(safetensors_bytes(shape))
+    with pytest.raises(GandiagError, match=message):  # CheckpointError or BudgetError: exit 2
+        read_safetensors(p)
+
+
+def test_safetensors_zero_size_shape_past_int64_is_exit_2(tmp_path):
+    """The tester's case end to end: torch.empty((0, 2**70)) raised a TypeError with a C++ stack (exit 3)."""
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "reader_budgets_gen.py").write_text(
+        "import torch\nclass G(torch.nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.l = torch.nn.Linear(8, 2)\n    def forward(self, z):\n        return self.l(z)\n")
+    p = tmp_path / "w.safetensors"
+    p.write_bytes(safetensors_bytes([0, 2 ** 70]))
+    res = gandiag_in_process("evaluate", p, "--trust-checkpoint", "--generator-class", "reader_budgets_gen:G",
+                             "--generator-path", code, "--real", "ring8", *QUICK)
+    assert_one_line(res, "beyond what any tensor can hold")
+
+
+def test_safetensors_genuine_empty_and_small_tensors_still_read(tmp_path):
+    import torch
+
+    from gandiag.safety.safetensors_file import read_safetensors
+
+    p = tmp_path / "ok.safetensors"
+    p.write_bytes(safetensors_bytes([0, 8]))
+    assert read_safetensors(p)["l.weight"].shape == (0, 8)
+    h = b'{"w":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}}'
+    p.write_bytes(struct.pack("<Q", len(h)) + h + torch.arange(4, dtype=torch.float32).numpy().tobytes())
+    assert read_safetensors(p)["w"].tolist() == [[0.0, 1.0], [2.0, 3.0]]

@@ -24,6 +24,7 @@ from .untrusted import shown
 
 SUFFIX = ".safetensors"
 HEADER_LIMIT = 100 << 20  # the safetensors package's own limit on the header
+INT64_MAX = (1 << 63) - 1  # torch's sizes and strides are int64
 DTYPES = {
     "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
     "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
@@ -102,8 +103,16 @@ def _entries(header: dict, data_len: int, where: str) -> list:
                 and 0 <= offsets[0] <= offsets[1] <= data_len):
             raise CheckpointError(f"{what}: data_offsets {shown(repr(offsets), 80)} lie outside the "
                                   f"{data_len:,} bytes of tensor data")
-        nbytes = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
-        budgets.ARRAY_BYTES.check(nbytes, what)
+        itemsize = torch.empty((), dtype=dtype).element_size()
+        # The extent (non-zero dimensions times the item size) and not only the data: a shape [0, 2**70] holds
+        # 0 bytes, but torch cannot unpack a dimension past int64 (exit 3 from torch.empty) and strides past it
+        # overflow; a zero-size tensor with such dimensions is no tensor a generator holds.
+        extent = math.prod(d for d in shape if d) * itemsize
+        if extent > INT64_MAX:
+            raise CheckpointError(f"{what}: shape {shown(repr(shape), 80)} spans 2**63 bytes or more, beyond what "
+                                  "any tensor can hold; the file is corrupt")
+        budgets.ARRAY_BYTES.check(extent, f"{what} of shape {shown(repr(shape), 80)}")
+        nbytes = math.prod(shape) * itemsize
         if nbytes != offsets[1] - offsets[0]:
             raise CheckpointError(f"{what}: shape {tuple(shape)} of {info['dtype']} needs {nbytes:,} bytes but its "
                                   f"data_offsets span {offsets[1] - offsets[0]:,}")
