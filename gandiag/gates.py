@@ -394,7 +394,7 @@ def check_comparable(results: Results, baseline: Results, baseline_path=None) ->
     if lacking:
         raise GateFileError(f"{where} was written by an earlier gandiag and lacks {', '.join(lacking)}; re-run the "
                             "baseline evaluation with this version so the runs can be compared")
-    differ = [f"{name}: {clean(_short(_dig(base, path)))} vs {clean(_short(_dig(cur, path)))}"
+    differ = [f"{name}: this run {clean(_short(_dig(cur, path)))}, the baseline {clean(_short(_dig(base, path)))}"
               for path, name in COMPARABLE + COMPARABLE_WHEN_PRESENT if _dig(base, path) != _dig(cur, path)]
     if differ:
         raise GateFileError(f"this run and {where} are not comparable; they differ in " + "; ".join(differ))

@@ -47,7 +47,7 @@ def test_a_baseline_of_another_precision_is_refused(runs, tmp_path):
     gates = tmp_path / "g.toml"
     gates.write_text(f'baseline = "{strict_path}"\n[gates]\nfid = {{ max_increase = 0.5 }}\n')
     res = gandiag_in_process("gate", bf16_path, "--gate", gates)
-    assert res.returncode == 2 and "compute precision: strict vs bf16" in res.stderr
+    assert res.returncode == 2 and "compute precision: this run bf16, the baseline strict" in res.stderr
 
 
 def test_an_earlier_fp32_baseline_is_strict(runs, tmp_path):

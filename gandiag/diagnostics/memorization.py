@@ -134,14 +134,20 @@ def judge_copies(s: dict) -> list:
     return [reason("copies", INFO, text, excess, None)]
 
 
+def _c_t_reading(value: float) -> str:
+    """What this C_T says, not a legend of the scale: it is a z-score, far below 0 when samples copy."""
+    if value < 0:
+        return "below 0: generated samples lie nearer the training set than held-out samples do"
+    return "at or above 0: generated samples lie no nearer the training set than held-out samples do"
+
+
 def judge_c_t(s: dict) -> list:
     value = s["c_t"]
     if value is None:
         return [reason("c_t", INFO, f"C_T not computed: no training cell holds more than {s['min_cell']} generated "
                                     "samples and a held-out one")]
     text = (f"C_T = {fmt(value)} over {s['cells_judged']}/{s['cells']} training cells "
-            f"({100 * s['held_out_share_judged']:.0f}% of held-out samples); ≪ 0: generated samples nearer the "
-            "training set than held-out ones")
+            f"({100 * s['held_out_share_judged']:.0f}% of held-out samples; {_c_t_reading(value)})")
     if s["held_out_share_judged"] < C_T_MIN_COVERAGE:
         return [reason("c_t", INFO, text + f"; not judged: its cells hold under {100 * C_T_MIN_COVERAGE:.0f}% of the "
                        "held-out samples (a generator drawing one region is mode collapse's to judge)", value, None)]
