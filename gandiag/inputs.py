@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -41,6 +41,7 @@ class Target:
     contract: Optional[GeneratorContract] = None
     samples: object = None  # SampleSet / FolderSampleSet of pre-generated samples
     translator: object = None  # a translator's setup (gandiag.translation.evaluation.Translator)
+    warnings: list = field(default_factory=list)  # what the results should say about the target as opened
 
     @property
     def sample_shape(self) -> tuple:
@@ -81,6 +82,9 @@ def open_target(path: Path, opts: EvalOptions, world: int, timings) -> Target:
         n = samples.n if opts.num_samples is None else min(opts.num_samples, samples.n)
         tgt = Target(path, samples.kind, n, {"path": str(path), "format": "samples", "n": samples.n},
                      samples=samples)
+        if opts.num_samples is not None and opts.num_samples > samples.n:
+            tgt.warnings.append(f"-n {opts.num_samples:,} asked for more samples than {path} holds: all "
+                                f"{samples.n:,} of them are evaluated")
     else:
         with timings.stage("load"):
             gen = load_generator(path, LoadOptions.from_options(opts))

@@ -130,6 +130,7 @@ def evaluate_direction(tgt: Target, real_data: Optional[Real], opts: EvalOptions
                        timings: Timings, warnings: list, train_data: Optional[Real] = None) -> tuple:
     """Features, metrics and diagnostics of one target against one real set (and the training set, when
     ``--train-data`` names one): (EvalContext, diagnostics)."""
+    warnings.extend(tgt.warnings)
     for read in (tgt.samples, real_data.samples if real_data else None):
         warnings.extend(getattr(read, "warnings", ()))  # an image folder's: lossy-compressed images
     extractors, compiled_extractors, numerics = open_extractors(tgt, real_data, opts, timings, warnings)

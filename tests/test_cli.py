@@ -190,3 +190,11 @@ def test_an_empty_or_folder_like_output_path_is_refused_not_ignored(tmp_path, ri
         res = run("evaluate", ring_npz, flag, value, cwd=tmp_path)
         _one_line_error(res, said)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_more_samples_asked_than_a_file_holds_is_said(tmp_path, ring_npz):
+    out = tmp_path / "r.json"
+    res = run("evaluate", ring_npz, "--real", "ring8", "-n", "5000", "--no-diagnostics", "--json", out)
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(out.read_text())
+    assert any("-n 5,000 asked for more samples than" in w and "all 600" in w for w in doc["warnings"])
