@@ -198,3 +198,13 @@ def test_more_samples_asked_than_a_file_holds_is_said(tmp_path, ring_npz):
     assert res.returncode == 0, res.stderr
     doc = json.loads(out.read_text())
     assert any("-n 5,000 asked for more samples than" in w and "all 600" in w for w in doc["warnings"])
+
+
+def test_default_report_names_keep_two_runs_apart():
+    from gandiag.report import report_path_for
+
+    assert report_path_for("runs/dcgan/checkpoint.pt").name == "dcgan-checkpoint.html"
+    assert report_path_for("runs/wgan/checkpoint.pt").name == "wgan-checkpoint.html"
+    assert report_path_for("exports/netG.onnx").name == "exports-netg.html"
+    assert report_path_for("my_generator_v3.pt2").name == "my-generator-v3.html"  # a name of its own stays
+    assert report_path_for("checkpoint.pt").name == "checkpoint.html"

@@ -213,9 +213,18 @@ def default_report_path(results) -> Path:
     return report_path_for(str((results.generator or {}).get("path", "report")))
 
 
+GENERIC_STEMS = {"checkpoint", "model", "generator", "netg", "g", "last", "best", "latest", "final", "weights",
+                 "saved_model"}  # names every run's file has: the folder tells the runs apart
+
+
 def report_path_for(target: str) -> Path:
-    """reports/<name>.html for an evaluated path (``--report`` given alone)."""
-    stem = Path(target).stem or "report"
+    """reports/<name>.html for an evaluated path (``--report`` given alone): the file's stem, with its folder's
+    name in front when the stem is one every run has (runs/dcgan/checkpoint.pt -> reports/dcgan-checkpoint.html),
+    so two runs' reports do not replace each other."""
+    p = Path(target)
+    stem = p.stem or "report"
+    if stem.lower() in GENERIC_STEMS and p.parent.name not in ("", ".", ".."):
+        stem = f"{p.parent.name}-{stem}"
     return Path(DEFAULT_DIR) / f"{_slug(stem)}.html"
 
 
