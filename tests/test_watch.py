@@ -163,7 +163,8 @@ def test_a_file_name_that_is_not_utf8_is_shown_escaped_and_recorded_once_evaluat
     assert res.returncode == 0, res.stderr
     assert "ck\\xff.pt (step " in res.stderr and "1 snapshot(s) evaluated" in res.stdout
     assert "ck\\xff.pt" in (run / "watch" / "trend.html").read_text()
-    assert "ck\\xff.pt" in (run / "watch" / "report.html").read_text()
+    page = (run / "watch" / "report.html").read_text()  # valid UTF-8, the name escaped
+    assert "ck\\xff.pt" in page or "ck\\udcff.pt" in page
     assert _trend(run / "watch")[0]["snapshot"] == os.fsdecode(bytes(run) + b"/ck\xff.pt")
     again = gandiag_in_process("watch", run, "-n", "100", "--settle", "0", "--once")
     assert again.returncode == 0 and "0 snapshot(s) evaluated" in again.stdout
@@ -229,3 +230,67 @@ def test_a_restarted_gated_watch_counts_the_outcomes_it_recorded(tmp_path, gates
     other.write_text("[gates]\nfid = { max = 30.0 }\n")
     res = gandiag_in_process("watch", good, *quick, "--gate", other)  # judged by other gates: not shown to pass
     assert res.returncode == 1 and "not shown to pass these" in res.stderr
+
+
+def test_symlinks_planted_in_the_run_folder_are_never_written_through_nor_read(tmp_path):
+    run = tmp_path / "run"
+    (run / "watch").mkdir(parents=True)
+    shutil.copy(FIXTURES / "ring8_gan_pack4" / "checkpoint.pt", run / "checkpoint.pt")
+    precious = tmp_path / "precious.conf"
+    precious.write_text("PRECIOUS\n")
+    quick = ("-n", "100", "--settle", "0", "--once")
+    for name in ("report.html", "results.json", "trend.jsonl", "trend.html", "results.artifacts.npz"):
+        (run / "watch" / name).symlink_to(precious)
+        res = gandiag_in_process("watch", run, *quick)  # was: the file replaced (or appended to), exit 0
+        assert res.returncode == 2 and f"{name} is a symlink" in res.stderr, (name, res.stderr)
+        assert len(res.stderr.strip().splitlines()) == 1 and precious.read_text() == "PRECIOUS\n"
+        (run / "watch" / name).unlink()
+    (run / "watch").rmdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (run / "watch").symlink_to(elsewhere)  # the default output folder itself
+    res = gandiag_in_process("watch", run, *quick)
+    assert res.returncode == 2 and "watch is a symlink" in res.stderr and list(elsewhere.iterdir()) == []
+    (run / "watch").unlink()
+    (run / "real.npz").symlink_to(precious)  # the run's real data is read only from the run folder
+    res = gandiag_in_process("watch", run, *quick)
+    assert res.returncode == 2 and "real.npz is a symlink" in res.stderr
+    (run / "real.npz").unlink()
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    shutil.copy(FIXTURES / "ring8_gan_collapsed" / "checkpoint.pt", outside / "other.pt")
+    (run / "other.pt").symlink_to(outside / "other.pt")  # a snapshot that leads out of the run: not read
+    (run / "latest.pt").symlink_to("checkpoint.pt")  # one that stays in it is
+    res = gandiag_in_process("watch", run, *quick, "--out", elsewhere)  # a folder the command line names
+    assert res.returncode == 0, res.stderr
+    assert "other.pt: a symlink that leads out of the run folder; skipped" in res.stderr
+    assert sorted(Path(ln["snapshot"]).name for ln in _trend(elsewhere)) == ["checkpoint.pt", "latest.pt"]
+    (tmp_path / "out-link").symlink_to(elsewhere)  # --out may be a symlink the user made
+    assert gandiag_in_process("watch", run, *quick, "--out", tmp_path / "out-link").returncode == 0
+
+
+def test_the_output_folder_replaces_names_and_never_follows_a_link_planted_after_its_checks(tmp_path, monkeypatch):
+    from gandiag.atomic import OutputError
+    from gandiag.monitor.watch import OutputFolder
+
+    precious = tmp_path / "precious.json"
+    precious.write_text('{"p": 1}\n')
+    out = OutputFolder(tmp_path / "watch", named=False)
+    (tmp_path / "watch" / "results.json").symlink_to(precious)
+    with pytest.raises(OutputError, match="is a symlink"):
+        out.write({"results.json": b"{}"})
+    with pytest.raises(OutputError, match="is a symlink"):
+        out.append("results.json", "{}\n")
+    monkeypatch.setattr(OutputFolder, "_check", lambda self, fd, name: None)  # a link planted after the checks
+    out.write({"results.json": b"{}"})  # replaces the name, not the file it pointed to
+    assert precious.read_text() == '{"p": 1}\n' and not (tmp_path / "watch" / "results.json").is_symlink()
+    (tmp_path / "watch" / "trend.jsonl").symlink_to(precious)
+    with pytest.raises(OutputError, match="is a symlink"):
+        out.append("trend.jsonl", "{}\n")
+    (tmp_path / "watch" / "trend.jsonl").unlink()
+    (tmp_path / "watch" / "trend.jsonl").hardlink_to(precious)
+    with pytest.raises(OutputError, match="2 names"):
+        out.append("trend.jsonl", "{}\n")
+    assert precious.read_text() == '{"p": 1}\n'
+    assert [p.name for p in (tmp_path / "watch").iterdir() if p.name.startswith(".")] == []  # no staging left

@@ -16,7 +16,8 @@ def register_commands(cli):
     @cli.command()
     @click.argument("rundir", type=click.Path())
     @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-                  help="Where trend.jsonl, trend.html, results.json and report.html go [default: RUNDIR/watch].")
+                  help="Where trend.jsonl, trend.html, results.json and report.html go [default: RUNDIR/watch; "
+                       "never written through a symlink there].")
     @click.option("--interval", type=float, default=30.0, show_default=True, help="Seconds between looks at RUNDIR.")
     @click.option("--settle", type=float, default=2.0, show_default=True,
                   help="Seconds a file must stay unchanged before it is read (a file still being written never is).")
@@ -47,7 +48,7 @@ def register_commands(cli):
                 raise GandiagError(f"{name} {v}: a number of seconds >= 0")
         gates = load_gates(gate) if gate else None
         run = Path(rundir)
-        watcher = Watcher(run, Path(out_dir) if out_dir else run / "watch", check(from_click(kw)), settle=settle,
+        watcher = Watcher(run, Path(out_dir) if out_dir else None, check(from_click(kw)), settle=settle,
                           fail_on=fail_on, gate=gates, echo=lambda s: click.echo(s, err=True))
         outcome = watcher.run(interval=interval, once=once, idle_exit=idle_exit)
         errors = f", {outcome.errors} could not be evaluated" if outcome.errors else ""

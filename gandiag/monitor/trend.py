@@ -63,9 +63,15 @@ def append(path: Path, line: dict) -> None:
 def read_trend(path: Path) -> list:
     """The checked lines of a trend file; a last line cut short by a kill is dropped."""
     from ..safety.files import read_text_limited
+
+    return parse_trend(read_text_limited(path, "a trend file", error=DataError), path)
+
+
+def parse_trend(text: str, path) -> list:
+    """The checked lines of a trend file's ``text`` (read from ``path``)."""
     from ..safety.jsonfile import parse_json
 
-    lines = [ln for ln in read_text_limited(path, "a trend file", error=DataError).splitlines() if ln.strip()]
+    lines = [ln for ln in text.splitlines() if ln.strip()]
     out = []
     for i, ln in enumerate(lines, 1):
         try:

@@ -25,15 +25,19 @@ gated watch that ends with no snapshot evaluated fails too.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
 import re
+import secrets
 import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from ..atomic import write_bytes
-from ..errors import GandiagError
+from ..atomic import OutputError
+from ..errors import DataError, GandiagError
 from ..training.trainlog import is_step
 from . import alarms as alarm_rules
 from . import trend
@@ -41,6 +45,7 @@ from .trend import shown
 
 SNAPSHOT_SUFFIXES = (".pt", ".pth", ".ckpt", ".pt2", ".onnx", ".pkl", ".npz", ".npy")
 NOT_SNAPSHOTS = ("real.npz", "held_out.npz")  # the monitor's copies of the real data
+OUTPUT_NAMES = (trend.TREND_NAME, trend.TREND_REPORT, "results.json", "results.artifacts.npz", "report.html")
 STEP_PATTERN = re.compile(r"(?:step|iter|it|kimg|epoch|snapshot)[-_]?0*(\d+)", re.IGNORECASE)
 
 
@@ -70,8 +75,17 @@ def candidates(run: Path, out: Path, warn: Optional[Callable] = None) -> list:
     is skipped; ``warn(path, why)`` (when given) is told why."""
     found = []
     out_id = _identity(out)
+    try:
+        inside = run.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return []
     for folder in (run, run / "snapshots"):
         if not folder.is_dir():
+            continue
+        if folder != run and not _leads_inside(folder, inside):
+            if warn:
+                warn(folder, "a symlink that leads out of the run folder; skipped (a file in the run folder never "
+                             "chooses what gandiag reads: pass that folder itself to gandiag watch)")
             continue
         try:
             entries = list(folder.iterdir())
@@ -95,10 +109,27 @@ def candidates(run: Path, out: Path, warn: Optional[Callable] = None) -> list:
                 continue
             if out_id is not None and (st.st_dev, st.st_ino) == out_id:
                 continue  # the watch's own output folder
-            if (stat.S_ISREG(st.st_mode) and p.suffix.lower() in SNAPSHOT_SUFFIXES) or (
-                    stat.S_ISDIR(st.st_mode) and (p / "saved_model.pb").is_file()):
-                found.append((st.st_mtime_ns, p.name, p))
+            if not ((stat.S_ISREG(st.st_mode) and p.suffix.lower() in SNAPSHOT_SUFFIXES) or (
+                    stat.S_ISDIR(st.st_mode) and (p / "saved_model.pb").is_file())):
+                continue
+            if not _leads_inside(p, inside):
+                if warn:
+                    warn(p, "a symlink that leads out of the run folder; skipped (a file in the run folder never "
+                            "chooses what gandiag reads: evaluate that file by naming it)")
+                continue
+            found.append((st.st_mtime_ns, p.name, p))
     return [p for _, _, p in sorted(found)]
+
+
+def _leads_inside(p: Path, inside: Path) -> bool:
+    """Whether ``p`` is no symlink, or one whose target (through every link) lies in the folder ``inside``."""
+    if not p.is_symlink():
+        return True
+    try:
+        p.resolve(strict=True).relative_to(inside)
+    except (OSError, RuntimeError, ValueError):
+        return False
+    return True
 
 
 def _identity(path: Path) -> Optional[tuple]:
@@ -116,12 +147,159 @@ def step_of(path: Path) -> Optional[int]:
     return int(m.group(1)) if m else None
 
 
+class OutputFolder:
+    """The watch's output folder, written without ever following a symlink in it.
+
+    Its files (:data:`OUTPUT_NAMES`) are named by no command line, and the default folder, RUNDIR/watch,
+    lies in a run folder anyone who writes the run may fill: a symlink planted there must not make the
+    watch replace or append to a file elsewhere. So a symlink among them, or in place of the default
+    folder (``named`` False; a folder ``--out`` names may be a symlink the user made), is refused (exit 2);
+    files are written through a descriptor of the folder opened once per write: staged beside the target
+    (``O_EXCL``, never following a link), then renamed over its name, which replaces a name, never the
+    file a link points to; the trend is appended with ``O_NOFOLLOW`` to a regular file with one link.
+    """
+
+    def __init__(self, path: Path, named: bool):
+        from ..atomic import make_folder
+
+        self.path, self.named = Path(path), named
+        if not named and os.path.islink(self.path):
+            raise self._symlink(self.path)
+        make_folder(self.path, "--out")
+        fd = self._open_folder()
+        try:
+            if not os.access(self.path, os.W_OK | os.X_OK):
+                raise OutputError(f"--out {shown(self.path)}: cannot write into it (permission denied)")
+            for name in OUTPUT_NAMES:
+                self._check(fd, name)
+        finally:
+            os.close(fd)
+
+    def _symlink(self, path: Path) -> OutputError:
+        how = " (pass --out to name where the watch writes)" if path == self.path else " (remove it)"
+        return OutputError(f"{shown(path)} is a symlink; gandiag watch never writes through a symlink it was not "
+                           f"given{how}; nothing was written")
+
+    def _open_folder(self) -> int:
+        flags = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)
+        try:
+            return os.open(self.path, flags | (0 if self.named else os.O_NOFOLLOW))
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR) and os.path.islink(self.path):
+                raise self._symlink(self.path) from None
+            raise OutputError(f"--out {shown(self.path)}: cannot open it ({exc.strerror or exc})") from None
+
+    def _check(self, fd: int, name: str) -> Optional[os.stat_result]:
+        """The file ``name`` is (None: there is none): a regular file, never a symlink, folder or device."""
+        from ..safety.files import kind_of
+
+        try:
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise OutputError(f"{shown(self.path / name)}: cannot be written ({exc.strerror or exc})") from None
+        if stat.S_ISLNK(st.st_mode):
+            raise self._symlink(self.path / name)
+        if not stat.S_ISREG(st.st_mode):
+            raise OutputError(f"{shown(self.path / name)} is {kind_of(st.st_mode)}; gandiag replaces only regular "
+                              "files")
+        return st
+
+    def write(self, files: dict) -> None:
+        """Replace each ``name: bytes`` of ``files``: all staged (and synced) first, then renamed."""
+        fd = self._open_folder()
+        staged: dict = {}
+        name = ""
+        try:
+            for name, data in files.items():
+                old = self._check(fd, name)
+                tmp = f".{name}.{secrets.token_hex(6)}.tmp"
+                f = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0),
+                            0o666, dir_fd=fd)
+                staged[name] = tmp
+                with os.fdopen(f, "wb") as out:
+                    out.write(data)
+                    out.flush()
+                    if old is not None:  # keep the mode of the file it replaces, as gandiag's other outputs do
+                        os.fchmod(out.fileno(), stat.S_IMODE(old.st_mode))
+                    os.fsync(out.fileno())
+            for name in list(staged):
+                self._check(fd, name)
+                os.replace(staged[name], name, src_dir_fd=fd, dst_dir_fd=fd)
+                del staged[name]
+        except OSError as exc:
+            raise OutputError(f"{shown(self.path / name)}: cannot write ({exc.strerror or exc})") from None
+        finally:
+            for tmp in staged.values():
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp, dir_fd=fd)
+            os.close(fd)
+
+    def append(self, name: str, text: str) -> None:
+        """Append ``text`` to the regular file ``name`` (created if need be), synced."""
+        fd = self._open_folder()
+        try:
+            self._check(fd, name)
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+            try:
+                f = os.open(name, flags, 0o666, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise self._symlink(self.path / name) from None
+                raise OutputError(f"{shown(self.path / name)}: cannot write ({exc.strerror or exc})") from None
+            with os.fdopen(f, "ab") as out:
+                st = os.fstat(out.fileno())
+                if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+                    raise OutputError(f"{shown(self.path / name)} is not a regular file of its own (it has "
+                                      f"{st.st_nlink} names); gandiag watch appends only to its own trend file")
+                out.write(trend.utf8(text))
+                out.flush()
+                os.fsync(out.fileno())
+        except OSError as exc:
+            raise OutputError(f"{shown(self.path / name)}: cannot write ({exc.strerror or exc})") from None
+        finally:
+            os.close(fd)
+
+    def read_trend(self) -> list:
+        """The checked lines of the trend file ([] when there is none), read without following a symlink."""
+        from ..safety.budgets import TEXT_FILE_BYTES
+
+        fd = self._open_folder()
+        path = self.path / trend.TREND_NAME
+        try:
+            self._check(fd, trend.TREND_NAME)
+            try:
+                f = os.open(trend.TREND_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0),
+                            dir_fd=fd)
+            except FileNotFoundError:
+                return []
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise self._symlink(path) from None
+                raise DataError(f"{shown(path)}: cannot be read ({exc.strerror or exc})") from None
+            with os.fdopen(f, "rb") as src:
+                st = os.fstat(src.fileno())
+                if not stat.S_ISREG(st.st_mode):
+                    raise DataError(f"{shown(path)}: not a regular file")
+                TEXT_FILE_BYTES.check(st.st_size, shown(path))
+                data = src.read(min(st.st_size, TEXT_FILE_BYTES.value) + 1)
+                TEXT_FILE_BYTES.check(len(data), shown(path))
+        finally:
+            os.close(fd)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{shown(path)}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        return trend.parse_trend(text, shown(path))
+
+
 class Watcher:
     """One watch over ``run``; :meth:`poll` evaluates what is new and settled, :meth:`run` loops."""
 
-    def __init__(self, run: Path, out: Path, options, *, settle: float = 2.0, fail_on: Optional[str] = None,
+    def __init__(self, run: Path, out: Optional[Path], options, *, settle: float = 2.0, fail_on: Optional[str] = None,
                  gate=None, echo: Callable = print):
-        from ..atomic import make_folder, resolve_output
+        """``out`` None: RUNDIR/watch, a folder no command line named (no symlink there is followed)."""
         from ..safety.files import is_folder
 
         if not is_folder(run):
@@ -132,22 +310,16 @@ class Watcher:
             from ..gates import load_gates
 
             gate = load_gates(gate)
-        self.run_dir, self.out, self.options = run, out, options
+        self.run_dir, self.out, self.options = run, out if out is not None else run / "watch", options
         self.settle, self.fail_on, self.gate, self.echo = settle, fail_on, gate, echo
         self.gates_digest = _gates_digest(gate) if gate is not None else None
-        make_folder(out, "--out")
-        for name in (trend.TREND_NAME, trend.TREND_REPORT, "results.json", "report.html"):
-            resolve_output(out / name, "--out")
-        recorded = self._recorded()
+        self.options, self._run_files = _monitored_real(run, options)
+        self.outputs = OutputFolder(self.out, named=out is not None)
+        recorded = self.outputs.read_trend()
         self.outcome = WatchOutcome(seen={ln["snapshot"]: ln.get("fingerprint") for ln in recorded})
         self._judge_recorded(recorded)
         self._pending: dict = {}  # path -> (fingerprint, first seen at)
         self._warned: set = set()  # (path, why) already told
-        self.options = _monitored_real(run, options)
-
-    def _recorded(self) -> list:
-        path = self.out / trend.TREND_NAME
-        return trend.read_trend(path) if path.exists() else []
 
     def _judge_recorded(self, lines: list) -> None:
         """A restarted watch skips the snapshots its trend records, so their outcomes count: under
@@ -197,6 +369,7 @@ class Watcher:
         outputs failed is not recorded, so a restarted watch tries it again)."""
         began = time.monotonic()
         step = step_of(path)
+        _check_run_files(self.run_dir, self._run_files)  # still no symlink: the real data is read for each snapshot
         try:
             results = _evaluate(path, self.options)
         except GandiagError as exc:
@@ -238,8 +411,7 @@ class Watcher:
             files[artifacts_path(json_path).name] = arrays
         files["results.json"] = trend.utf8(results.to_text())
         files["report.html"] = trend.utf8(render_html([results]))
-        for name, data in files.items():
-            write_bytes(self.out / name, data, name)
+        self.outputs.write(files)
         return failed_gates
 
     def _verdict(self, found: list, failed_gates: list, errored: bool = False) -> bool:
@@ -258,14 +430,14 @@ class Watcher:
     def _record(self, line: dict, fp: str, gates_failed: Optional[str] = None) -> None:
         """The trend report redrawn with ``line``, then ``line`` appended: the snapshot is done only once
         its outputs are all written. Under the gates the line says which gates judged it and how."""
-        path = self.out / trend.TREND_NAME
+        import json
+
         line = {**line, "fingerprint": fp}
         if self.gate is not None:
             line["gates"] = {"digest": self.gates_digest, "passed": gates_failed is None, "failed": gates_failed}
-        lines = trend.read_trend(path) if path.exists() else []
-        write_bytes(self.out / trend.TREND_REPORT, trend.page_bytes(lines + [line], f"gandiag watch: {self.run_dir}"),
-                    "trend report")
-        trend.append(path, line)
+        lines = self.outputs.read_trend()
+        self.outputs.write({trend.TREND_REPORT: trend.page_bytes(lines + [line], f"gandiag watch: {self.run_dir}")})
+        self.outputs.append(trend.TREND_NAME, json.dumps(line) + "\n")
         self.outcome.seen[line["snapshot"]] = fp
         self.outcome.evaluated += 1
 
@@ -323,23 +495,37 @@ def _recorded_failure(line: dict, fail_on: Optional[str], gated: bool, digest: O
     return None
 
 
+def _check_run_files(run: Path, names) -> None:
+    """The files of a monitored run the watch reads (its real data, its settings) are read only from the
+    run folder itself: one that is a symlink chooses what gandiag reads, and is refused (exit 2)."""
+    for name in names:
+        if os.path.islink(run / name):
+            raise GandiagError(f"{shown(run / name)} is a symlink; gandiag watch reads a run's {name} only from the "
+                               "run folder itself (name the file with --real / --train-data, or copy it there)")
+
+
 def _monitored_real(run: Path, options):
     """A monitored run keeps its real data beside its log: ``real.npz``, or the training set ``real.npz`` and
     ``held_out.npz`` (then the held-out set is ``--real`` and the training set ``--train-data``); and in
-    ``monitor.json`` the features and sample count of its checks, used where the command line names none."""
+    ``monitor.json`` the features and sample count of its checks, used where the command line names none.
+    Returns the options and the names of the run's files they read (none of them may be a symlink)."""
     from dataclasses import replace
 
-    from .snapshots import read_settings
+    from .snapshots import SETTINGS_NAME, read_settings
 
+    _check_run_files(run, [SETTINGS_NAME])
     settings = read_settings(run)
     if settings:
         options = replace(options, feature_extractor=options.feature_extractor or settings["feature_extractor"],
                           num_samples=options.num_samples or settings["num_samples"])
-    if options.real is not None or not (run / "real.npz").is_file():
-        return options
-    if (run / "held_out.npz").is_file() and options.train_data is None:
-        return replace(options, real=str(run / "held_out.npz"), train_data=str(run / "real.npz"))
-    return replace(options, real=str(run / "real.npz"))
+    if options.real is not None or not (os.path.lexists(run / "real.npz")):
+        return options, []
+    if os.path.lexists(run / "held_out.npz") and options.train_data is None:
+        names = ["held_out.npz", "real.npz"]
+        _check_run_files(run, names)
+        return replace(options, real=str(run / "held_out.npz"), train_data=str(run / "real.npz")), names
+    _check_run_files(run, ["real.npz"])
+    return replace(options, real=str(run / "real.npz")), ["real.npz"]
 
 
 def _evaluate(path: Path, options):
