@@ -196,7 +196,35 @@ BAD = {
                       "expected a dict with 'mu' and 'sigma'"),
     "pt_object_array": (lambda p: torch.save({"mu": np.array([1, "a"], dtype=object), "sigma": np.eye(2)},
                                              p.with_suffix(".pt")) or p.with_suffix(".pt"), "read safely"),
+    # tensors whose .numpy() raised (exit 3) are refused in one line
+    "pt_sparse": (lambda p: _pt(p, lambda: (torch.zeros(2).to_sparse(), torch.eye(2).to_sparse())),
+                  "'mu' is a sparse_coo tensor"),
+    "pt_sparse_csr_sigma": (lambda p: _pt(p, lambda: (torch.zeros(2), torch.eye(2).to_sparse_csr())),
+                            "'sigma' is a sparse_csr tensor"),
+    "pt_quantized": (lambda p: _pt(p, lambda: (torch.quantize_per_tensor(torch.zeros(2), 0.1, 0, torch.qint8),
+                                               torch.quantize_per_tensor(torch.eye(2), 0.1, 0, torch.qint8))),
+                     "'mu' is a quantized tensor (qint8)"),
+    "pt_complex": (lambda p: _pt(p, lambda: (torch.zeros(2, dtype=torch.complex64),
+                                             torch.eye(2, dtype=torch.complex64))),
+                   "'mu' has dtype complex64"),
+    "pt_integer": (lambda p: _pt(p, lambda: (torch.zeros(2, dtype=torch.int64), torch.eye(2, dtype=torch.int64))),
+                   "'mu' has dtype int64"),
+    "pt_bool": (lambda p: _pt(p, lambda: (torch.zeros(2, dtype=torch.bool), torch.eye(2, dtype=torch.bool))),
+                "'mu' has dtype bool"),
+    "pt_meta": (lambda p: _pt(p, lambda: (torch.zeros(2, device="meta"), torch.eye(2, device="meta"))),
+                "'mu' is a tensor on 'meta'"),
 }
+
+
+def _pt(path, make):
+    """torch-fidelity's layout, {'mu': ..., 'sigma': ...}, of the tensors ``make()`` returns."""
+    import warnings
+
+    with warnings.catch_warnings():  # sparse CSR and quantized tensors warn that they are beta / deprecated
+        warnings.simplefilter("ignore")
+        mu, sigma = make()
+        torch.save({"mu": mu, "sigma": sigma}, path.with_suffix(".pt"))
+    return path.with_suffix(".pt")
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
@@ -209,6 +237,23 @@ def test_bad_statistics_are_one_line_exit_2(points, tmp_path, case):
     assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr
     assert message in res.stderr
     assert not (tmp_path / "out.json").exists()
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16", "float8_e4m3fn", "float32", "float64"])
+def test_torch_statistics_of_any_float_dtype_and_parameters_are_read(points, tmp_path, dtype):
+    """bfloat16, float8 and Parameters (requires_grad) made .numpy() raise (exit 3); they are read as float64."""
+    root, folder, real_x = points
+    x = real_x.astype(np.float64)
+    mu, sigma = torch.from_numpy(x.mean(0)), torch.from_numpy(np.cov(x, rowvar=False))
+    dt = getattr(torch, dtype)
+    plain, param = tmp_path / f"plain-{dtype}.pt", tmp_path / f"param-{dtype}.pt"
+    torch.save({"mu": mu.to(dt), "sigma": sigma.to(dt)}, plain)
+    torch.save({"mu": torch.nn.Parameter(mu.to(dt)), "sigma": torch.nn.Parameter(sigma.to(dt))}, param)
+    rel = {"float64": 1e-9, "float32": 1e-5}.get(dtype, 0.2)  # a 2-d covariance rounded to 3-8 bits of mantissa
+    for path in (plain, param):
+        doc, _ = run_json(tmp_path, root / "fake.npz", path)
+        assert doc["real"]["statistics"]["format"] == "torch-fidelity"
+        assert doc["metrics"]["fid"]["value"] == pytest.approx(folder.value("fid"), rel=rel)
 
 
 def test_statistics_budget_on_dimension(points, tmp_path, monkeypatch):

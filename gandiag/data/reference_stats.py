@@ -17,7 +17,9 @@ file with the same rule. Statistics are checked before use: real numbers,
 finite, ``sigma`` square of ``mu``'s size, symmetric (within
 :data:`SYMMETRY_RTOL`) with no negative variance, within the feature-dimension
 and array budgets, read with ``allow_pickle=False`` (a ``.pt`` with
-``weights_only=True`` and only numpy's array constructors allowed). Only
+``weights_only=True`` and only numpy's array constructors allowed; its
+tensors dense floating point of any width, Parameters included, never
+sparse, quantized, complex or integer). Only
 metrics whose ``real_statistics_suffice`` is true (FID) run against them; the
 others are recorded as not applicable. The file cannot say which extractor
 made it, so the run records the statistics as external and says that they
@@ -197,7 +199,34 @@ def _torch_statistics(p: Path) -> tuple:
         keys = ", ".join(map(str, obj)) if isinstance(obj, dict) else type(obj).__name__
         raise DataError(f"{where}: not FID statistics (expected a dict with 'mu' and 'sigma', as torch-fidelity "
                         f"caches them; found {keys[:200]})")
-    return tuple(v.numpy() if isinstance(v, torch.Tensor) else v for v in (obj["mu"], obj["sigma"]))
+    return tuple(_tensor_array(obj[k], k, where) if isinstance(obj[k], torch.Tensor) else obj[k] for k in STATS_KEYS)
+
+
+def _tensor_array(t, name: str, where: str) -> np.ndarray:
+    """A dense real tensor of a torch-fidelity file as a numpy array (bfloat16 and float8 widened to float32, a
+    Parameter detached); sparse, quantized, complex, integer or off-CPU tensors are refused in one line."""
+    import torch
+
+    layout = str(t.layout).removeprefix("torch.")
+    if t.is_quantized:
+        raise DataError(f"{where}: {name!r} is a quantized tensor ({str(t.dtype).removeprefix('torch.')}); "
+                        "FID statistics are dense real numbers")
+    if t.layout != torch.strided or t.is_nested:
+        raise DataError(f"{where}: {name!r} is a {'nested' if t.is_nested else layout} tensor; FID statistics are "
+                        "dense real numbers")
+    if not t.is_floating_point():
+        raise DataError(f"{where}: {name!r} has dtype {str(t.dtype).removeprefix('torch.')}; FID statistics are real "
+                        "(floating-point) numbers")
+    if t.device.type != "cpu":
+        raise DataError(f"{where}: {name!r} is a tensor on {t.device.type!r}, with no data to read")
+    t = t.detach().resolve_conj().resolve_neg()
+    if t.dtype not in (torch.float16, torch.float32, torch.float64):  # bfloat16, float8: numpy has no such dtype
+        budgets.ARRAY_BYTES.check(t.numel() * 4, f"{where}: {name!r} of shape {tuple(t.shape)} as float32")
+        t = t.to(torch.float32)
+    try:
+        return t.numpy()
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise DataError(f"{where}: {name!r} cannot be read as an array ({str(exc).splitlines()[0][:200]})") from None
 
 
 def _sha256(p: Path) -> str:
