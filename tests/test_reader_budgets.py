@@ -129,3 +129,59 @@ def test_safetensors_genuine_empty_and_small_tensors_still_read(tmp_path):
     h = b'{"w":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}}'
     p.write_bytes(struct.pack("<Q", len(h)) + h + torch.arange(4, dtype=torch.float32).numpy().tobytes())
     assert read_safetensors(p)["w"].tolist() == [[0.0, 1.0], [2.0, 3.0]]
+
+
+# ----------------------------------------------------------------------------- sample counts from the header
+
+
+@pytest.fixture(scope="module")
+def deflated_67m_points(tmp_path_factory) -> Path:
+    """67,108,864 2-d float32 points of zeros: 512 MiB of data in ~2 MB of deflate (level 1; ~520 KB at level 9)."""
+    import numpy as np
+
+    p = tmp_path_factory.mktemp("bomb") / "zeros.npz"
+    with zipfile.ZipFile(p, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:
+        with z.open("points.npy", "w", force_zip64=True) as f:
+            np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False,
+                                                     "shape": (1 << 26, 2)})
+            chunk = bytes(1 << 24)
+            for _ in range(32):
+                f.write(chunk)
+    return p
+
+
+def test_real_set_of_67m_points_is_refused_by_default_before_decompressing(deflated_67m_points, monkeypatch):
+    """It passed every default budget (512 MiB < GANDIAG_MAX_ARRAY_BYTES) and evaluate ran for hours."""
+    import gandiag.safety.npz as npz
+
+    def never(*_a, **_k):
+        raise AssertionError("the array was decompressed before its sample count was checked")
+
+    monkeypatch.setattr(npz, "_load", never)
+    monkeypatch.delenv("GANDIAG_MAX_SAMPLES", raising=False)
+    for env in ({}, {"GANDIAG_MAX_SAMPLES": ""}):
+        res = gandiag_in_process("evaluate", RING_CKPT, "--real", deflated_67m_points, *QUICK, env=env)
+        assert_one_line(res, "67,108,864", "GANDIAG_MAX_SAMPLES")
+    res = gandiag_in_process("evaluate", deflated_67m_points, "--real", "ring8", *QUICK)  # as the evaluated samples
+    assert_one_line(res, "67,108,864", "GANDIAG_MAX_SAMPLES")
+
+
+def test_sample_count_budget_covers_real_train_data_and_npy(tmp_path):
+    import numpy as np
+
+    from gandiag.data.mixtures import MIXTURES
+
+    pts = MIXTURES["ring8"].sample(300, 0)[0].astype(np.float32)
+    np.savez(tmp_path / "held_out.npz", points=pts[:150])
+    np.savez(tmp_path / "train.npz", points=pts)
+    np.save(tmp_path / "real.npy", pts)
+    env = {"GANDIAG_MAX_SAMPLES": "200"}
+    res = gandiag_in_process("evaluate", RING_CKPT, "--real", tmp_path / "real.npy", *QUICK, env=env)
+    assert_one_line(res, "real.npy", "300 exceeds the limit of 200 samples", "GANDIAG_MAX_SAMPLES")
+    res = gandiag_in_process("evaluate", RING_CKPT, "--real", tmp_path / "held_out.npz", "--train-data",
+                             tmp_path / "train.npz", *QUICK, env=env)
+    assert_one_line(res, "train.npz", "300 exceeds the limit of 200 samples", "GANDIAG_MAX_SAMPLES")
+    # within the budget, the same files are read
+    res = gandiag_in_process("evaluate", RING_CKPT, "--real", tmp_path / "real.npy", *QUICK, "--no-diagnostics",
+                             "--metrics", "fid", env={"GANDIAG_MAX_SAMPLES": "300"})
+    assert res.returncode == 0, res.stderr

@@ -90,12 +90,13 @@ def open_npz(path: Path, kind: Optional[str] = None, layout: Optional[str] = Non
     else its only array; ``kind`` and ``layout`` say what it holds when its name and shape do not.
 
     Every array's header is read and checked against the budgets before any
-    data is decompressed (:mod:`gandiag.safety.npz`).
+    data is decompressed (:mod:`gandiag.safety.npz`), its sample count (first
+    dimension) against ``GANDIAG_MAX_SAMPLES``.
     """
     from ..safety.npz import read_npz
 
     path = Path(path)
-    arrays = read_npz(path, pick=_pick_samples_key, extra=("labels",))
+    arrays = read_npz(path, pick=_pick_samples_key, extra=("labels",), rows=budgets.NUM_SAMPLES)
     key = next(k for k in arrays if k != "labels" or len(arrays) == 1)
     s = from_array(arrays[key], f"{path.name}", arrays.get("labels") if key != "labels" else None, key=key,
                    kind=kind, layout=layout, hint=hint)
@@ -106,11 +107,12 @@ def open_npz(path: Path, kind: Optional[str] = None, layout: Optional[str] = Non
 def open_npy(path: Path, kind: Optional[str] = None, layout: Optional[str] = None,
              hint: Optional[str] = None) -> SampleSet:
     """A bare ``.npy`` array of samples (no key, no labels): its kind from ``kind``, ``hint`` or its shape, as for
-    an ``.npz`` array without a kind's name; header checked within the budgets before the data is read."""
+    an ``.npz`` array without a kind's name; header checked within the budgets (its sample count within
+    ``GANDIAG_MAX_SAMPLES``) before the data is read."""
     from ..safety.npz import read_npy
 
     path = Path(path)
-    s = from_array(read_npy(path), f"{path.name}", kind=kind, layout=layout, hint=hint)
+    s = from_array(read_npy(path, rows=budgets.NUM_SAMPLES), f"{path.name}", kind=kind, layout=layout, hint=hint)
     s.meta["path"] = str(path)
     return s
 

@@ -81,6 +81,8 @@ IMAGE_PIXELS = Budget("pixels per image", "GANDIAG_MAX_IMAGE_PIXELS", 1 << 26)  
 TOTAL_PIXELS = Budget("pixels per image set", "GANDIAG_MAX_TOTAL_PIXELS", 1 << 36)  # ~68.7e9: 50k at 1024x1024 x 1.3
 ARRAY_BYTES = Budget("per array", "GANDIAG_MAX_ARRAY_BYTES", 8 << 30, unit="bytes")
 BATCH_SIZE = Budget("samples per batch", "GANDIAG_MAX_BATCH_SIZE", 65_536, flag="--batch-size")
+# -n, and the sample count (first dimension, from the header) of a samples .npz/.npy: --real, --train-data, the
+# evaluated file (gandiag.data.samples)
 NUM_SAMPLES = Budget("samples", "GANDIAG_MAX_SAMPLES", 10_000_000, flag="-n/--num-samples")
 LATENT_SIZE = Budget("latent values per sample", "GANDIAG_MAX_LATENT_SIZE", 1 << 16, flag="--latent-dim")
 CLASSES = Budget("classes", "GANDIAG_MAX_CLASSES", 100_000, flag="--num-classes")

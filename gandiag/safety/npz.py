@@ -16,7 +16,7 @@ import math
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -66,12 +66,20 @@ def _checked_nbytes(shape, dtype, what: str) -> int:
     return math.prod(shape) * dtype.itemsize
 
 
-def _check_member(z, info, where: str) -> None:
+def _check_rows(shape, rows: Optional[budgets.Budget], what: str) -> None:
+    """A samples array's first dimension (its sample count) against ``rows``, from the header: a few hundred KB of
+    deflated zeros can hold 67 million points, and every real sample is extracted and compared."""
+    if rows is not None and len(shape) >= 1:
+        rows.check(int(shape[0]), what)
+
+
+def _check_member(z, info, where: str, rows: Optional[budgets.Budget] = None) -> None:
     shape, dtype, header_len = _header(z, info, where)
     name = info.filename.removesuffix(".npy")
     if dtype.hasobject or dtype.kind not in "biufcU" or dtype.fields is not None:
         raise DataError(f"{where}: array {name!r} has dtype {dtype}; gandiag reads arrays of plain numbers only")
     nbytes = _checked_nbytes(shape, dtype, f"{where}: array {name!r} of shape {str(tuple(shape))[:200]} ({dtype})")
+    _check_rows(shape, rows, f"{where}: rows of array {name!r}")
     if len(shape) >= 3:
         hw = shape[1:3] if len(shape) == 3 or shape[1] not in (1, 3) else shape[2:4]
         budgets.IMAGE_PIXELS.check(int(hw[0]) * int(hw[1]), f"{where}: images of {hw[1]}x{hw[0]} in {name!r}")
@@ -80,9 +88,11 @@ def _check_member(z, info, where: str) -> None:
                         f"{max(info.file_size - header_len, 0):,}; the file is corrupt")
 
 
-def read_npz(path: Path, pick: Callable[[Path, list], str], extra: Sequence[str] = ()) -> dict:
-    """The arrays ``pick(path, keys)`` names, plus those of ``extra`` present, each checked before loading."""
-    return _read(path, lambda keys: [pick(path, keys)] + [k for k in extra if k in keys])
+def read_npz(path: Path, pick: Callable[[Path, list], str], extra: Sequence[str] = (),
+             rows: Optional[budgets.Budget] = None) -> dict:
+    """The arrays ``pick(path, keys)`` names, plus those of ``extra`` present, each checked before loading;
+    ``rows``: a budget on each array's first dimension (a samples file's sample count)."""
+    return _read(path, lambda keys: [pick(path, keys)] + [k for k in extra if k in keys], rows)
 
 
 def read_npz_all(path: Path) -> dict:
@@ -90,7 +100,7 @@ def read_npz_all(path: Path) -> dict:
     return _read(path, lambda keys: keys)
 
 
-def _read(path: Path, choose: Callable[[list], list]) -> dict:
+def _read(path: Path, choose: Callable[[list], list], rows: Optional[budgets.Budget] = None) -> dict:
     where = str(path)
     with open_regular(path, "a .npz file", error=DataError) as f:
         if f.read(4) != ZIP_MAGIC:
@@ -106,7 +116,7 @@ def _read(path: Path, choose: Callable[[list], list]) -> dict:
             members = {i.filename.removesuffix(".npy"): i for i in infos if i.filename.endswith(".npy")}
             out = {}
             for key in dict.fromkeys(choose(list(members))):
-                _check_member(z, members[key], where)
+                _check_member(z, members[key], where, rows)
                 out[key] = _load(z, members[key], where)
             return out
 
@@ -129,9 +139,9 @@ def npz_keys(path: Path) -> list:
 NPY_MAGIC = b"\x93NUMPY"
 
 
-def read_npy(path: Path) -> np.ndarray:
+def read_npy(path: Path, rows: Optional[budgets.Budget] = None) -> np.ndarray:
     """A bare ``.npy`` array, checked as an ``.npz`` member is: header first (plain numbers, within the array
-    budget, the file holding exactly the bytes it declares), data only then, never unpickled."""
+    budget and ``rows``, the file holding exactly the bytes it declares), data only then, never unpickled."""
     where = str(path)
     fmt = np.lib.format
     with open_regular(path, "a .npy file", error=DataError) as f:
@@ -149,6 +159,7 @@ def read_npy(path: Path) -> np.ndarray:
         if dtype.hasobject or dtype.kind not in "biufcU" or dtype.fields is not None:
             raise DataError(f"{where}: dtype {dtype}; gandiag reads arrays of plain numbers only")
         nbytes = _checked_nbytes(shape, dtype, f"{where}: array of shape {str(tuple(shape))[:200]} ({dtype})")
+        _check_rows(shape, rows, f"{where}: rows of the array")
         import os
 
         size = os.fstat(f.fileno()).st_size
