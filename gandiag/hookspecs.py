@@ -231,6 +231,11 @@ KINDS: dict[str, Kind] = {k.kind: k for k in (
         _text("description", "what network and which features"),
         Attr("kinds", "a tuple of the sample kinds it takes (registered names: 'images', 'points'...)", _is_kinds),
         _method("build(weights_path, device)", " -> a `FeatureExtractor` (see `gandiag.FeatureExtractor`)"),
+        Attr("metric_labels", "a dict of text to text: the labels people should read for metrics on these features "
+             "(`{'FID': 'FD'}`)", lambda v: isinstance(v, dict) and all(isinstance(k, str) and isinstance(x, str)
+                                                                          for k, x in v.items()), required=False),
+        Attr("takes_weights", "a bool (default True); False for a model-free extractor: `--feature-weights` for it "
+             "is refused, not ignored", _is_bool, required=False),
     )),
     Kind("metric", "register_metrics", "register(metric)", "metrics computed from the shared features", (
         _name(),
@@ -250,7 +255,8 @@ KINDS: dict[str, Kind] = {k.kind: k for k in (
         _method("applies(ctx)", " -> bool: can it judge these samples? `ctx` is an `EvalContext`"),
         _method("run(ctx)", " -> {'verdict': str, 'reasons': [reason(...), ...], ...}"),
         _text("description", "one line on what it checks", required=False),
-        Attr("levels", "a tuple of its verdict words, best first, worst last: how the report colours them",
+        Attr("levels", "a tuple of its verdict words, best first, worst last: how the report colours them, and "
+             "what gates accept (an allow/deny word outside them is refused; a verdict outside them fails the gate)",
              lambda v: isinstance(v, (tuple, list)) and bool(v) and all(_is_text(x) for x in v), required=False),
     )),
     Kind("report section", "register_report_sections", "register(section)", "sections of the HTML report", (

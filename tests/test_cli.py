@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -106,6 +107,8 @@ def test_same_seed_same_numbers(tmp_path, ring_npz):
     (["evaluate"], "Missing argument 'TARGET'"),
     (["train", "gan", "--loss", "hinj"], "'gandiag train --help' lists the options"),
     (["nosuchcommand"], "No such command 'nosuchcommand'"),
+    # flags that would be silently ignored are refused
+    (["evaluate", "RING", "--real", "ring8", "--feature-weights", "/nonexist"], "model-free and take no weights"),
 ])
 def test_bad_input_one_line_exit_2_no_result_file(tmp_path, ring_npz, args, match):
     out = tmp_path / "never.json"
@@ -208,3 +211,9 @@ def test_default_report_names_keep_two_runs_apart():
     assert report_path_for("exports/netG.onnx").name == "exports-netg.html"
     assert report_path_for("my_generator_v3.pt2").name == "my-generator-v3.html"  # a name of its own stays
     assert report_path_for("checkpoint.pt").name == "checkpoint.html"
+
+
+def test_a_translators_flags_on_a_generator_of_latents_are_refused(tmp_path):
+    ring = Path(__file__).parent / "fixtures" / "models" / "ring8_gan_pack4" / "checkpoint.pt"
+    for flags in (["--paired"], ["--inverse", str(ring)]):
+        _one_line_error(run("evaluate", ring, "-n", "100", *flags, cwd=tmp_path), "is a generator of latents")

@@ -87,7 +87,12 @@ def build_extractors(names, weights, kind: str, real_spec: Optional[str], device
     if len(set(names)) != len(names):
         raise GandiagError(f"--feature-extractor names an extractor twice: {', '.join(names)}")
     paths = weights_by_extractor(names, weights)
-    return [choose_extractor(name, kind, real_spec).build(paths.get(name), device) for name in names]
+    specs = [choose_extractor(name, kind, real_spec) for name in names]
+    for spec in specs:
+        if paths.get(spec.name) and not getattr(spec, "takes_weights", True):
+            raise GandiagError(f"--feature-weights {paths[spec.name]}: the {spec.name} features are model-free and "
+                               "take no weights file")
+    return [spec.build(paths.get(spec.name), device) for spec in specs]
 
 
 def source_default(real_spec: Optional[str], kind: str) -> Optional[str]:

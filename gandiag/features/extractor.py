@@ -41,6 +41,8 @@ class ExtractorSpec:
     # Optional: metric labels people should read on these features, e.g. {"FID": "FD"} for sequence features
     # (a Fréchet distance that is not Inception's); results label them "FD [sequence-stats]".
     metric_labels: dict = field(default_factory=dict)
+    # False for model-free extractors (points, sequence-stats): --feature-weights for one is refused, not ignored.
+    takes_weights: bool = True
 
 
 def sha256_file(path) -> str:

@@ -25,5 +25,5 @@ class PointsExtractor:
 
 POINTS = ExtractorSpec(
     "points", "raw coordinates of low-dimensional samples (2D mixtures)", ("points",),
-    lambda weights_path=None, device="cpu": PointsExtractor(weights_path, device),
+    lambda weights_path=None, device="cpu": PointsExtractor(weights_path, device), takes_weights=False,
 )

@@ -152,5 +152,5 @@ SPEC = ExtractorSpec(
     "model-free statistics of any sequences (per-channel moments, autocorrelation, spectrum, correlations)",
     ("sequences",),
     lambda weights_path=None, device="cpu": SequenceStatsExtractor(weights_path, device),
-    metric_labels=SEQUENCE_LABELS,
+    metric_labels=SEQUENCE_LABELS, takes_weights=False,
 )

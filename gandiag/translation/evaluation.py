@@ -68,6 +68,10 @@ def open_translator(gen: LoadedGenerator, contract: GeneratorContract, opts) -> 
     """(completed contract, :class:`Translator`) of a translator, or (contract, None) for a latent generator."""
     if not contract.is_translator and not opts.inputs:
         _refuse_image_latent(gen, contract)
+        given = [flag for flag, value in (("--inverse", opts.inverse), ("--paired", opts.paired)) if value]
+        if given:  # a translator's flags on a generator of latents would be silently ignored
+            raise GandiagError(f"{' and '.join(given)}: {gen.path} is a generator of latents, not a translator "
+                               "(these flags apply to image-to-image translators)")
         return contract, None
     if not contract.is_translator and contract.decided.get("takes") == "file":
         raise GandiagError(f"--inputs: {gen.path} is a generator of latents, not a translator")
