@@ -299,4 +299,5 @@ def check(opts: EvalOptions) -> EvalOptions:
             raise GandiagError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(opts, name)}")
     if opts.bootstrap < 0:
         raise GandiagError(f"--bootstrap must be 0 (off) or positive, got {opts.bootstrap}")
+    budgets.check_flag(budgets.BOOTSTRAP, opts.bootstrap)
     return dataclasses.replace(opts, device=check_device(opts.device or default_device()))

@@ -93,3 +93,36 @@ def test_evaluate_bootstrap_writes_intervals_to_json(tmp_path):
 def test_few_resamples_warn():
     _, ctx = run(gaussians(100, 3, 1), gaussians(100, 3, 2), 5)
     assert any("rough" in w for w in ctx.warnings)
+
+
+def test_bootstrap_count_is_bounded_by_a_budget(tmp_path, monkeypatch):
+    """--bootstrap 100000000 ran for minutes (hours to come) before any check: it is refused in one line, exit 2,
+    before any work; GANDIAG_MAX_BOOTSTRAP raises the limit."""
+    import pytest
+    from conftest import gandiag_in_process
+
+    import gandiag.metrics.bootstrap as bootstrap_module
+    from gandiag.safety.budgets import BOOTSTRAP, BudgetError
+
+    def never(*_a, **_k):
+        raise AssertionError("the resamples started: --bootstrap was not refused before the work")
+
+    monkeypatch.delenv("GANDIAG_MAX_BOOTSTRAP", raising=False)
+    pts, _ = MIXTURES["ring8"].sample(64, 4)
+    np.savez(tmp_path / "ring.npz", samples=pts)
+    with monkeypatch.context() as m:
+        m.setattr(bootstrap_module, "add_confidence_intervals", never)  # without the bound: exit 3, not hours
+        res = gandiag_in_process("evaluate", tmp_path / "ring.npz", "--real", "ring8", "--bootstrap", "100000000",
+                                 "--no-progress", "--device", "cpu")
+        lines = res.stderr.strip().splitlines()
+        assert res.returncode == 2 and len(lines) == 1, res.stderr
+        assert lines[0].startswith("gandiag: error: --bootstrap 100,000,000") and "GANDIAG_MAX_BOOTSTRAP" in lines[0]
+        assert BOOTSTRAP.value >= 1000  # room for the 1,000-2,000 resamples a stable 95% interval needs
+        with pytest.raises(BudgetError, match="GANDIAG_MAX_BOOTSTRAP"):  # the library checks it too
+            evaluate(tmp_path / "ring.npz", "ring8", bootstrap=BOOTSTRAP.value + 1, diagnostics=False, device="cpu")
+    monkeypatch.setenv("GANDIAG_MAX_BOOTSTRAP", "10")
+    with pytest.raises(BudgetError, match="11 exceeds the limit of 10 bootstrap resamples"):
+        evaluate(tmp_path / "ring.npz", "ring8", bootstrap=11, diagnostics=False, device="cpu")
+    r = evaluate(tmp_path / "ring.npz", "ring8", bootstrap=10, metrics=["fid"], diagnostics=False, device="cpu",
+                 use_cache=False)
+    assert r.metrics["fid"]["bootstrap"] == 10
