@@ -551,3 +551,13 @@ def test_lone_surrogates_are_shown_as_escapes_not_a_crash(tmp_path, monkeypatch)
     ET.parse("j.xml")
     code, out, err = cli("report", "se.json", "-o", "se.html")
     assert code == 0 and "\\ud800" in Path("se.html").read_text(encoding="utf-8")
+
+
+def test_a_results_file_of_a_million_empty_objects_is_refused_before_parsing(tmp_path):
+    """Each list or object costs Python ~70 bytes parsed: 20 MB of '[{},{},...]' took ~0.5 GB before; now the
+    bracket scan that bounds nesting counts them too, and more than any results file holds is exit 2."""
+    big = tmp_path / "big.json"
+    big.write_text('{"schema": "gandiag.results", "pad": [' + "{}," * 1_100_000 + "{}]}")
+    (tmp_path / "g.toml").write_text("[gates]\nfid = { max = 1.0 }\n")
+    code, _, err = cli("gate", big, "--gate", tmp_path / "g.toml")
+    assert_one_line(code, err, "lists and objects, more than")

@@ -17,7 +17,12 @@ from .untrusted import shown
 
 def nesting_depth(text: str, opens: str = "[{", closes: str = "]}") -> int:
     """Deepest bracket nesting outside strings (an upper bound is enough: strings are skipped roughly)."""
-    depth = deepest = 0
+    return _brackets(text, opens, closes)[0]
+
+
+def _brackets(text: str, opens: str = "[{", closes: str = "]}") -> tuple:
+    """(deepest nesting, containers opened) outside strings, in one pass that does not recurse."""
+    depth = deepest = count = 0
     in_str = escape = False
     for ch in text:
         if in_str:
@@ -32,15 +37,25 @@ def nesting_depth(text: str, opens: str = "[{", closes: str = "]}") -> int:
             in_str = True
         elif ch in opens:
             depth += 1
+            count += 1
             deepest = max(deepest, depth)
         elif ch in closes:
             depth -= 1
-    return deepest
+    return deepest, count
 
 
-def check_nesting(text: str, where: str, error=DataError) -> None:
-    if nesting_depth(text) > NESTING:
+def check_nesting(text: str, where: str, error=DataError, opens: str = "[{", closes: str = "]}") -> None:
+    """Refuse documents nested deeper than NESTING, or holding more than CONTAINERS lists and objects: each
+    costs Python ~70 bytes parsed, so 20 MB of ``[{},{},...]`` would take ~0.5 GB (results JSON hold thousands)."""
+    deepest, count = _brackets(text, opens, closes)
+    if deepest > NESTING:
         raise error(f"{where}: nested more than {NESTING} levels deep; not a file gandiag wrote")
+    if count > CONTAINERS:
+        raise error(f"{where}: {count:,} lists and objects, more than the {CONTAINERS:,} any file gandiag writes "
+                    "holds; refused before parsing")
+
+
+CONTAINERS = 1_000_000  # lists and objects in one JSON/TOML document; gandiag's own results hold thousands
 
 
 class _DuplicateKey(ValueError):
