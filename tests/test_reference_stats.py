@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -232,7 +233,10 @@ def test_bad_statistics_are_one_line_exit_2(points, tmp_path, case):
     root, _, _ = points
     make, message = BAD[case]
     path = make(tmp_path / "stats.npz")
-    res = cli(root / "fake.npz", "--real", path, "--json", tmp_path / "out.json")
+    with warnings.catch_warnings(record=True) as caught:  # a warning is a second line on the console's stderr
+        warnings.simplefilter("always")
+        res = cli(root / "fake.npz", "--real", path, "--json", tmp_path / "out.json")
+    assert not caught, [str(w.message)[:200] for w in caught]
     assert res.returncode == 2, res.stdout
     assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr
     assert message in res.stderr

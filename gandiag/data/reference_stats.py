@@ -29,6 +29,7 @@ must come from its own extractor and preprocessing.
 from __future__ import annotations
 
 import hashlib
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,7 +190,10 @@ def _torch_statistics(p: Path) -> tuple:
                (core.multiarray._reconstruct, "numpy.core.multiarray._reconstruct"),  # files written by numpy 1.x
                *(getattr(np.dtypes, n) for n in ("Float64DType", "Float32DType") if hasattr(np, "dtypes"))]
     try:
-        with torch.serialization.safe_globals(allowed):
+        # torch warns on stderr of what it loads (sparse invariants checked, TypedStorage deprecated for quantized
+        # tensors): the checks below say what matters in one line
+        with torch.serialization.safe_globals(allowed), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:
         g = pickled_global(exc)
