@@ -458,7 +458,8 @@ def test_baseline_must_be_comparable(tmp_path):
     gates.write_text('baseline = "other.json"\n[gates]\nfid = { max_increase = 0.1 }\n')
     code, _, err = cli("gate", current, "--gate", gates)
     assert_one_line(code, err, "not comparable")
-    assert "feature extractor: inception-v3 vs points" in err and "number of generated samples N: 10 vs 300" in err
+    assert "feature extractor: this run points, the baseline inception-v3" in err
+    assert "number of generated samples N: this run 300, the baseline 10" in err
     old = json.loads(current.read_text())
     del old["provenance"]["metric_options"], old["real"]["content_sha256"]
     (tmp_path / "old.json").write_text(json.dumps(old))
