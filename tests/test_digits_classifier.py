@@ -91,9 +91,14 @@ def test_spec():
     assert dc.SPEC.name == "digits" and dc.SPEC.build is dc.build
 
 
-def test_missing_weights_raise(tmp_path):
-    with pytest.raises(FeatureExtractorError, match="digits classifier weights not found at .*nope.pt"):
+def test_missing_weights_raise(tmp_path, monkeypatch):
+    """A path the user gave that is not there is a typo (no such file); the package's own file missing says how
+    to make it."""
+    with pytest.raises(FeatureExtractorError, match="--feature-weights .*nope.pt: no such file"):
         dc.build(tmp_path / "nope.pt")
+    monkeypatch.setattr(dc, "DEFAULT_WEIGHTS", tmp_path / "packaged.pt")
+    with pytest.raises(FeatureExtractorError, match="not found at .*packaged.pt; run scripts/train_digits_classifier"):
+        dc.build(None)
 
 
 def test_corrupt_weights_raise(tmp_path):
