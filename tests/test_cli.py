@@ -217,3 +217,5 @@ def test_a_translators_flags_on_a_generator_of_latents_are_refused(tmp_path):
     ring = Path(__file__).parent / "fixtures" / "models" / "ring8_gan_pack4" / "checkpoint.pt"
     for flags in (["--paired"], ["--inverse", str(ring)]):
         _one_line_error(run("evaluate", ring, "-n", "100", *flags, cwd=tmp_path), "is a generator of latents")
+    # an unconditional gandiag checkpoint's contract says it takes no labels: --num-classes cannot make it take some
+    _one_line_error(run("evaluate", ring, "-n", "100", "--num-classes", "5", cwd=tmp_path), "takes no class labels")

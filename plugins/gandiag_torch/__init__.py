@@ -155,6 +155,7 @@ class TorchLoader:
             real_source=(ckpt.get("data") or {}).get("source"),
             meta={"arch": spec["arch"], "step": ckpt.get("step"), "ema": used_ema, "variant": (ckpt.get("config") or {}).get("variant")},
             inverse=self._inverse(path, options, ckpt),
+            takes_labels=bool(contract.num_classes),  # gandiag's own contract says: --num-classes cannot change it
         )
 
     @staticmethod
