@@ -175,7 +175,7 @@ def atomic_write(path, mode: str = "wb", what: str = "output"):
         raise
 
 
-def _identity(path) -> Optional[tuple]:
+def file_identity(path) -> Optional[tuple]:
     """(device, inode) of the file ``path`` names (through symlinks), or None when there is none."""
     try:
         st = os.stat(path)
@@ -187,11 +187,11 @@ def _identity(path) -> Optional[tuple]:
 def refuse_inputs(path, what: str, inputs) -> None:
     """An output must not replace a file the run reads (``inputs``: (path, what) pairs), whatever the spelling:
     the same inode through symlinks, hard links or ``./``. A missing output replaces nothing."""
-    ident = _identity(path)
+    ident = file_identity(path)
     if ident is None:
         return
     for src, src_what in inputs:
-        if src is not None and str(src) and _identity(src) == ident:
+        if src is not None and str(src) and file_identity(src) == ident:
             raise OutputError(f"{what} {path} is {src_what} {src}, which this run reads; write it elsewhere "
                               "(nothing was replaced)")
 

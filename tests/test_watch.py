@@ -164,7 +164,7 @@ def test_a_file_name_that_is_not_utf8_is_shown_escaped_and_recorded_once_evaluat
     assert "ck\\xff.pt (step " in res.stderr and "1 snapshot(s) evaluated" in res.stdout
     assert "ck\\xff.pt" in (run / "watch" / "trend.html").read_text()
     page = (run / "watch" / "report.html").read_text()  # valid UTF-8, the name escaped
-    assert "ck\\xff.pt" in page or "ck\\udcff.pt" in page
+    assert "ck\\xff.pt" in page
     assert _trend(run / "watch")[0]["snapshot"] == os.fsdecode(bytes(run) + b"/ck\xff.pt")
     again = gandiag_in_process("watch", run, "-n", "100", "--settle", "0", "--once")
     assert again.returncode == 0 and "0 snapshot(s) evaluated" in again.stdout
@@ -272,7 +272,7 @@ def test_symlinks_planted_in_the_run_folder_are_never_written_through_nor_read(t
 
 def test_the_output_folder_replaces_names_and_never_follows_a_link_planted_after_its_checks(tmp_path, monkeypatch):
     from gandiag.atomic import OutputError
-    from gandiag.monitor.watch import OutputFolder
+    from gandiag.monitor.output_folder import OutputFolder
 
     precious = tmp_path / "precious.json"
     precious.write_text('{"p": 1}\n')

@@ -16,7 +16,6 @@ import html
 import json
 import math
 import os
-import re
 from pathlib import Path
 from typing import Optional
 
@@ -134,36 +133,17 @@ def _title(text: str) -> str:
 
 
 def page_bytes(lines: list, title: str) -> bytes:
-    """The trend report's bytes (:func:`utf8`: a trend file or a file name may hold what UTF-8 cannot)."""
+    """The trend report's bytes (a trend file or a file name may hold what UTF-8 cannot)."""
+    from ..safety.text import utf8
+
     return utf8(render(lines, title))
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _unsurrogate(m: re.Match) -> str:
-    c = ord(m.group(0))
-    return f"\\x{c - 0xdc00:02x}" if 0xdc80 <= c <= 0xdcff else f"\\u{c:04x}"
-
-
-def unsurrogated(text: str) -> str:
-    """``text`` with each byte of a file name that is not UTF-8 (which ``os.fsdecode`` carries as a
-    surrogate) as its ``\\xff`` escape, any other lone surrogate (a trend file may hold anything) as
-    ``\\udXXX``: text UTF-8 can hold."""
-    return _SURROGATE.sub(_unsurrogate, text)
-
-
-def utf8(text: str) -> bytes:
-    """``text`` as UTF-8 bytes, never an encoding error (:func:`unsurrogated`)."""
-    return unsurrogated(text).encode("utf-8")
-
-
 def shown(name) -> str:
-    """A file name as it can be printed or written into a report: :func:`unsurrogated`, control characters
-    escaped."""
+    """A file name as it can be printed or written into a report (:func:`gandiag.safety.text.clean`)."""
     from ..safety.text import clean
 
-    return clean(unsurrogated(str(name)))
+    return clean(name)
 
 
 def redraw(folder: Path, title: str) -> Path:

@@ -29,6 +29,7 @@ from typing import Optional, Sequence
 from markupsafe import Markup
 
 from ..atomic import write_text
+from ..safety.text import unsurrogated
 
 DEFAULT_DIR = "reports"
 
@@ -206,7 +207,7 @@ def render_html(results_list: Sequence, title: Optional[str] = None) -> str:
     page = environment().get_template("report.html").render(
         title=title, subtitle=subtitle, blocks=blocks, version=__version__, created=created)
     # lone surrogates (a non-UTF-8 file name, a "\ud800" in a results file) shown as escapes: UTF-8 cannot hold them
-    return page.encode("utf-8", "backslashreplace").decode("utf-8")
+    return unsurrogated(page)
 
 
 def default_report_path(results) -> Path:
